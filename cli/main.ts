@@ -1,0 +1,114 @@
+/**
+ * The `db-platform` command line. Exit codes: 0 success, 1 the stack has problems (invalid
+ * config, policy violations), 2 the command could not run (bad arguments, unreadable files).
+ */
+import * as path from "node:path";
+import { Command, CommanderError, Option } from "commander";
+import { formatProblem, validateConfig } from "../components/spec";
+import { ConfigFileError, findProjectDir, projectName, readConfigFile, stackConfigPath } from "./stackConfig";
+import { synth } from "./synth";
+
+export const EXIT_OK = 0;
+export const EXIT_PROBLEMS = 1;
+export const EXIT_USAGE = 2;
+
+export class UsageError extends Error {}
+
+interface StackOptions {
+  stack?: string;
+  config?: string;
+}
+
+/** Resolve `--stack` / `--config` to a config file, a stack name and the project name. */
+export function resolveStack(opts: StackOptions): { file: string; stack: string; project: string } {
+  if (!opts.stack && !opts.config) throw new UsageError("give --stack <name> or --config <file>");
+  if (opts.config) {
+    const file = path.resolve(opts.config);
+    const fromName = /^Pulumi\.(.+)\.ya?ml$/.exec(path.basename(file))?.[1];
+    let project = "db-platform";
+    try {
+      project = projectName(findProjectDir(path.dirname(file)));
+    } catch {
+      // A config file outside a project is fine: use the default project name.
+    }
+    return { file, stack: opts.stack ?? fromName ?? "stack", project };
+  }
+  const dir = findProjectDir();
+  return { file: stackConfigPath(opts.stack as string, dir), stack: opts.stack as string, project: projectName(dir) };
+}
+
+function stackOptions(cmd: Command): Command {
+  return cmd
+    .addOption(new Option("-s, --stack <name>", "stack name: reads Pulumi.<name>.yaml from the project directory"))
+    .addOption(new Option("-c, --config <file>", "a file in the Pulumi.<stack>.yaml format (overrides --stack's file)"));
+}
+
+export function buildProgram(
+  out: (s: string) => void = (s) => process.stdout.write(s),
+  err: (s: string) => void = (s) => process.stderr.write(s),
+): Command {
+  const program = new Command("db-platform")
+    .description("PostgreSQL platform on Pulumi: validate, synthesize and check stacks offline.")
+    .configureOutput({ writeOut: out, writeErr: err })
+    .exitOverride()
+    .showHelpAfterError();
+
+  stackOptions(
+    program.command("validate").description("check a stack's db-platform config; one line per problem, each starting with its config path"),
+  ).action((opts: StackOptions) => {
+    const { file } = resolveStack(opts);
+    const result = validateConfig(readConfigFile(file));
+    if (!result.ok) {
+      for (const p of result.problems) out(`${formatProblem(p)}\n`);
+      err(`${path.basename(file)}: ${result.problems.length} problem(s)\n`);
+      process.exitCode = EXIT_PROBLEMS;
+      return;
+    }
+    const { spec } = result;
+    err(
+      `${path.basename(file)}: valid (environment ${spec.environment}, ${spec.servers.length} server(s), ${spec.services.length} service(s))\n`,
+    );
+  });
+
+  stackOptions(program.command("synth").description("print the full desired state offline (the real program under the SDK's mocks)"))
+    .option("--json", "print a JSON array of { type, name, urn, parent, provider, props }")
+    .action(async (opts: StackOptions & { json?: boolean }) => {
+      const { file, stack, project } = resolveStack(opts);
+      const input = readConfigFile(file);
+      const result = validateConfig(input);
+      if (!result.ok) {
+        for (const p of result.problems) out(`${formatProblem(p)}\n`);
+        process.exitCode = EXIT_PROBLEMS;
+        return;
+      }
+      const resources = await synth(input, project, stack);
+      if (opts.json) {
+        out(`${JSON.stringify(resources, null, 2)}\n`);
+        return;
+      }
+      const byType = new Map<string, number>();
+      for (const r of resources) byType.set(r.type, (byType.get(r.type) ?? 0) + 1);
+      for (const [type, n] of [...byType].sort()) out(`${String(n).padStart(5)}  ${type}\n`);
+      out(`${String(resources.length).padStart(5)}  resources in stack ${stack}\n`);
+    });
+
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv, { from: "user" });
+    return typeof process.exitCode === "number" ? process.exitCode : EXIT_OK;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      // --help and --version end here with exit code 0.
+      return e.exitCode === 0 ? EXIT_OK : EXIT_USAGE;
+    }
+    if (e instanceof UsageError || e instanceof ConfigFileError) {
+      process.stderr.write(`db-platform: ${e.message}\n`);
+      return EXIT_USAGE;
+    }
+    throw e;
+  }
+}

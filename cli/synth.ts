@@ -1,0 +1,137 @@
+/**
+ * `db-platform synth`: run the real program under the Pulumi SDK's mocks, with no engine and no
+ * credentials, and record every resource it registers with its parent, provider and inputs.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import { runProgram } from "../components/program";
+import type { ConfigInput } from "../components/spec";
+
+export interface SynthResource {
+  readonly type: string;
+  readonly name: string;
+  readonly urn: string;
+  readonly parent: string | null;
+  readonly provider: string | null;
+  /** Inputs as registered; secret values are replaced by "[secret]". */
+  readonly props: Record<string, unknown>;
+}
+
+const SIG = pulumi.runtime.specialSigKey;
+const SECRET_SIG = pulumi.runtime.specialSecretSig;
+const RESOURCE_SIG = pulumi.runtime.specialResourceSig;
+export const SECRET_MARK = "[secret]";
+const SYNTH_ACCOUNT = "000000000000";
+
+/** Serialized RPC values -> plain JSON with secrets masked and resource references as URNs. */
+function plain(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(plain);
+  if (v === pulumi.runtime.unknownValue) return "[unknown]";
+  if (v !== null && typeof v === "object") {
+    const o = v as Record<string, unknown>;
+    if (o[SIG] === SECRET_SIG) return SECRET_MARK;
+    if (o[SIG] === RESOURCE_SIG) return o.urn;
+    return Object.fromEntries(Object.entries(o).map(([k, item]) => [k, plain(item)]));
+  }
+  return v;
+}
+
+/** Outputs the engine would compute, faked deterministically so dependent inputs are readable. */
+function computedState(type: string, name: string, inputs: Record<string, unknown>): Record<string, unknown> {
+  const region = "synth-region";
+  switch (type) {
+    case "aws:rds/instance:Instance": {
+      const id = String(inputs.identifier ?? name);
+      return {
+        address: `${id}.synth.rds.invalid`,
+        port: 5432,
+        arn: `arn:aws:rds:${region}:${SYNTH_ACCOUNT}:db:${id}`,
+        masterUserSecrets: [
+          { secretArn: `arn:aws:secretsmanager:${region}:${SYNTH_ACCOUNT}:secret:rds!db-${id}`, kmsKeyId: "", secretStatus: "active" },
+        ],
+      };
+    }
+    case "aws:kms/key:Key":
+      return { arn: `arn:aws:kms:${region}:${SYNTH_ACCOUNT}:key/${name}`, keyId: name };
+    case "random:index/randomPassword:RandomPassword":
+      return { result: `synth-${name}` };
+    case "docker:index/remoteImage:RemoteImage":
+      return { imageId: `${String(inputs.name)}@sha256:synth` };
+    default:
+      return { arn: `arn:aws:synth:${region}:${SYNTH_ACCOUNT}:${name}` };
+  }
+}
+
+function mockCall(token: string, inputs: Record<string, unknown>): Record<string, unknown> {
+  switch (token) {
+    case "aws:index/getCallerIdentity:getCallerIdentity":
+      return { accountId: SYNTH_ACCOUNT, arn: `arn:aws:iam::${SYNTH_ACCOUNT}:user/synth`, userId: "synth" };
+    case "aws:secretsmanager/getSecretVersion:getSecretVersion":
+      return { secretId: inputs.secretId, secretString: JSON.stringify({ username: "synth", password: "synth-master-password" }) };
+    default:
+      throw new Error(`synth: unexpected invoke ${token}`);
+  }
+}
+
+interface RegisterRequest {
+  getType(): string;
+  getName(): string;
+  getParent(): string;
+  getProvider(): string;
+  getObject(): { toJavaScript(): Record<string, unknown> } | undefined;
+}
+
+/**
+ * Synthesize the desired state. Uses the process-wide Pulumi runtime, so call it once per
+ * process (the CLI does; tests use a fresh worker per file).
+ */
+export async function synth(input: ConfigInput, project: string, stack: string): Promise<SynthResource[]> {
+  const resources: SynthResource[] = [];
+  await pulumi.runtime.setMocks(
+    {
+      newResource: (args) => ({ id: `${args.name}-id`, state: { ...args.inputs, ...computedState(args.type, args.name, args.inputs) } }),
+      call: (args) => mockCall(args.token, args.inputs),
+    },
+    project,
+    stack,
+    false,
+  );
+  const monitor = pulumi.runtime.getMonitor() as unknown as {
+    registerResource(req: RegisterRequest, cb: (err: Error | null, resp?: { getUrn(): string }) => void): Promise<void>;
+  };
+  const register = monitor.registerResource.bind(monitor);
+  // The mock monitor qualifies a URN's type with the parent's last type only; the engine uses
+  // the parent's whole type chain. Rebuild engine-shaped URNs so synth output matches exports.
+  const fullUrns = new Map<string, string>();
+  const full = (mockUrn: string) => fullUrns.get(mockUrn) ?? mockUrn;
+  monitor.registerResource = (req, callback) =>
+    register(req, (err, resp) => {
+      if (!err && resp) {
+        const parent = req.getParent() ? full(req.getParent()) : null;
+        const qualified = parent ? `${parent.split("::")[2]}$${req.getType()}` : req.getType();
+        const urn = `urn:pulumi:${stack}::${project}::${qualified}::${req.getName()}`;
+        fullUrns.set(resp.getUrn(), urn);
+        const providerRef = req.getProvider();
+        resources.push({
+          type: req.getType(),
+          name: req.getName(),
+          urn,
+          parent,
+          provider: providerRef ? full(providerRef.split("::").slice(0, -1).join("::")) : null,
+          props: plain(req.getObject()?.toJavaScript() ?? {}) as Record<string, unknown>,
+        });
+      }
+      callback(err, resp);
+    });
+
+  let failure: unknown;
+  const onError = (e: unknown) => (failure ??= e);
+  process.on("unhandledRejection", onError);
+  try {
+    runProgram(input);
+    await pulumi.runtime.disconnect();
+  } finally {
+    process.off("unhandledRejection", onError);
+  }
+  if (failure) throw failure;
+  return resources;
+}

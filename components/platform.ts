@@ -1,0 +1,113 @@
+/**
+ * The whole stack from its Spec: one server component per declared server, one shared database
+ * per (server, database) used by schema-isolated services, and one ServiceDatabase per service.
+ * Reads like a table of contents; the work is in the components.
+ */
+import * as postgresql from "@pulumi/postgresql";
+import * as pulumi from "@pulumi/pulumi";
+import { ContainerServer } from "./servers/container";
+import { DirectServer } from "./servers/direct";
+import { RdsServer } from "./servers/rds";
+import type { ServerHandle } from "./servers/server";
+import { ServiceDatabase } from "./service/serviceDatabase";
+import type { ServerSpec, SharedDatabaseSpec, Spec } from "./spec";
+
+export interface DatabasePlatformArgs {
+  readonly spec: Spec;
+  /** Admin passwords of `local` and `external` servers, by server name (secret config). */
+  readonly adminPasswords?: Readonly<Record<string, pulumi.Input<string>>>;
+}
+
+export interface ServiceOutputs {
+  readonly server: string;
+  readonly database: pulumi.Output<string>;
+  readonly schemas: pulumi.Output<string>[];
+  readonly urls: Record<string, pulumi.Output<string>>;
+  readonly secretArns: Record<string, pulumi.Output<string>>;
+}
+
+export class DatabasePlatform extends pulumi.ComponentResource {
+  readonly servers: Record<string, ServerHandle> = {};
+  readonly sharedDatabases: Record<string, postgresql.Database> = {};
+  readonly services: Record<string, ServiceDatabase> = {};
+
+  constructor(name: string, args: DatabasePlatformArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("db-platform:index:DatabasePlatform", name, {}, opts);
+    const { spec } = args;
+    for (const server of spec.servers) this.servers[server.name] = this.createServer(server, args);
+    for (const shared of spec.sharedDatabases)
+      this.sharedDatabases[sharedKey(shared.server, shared.name)] = this.createSharedDatabase(shared, spec.strict);
+    for (const service of spec.services) {
+      this.services[service.name] = new ServiceDatabase(
+        service.name,
+        {
+          spec: service,
+          server: this.servers[service.server],
+          environment: spec.environment,
+          protect: spec.strict,
+          sharedDatabase: service.isolation === "schema" ? this.sharedDatabases[sharedKey(service.server, service.database)] : undefined,
+          tags: spec.tags,
+        },
+        { parent: this },
+      );
+    }
+    this.registerOutputs({ services: this.serviceOutputs() });
+  }
+
+  /** Per-service outputs for the stack: database, schemas, secret URLs, secret ARNs. */
+  serviceOutputs(): Record<string, ServiceOutputs> {
+    return Object.fromEntries(
+      Object.entries(this.services).map(([name, s]) => [
+        name,
+        { server: s.spec.server, database: s.database, schemas: s.schemas, urls: s.urls, secretArns: s.secretArns },
+      ]),
+    );
+  }
+
+  private createServer(server: ServerSpec, args: DatabasePlatformArgs): ServerHandle {
+    const { spec } = args;
+    const opts = { parent: this };
+    switch (server.hosting) {
+      case "rds":
+        return new RdsServer(
+          server.name,
+          { spec: server, environment: spec.environment, tags: spec.tags, alarmEmail: spec.alarmEmail },
+          opts,
+        );
+      case "container":
+        return new ContainerServer(server.name, { spec: server, environment: spec.environment }, opts);
+      case "local":
+      case "external": {
+        const adminPassword = args.adminPasswords?.[server.name];
+        if (adminPassword === undefined) throw new pulumi.RunError(`adminPasswords.${server.name}: missing admin password`);
+        return new DirectServer(server.name, { spec: server, adminPassword }, opts);
+      }
+    }
+  }
+
+  /** A database shared by schema-isolated services: owned by the admin, closed to PUBLIC. */
+  private createSharedDatabase(shared: SharedDatabaseSpec, protect: boolean): postgresql.Database {
+    const name = `${shared.server}-${shared.name}`;
+    const pg = { parent: this, provider: this.servers[shared.server].provider };
+    const db = new postgresql.Database(
+      `${name}-shared-db`,
+      { name: shared.name, template: "template0", encoding: "UTF8" },
+      { ...pg, protect },
+    );
+    new postgresql.Grant(
+      `${name}-shared-db-revoke-public`,
+      { database: db.name, role: "public", objectType: "database", privileges: [] },
+      pg,
+    );
+    new postgresql.Grant(
+      `${name}-shared-public-schema-revoke-public`,
+      { database: db.name, role: "public", objectType: "schema", schema: "public", privileges: [] },
+      pg,
+    );
+    return db;
+  }
+}
+
+function sharedKey(server: string, database: string): string {
+  return `${server}/${database}`;
+}

@@ -1,0 +1,36 @@
+/**
+ * The program body shared by `index.ts` (the real engine) and `db-platform synth` (the SDK's
+ * mocks): validate the config once, then register the platform.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import { DatabasePlatform } from "./platform";
+import { type ConfigInput, loadSpec, SpecError } from "./spec";
+
+export interface ProgramOutputs {
+  readonly environment: string;
+  readonly servers: Record<string, { hosting: string; host: pulumi.Output<string>; port: pulumi.Output<number> }>;
+  readonly services: ReturnType<DatabasePlatform["serviceOutputs"]>;
+}
+
+export function runProgram(input: ConfigInput): ProgramOutputs {
+  let spec;
+  try {
+    spec = loadSpec(input);
+  } catch (e) {
+    // RunError prints the message alone: one line per problem, no stack trace.
+    if (e instanceof SpecError) throw new pulumi.RunError(e.message);
+    throw e;
+  }
+  const passwords = input.values.adminPasswords as Record<string, unknown> | undefined;
+  const adminPasswords = Object.fromEntries(
+    Object.entries(passwords ?? {}).map(([server, value]) => [server, pulumi.secret(typeof value === "string" ? value : "[secret]")]),
+  );
+  const platform = new DatabasePlatform("db-platform", { spec, adminPasswords });
+  return {
+    environment: spec.environment,
+    servers: Object.fromEntries(
+      Object.entries(platform.servers).map(([n, s]) => [n, { hosting: s.spec.hosting, host: s.host, port: s.port }]),
+    ),
+    services: platform.serviceOutputs(),
+  };
+}

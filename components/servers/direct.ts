@@ -1,0 +1,50 @@
+/**
+ * Servers the platform reaches but does not create: `local` (a PostgreSQL server on this machine,
+ * started by the project's tooling, see scripts/) and `external` (an existing server). Both are
+ * managed through an admin login that needs only CREATEDB and CREATEROLE.
+ */
+import * as postgresql from "@pulumi/postgresql";
+import * as pulumi from "@pulumi/pulumi";
+import type { ExternalServerSpec, LocalServerSpec } from "../spec";
+import type { ServerHandle } from "./server";
+
+export interface DirectServerArgs {
+  readonly spec: LocalServerSpec | ExternalServerSpec;
+  /** The admin login's password, from the secret `db-platform:adminPasswords.<server>`. */
+  readonly adminPassword: pulumi.Input<string>;
+}
+
+export class DirectServer extends pulumi.ComponentResource implements ServerHandle {
+  readonly spec: LocalServerSpec | ExternalServerSpec;
+  readonly provider: postgresql.Provider;
+  readonly host: pulumi.Output<string>;
+  readonly port: pulumi.Output<number>;
+  readonly sslMode: string;
+  readonly component = this;
+
+  constructor(name: string, args: DirectServerArgs, opts?: pulumi.ComponentResourceOptions) {
+    const type = args.spec.hosting === "local" ? "db-platform:servers:LocalServer" : "db-platform:servers:ExternalServer";
+    super(type, name, {}, opts);
+    const { spec } = args;
+    this.spec = spec;
+    this.sslMode = spec.sslMode;
+    this.host = pulumi.output(spec.host);
+    this.port = pulumi.output(spec.port);
+    this.provider = new postgresql.Provider(
+      `${name}-postgresql`,
+      {
+        host: spec.host,
+        port: spec.port,
+        username: spec.adminUser,
+        password: pulumi.secret(args.adminPassword),
+        database: "postgres",
+        sslmode: spec.sslMode,
+        superuser: spec.hosting === "external" ? spec.superuser : false,
+        expectedVersion: spec.version,
+        connectTimeout: 15,
+      },
+      { parent: this },
+    );
+    this.registerOutputs({ host: this.host, port: this.port });
+  }
+}

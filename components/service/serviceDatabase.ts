@@ -1,0 +1,200 @@
+/**
+ * One service's slice of a server: its database (or schemas in a shared database), a NOLOGIN
+ * owner role, login roles with generated passwords, grants and default privileges that reach
+ * only its own objects, and connection URLs as secrets.
+ */
+import * as aws from "@pulumi/aws";
+import * as postgresql from "@pulumi/postgresql";
+import * as pulumi from "@pulumi/pulumi";
+import * as random from "@pulumi/random";
+import type { ServerHandle } from "../servers/server";
+import { serverTags } from "../servers/server";
+import { loginSecretName, type RoleSpec, type ServiceSpec } from "../spec";
+import { planService } from "./plan";
+
+export interface ServiceDatabaseArgs {
+  readonly spec: ServiceSpec;
+  readonly server: ServerHandle;
+  readonly environment: string;
+  /** Protect databases and schemas from deletion (strict environments). @default false */
+  readonly protect?: boolean;
+  /** Schema isolation: the shared database resource the schemas live in. */
+  readonly sharedDatabase?: postgresql.Database;
+  /** Extra tags for AWS resources. @default {} */
+  readonly tags?: Readonly<Record<string, string>>;
+}
+
+/** Attributes every service role states explicitly, so the policy pack sees them. */
+const UNPRIVILEGED = {
+  superuser: false,
+  createDatabase: false,
+  createRole: false,
+  replication: false,
+  bypassRowLevelSecurity: false,
+} as const;
+
+export function connectionUrl(
+  user: string,
+  password: pulumi.Input<string>,
+  host: pulumi.Input<string>,
+  port: pulumi.Input<number>,
+  database: string,
+  sslMode: string,
+) {
+  return pulumi.secret(
+    pulumi.interpolate`postgresql://${user}:${pulumi.output(password).apply(encodeURIComponent)}@${host}:${port}/${database}?sslmode=${sslMode}`,
+  );
+}
+
+export class ServiceDatabase extends pulumi.ComponentResource {
+  readonly spec: ServiceSpec;
+  readonly database: pulumi.Output<string>;
+  readonly schemas: pulumi.Output<string>[];
+  readonly ownerRole: postgresql.Role;
+  readonly loginRoles: Record<string, postgresql.Role> = {};
+  /** Connection URLs by login key (app, readonly, migrator, scoped keys), all secret. */
+  readonly urls: Record<string, pulumi.Output<string>> = {};
+  /** RDS only: Secrets Manager secret ARN by login key. */
+  readonly secretArns: Record<string, pulumi.Output<string>> = {};
+
+  constructor(name: string, args: ServiceDatabaseArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("db-platform:service:ServiceDatabase", name, {}, opts);
+    const { spec, server } = args;
+    this.spec = spec;
+    const pg = { parent: this, provider: server.provider };
+
+    this.ownerRole = new postgresql.Role(`${name}-owner`, { name: spec.owner.name, login: false, inherit: true, ...UNPRIVILEGED }, pg);
+
+    let database: postgresql.Database | undefined = args.sharedDatabase;
+    if (spec.isolation === "database") {
+      database = new postgresql.Database(
+        `${name}-db`,
+        { name: spec.database, owner: this.ownerRole.name, template: "template0", encoding: "UTF8", allowConnections: true },
+        { ...pg, protect: args.protect },
+      );
+    }
+    if (!database) throw new pulumi.ResourceError(`service ${spec.name}: isolation schema needs its shared database`, this);
+    this.database = database.name;
+
+    const schemaResources = spec.schemas.map(
+      (schema) =>
+        new postgresql.Schema(
+          `${name}-schema-${schema}`,
+          { name: schema, database: database.name, owner: this.ownerRole.name, ifNotExists: false, dropCascade: true },
+          { ...pg, protect: args.protect },
+        ),
+    );
+    this.schemas = schemaResources.map((s) => s.name);
+
+    const passwords: Record<string, random.RandomPassword> = {};
+    for (const login of spec.logins) {
+      passwords[login.key] = new random.RandomPassword(`${name}-${login.key}-password`, { length: 40, special: false }, { parent: this });
+      this.loginRoles[login.key] = this.createLogin(name, login, passwords[login.key].result, pg);
+    }
+
+    // Referencing the role resources (not just their names) orders grants after the roles.
+    const rolesByName = new Map(spec.logins.map((l) => [l.name, this.loginRoles[l.key]]));
+    const roleRef = (roleName: string) => rolesByName.get(roleName)?.name ?? roleName;
+    const plan = planService(spec);
+    for (const g of plan.grants) {
+      new postgresql.Grant(
+        `${name}-grant-${g.key}`,
+        { database: database.name, role: roleRef(g.role), objectType: g.objectType, schema: g.schema, privileges: [...g.privileges] },
+        { ...pg, dependsOn: schemaResources },
+      );
+    }
+    for (const d of plan.defaultPrivileges) {
+      new postgresql.DefaultPrivileges(
+        `${name}-default-${d.key}`,
+        {
+          database: database.name,
+          owner: this.ownerRole.name,
+          role: roleRef(d.role),
+          schema: d.schema,
+          objectType: d.objectType,
+          privileges: [...d.privileges],
+        },
+        { ...pg, dependsOn: schemaResources },
+      );
+    }
+    for (const ext of spec.extensions) {
+      new postgresql.Extension(
+        `${name}-ext-${ext}`,
+        { name: ext, database: database.name, schema: spec.schemas[0] },
+        { ...pg, dependsOn: schemaResources },
+      );
+    }
+
+    for (const login of spec.logins) {
+      this.urls[login.key] = connectionUrl(
+        login.name,
+        passwords[login.key].result,
+        server.host,
+        server.port,
+        spec.database,
+        server.sslMode,
+      );
+    }
+    if (server.spec.hosting === "rds" && server.kmsKeyArn) {
+      this.createSecrets(name, args, passwords);
+    }
+
+    this.registerOutputs({ database: this.database, schemas: this.schemas, urls: this.urls, secretArns: this.secretArns });
+  }
+
+  private createLogin(name: string, login: RoleSpec, password: pulumi.Output<string>, opts: pulumi.CustomResourceOptions): postgresql.Role {
+    const isMigrator = login.kind === "migrator";
+    return new postgresql.Role(
+      `${name}-${login.key}`,
+      {
+        name: login.name,
+        login: true,
+        password,
+        inherit: true,
+        connectionLimit: login.connectionLimit,
+        // Unqualified names resolve to the service's own schemas.
+        searchPaths: isMigrator ? [...this.spec.schemas] : [...login.read],
+        // The migrator works as the owner, so every object it creates is owned by the owner role
+        // and picks up the default privileges.
+        roles: isMigrator ? [this.ownerRole.name] : [],
+        assumeRole: isMigrator ? this.ownerRole.name : undefined,
+        ...UNPRIVILEGED,
+      },
+      opts,
+    );
+  }
+
+  /** One Secrets Manager secret per login in the standard RDS secret JSON shape. */
+  private createSecrets(name: string, args: ServiceDatabaseArgs, passwords: Record<string, random.RandomPassword>): void {
+    const { spec, server, environment } = args;
+    const tags = { ...serverTags(environment, server.spec.name, args.tags ?? {}), "db-platform:service": spec.name };
+    for (const login of spec.logins) {
+      const secret = new aws.secretsmanager.Secret(
+        `${name}-${login.key}-secret`,
+        {
+          name: loginSecretName(environment, spec.name, login.key),
+          description: `${spec.name} ${login.key} login for ${spec.database}`,
+          kmsKeyId: server.kmsKeyArn,
+          recoveryWindowInDays: args.protect ? 30 : 7,
+          tags,
+        },
+        { parent: this },
+      );
+      new aws.secretsmanager.SecretVersion(
+        `${name}-${login.key}-secret-version`,
+        {
+          secretId: secret.id,
+          secretString: pulumi.secret(
+            pulumi
+              .all([server.host, server.port, passwords[login.key].result])
+              .apply(([host, port, password]) =>
+                JSON.stringify({ engine: "postgres", host, port, username: login.name, password, dbname: spec.database }),
+              ),
+          ),
+        },
+        { parent: this },
+      );
+      this.secretArns[login.key] = secret.arn;
+    }
+  }
+}

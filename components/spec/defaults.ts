@@ -1,0 +1,80 @@
+/**
+ * Every default the platform applies, in one place. Secure settings are on everywhere; `strict`
+ * environments (prod) additionally get high availability and longer retention. A stack relaxes
+ * a default only by setting the key explicitly, and the policy pack sees the result.
+ */
+import type { PostgresVersion } from "./schema";
+
+/** Environments that get the strict defaults and checks. */
+export const STRICT_ENVIRONMENTS: ReadonlySet<string> = new Set(["prod", "production"]);
+
+export const DEFAULT_VERSION: PostgresVersion = "16";
+
+export interface RdsDefaults {
+  instanceClass: string;
+  allocatedStorage: number;
+  maxAllocatedStorage: number;
+  multiAz: boolean;
+  deletionProtection: boolean;
+  skipFinalSnapshot: boolean;
+  backupRetentionDays: number;
+  backupWindow: string;
+  maintenanceWindow: string;
+  performanceInsightsRetentionDays: number;
+  monitoringIntervalSeconds: number;
+  publiclyAccessible: boolean;
+  requireTls: boolean;
+  slowQueryMs: number;
+  masterUsername: string;
+  sslMode: string;
+  alarms: { cpuPercent: number; freeStoragePercent: number; connections: number };
+}
+
+export function rdsDefaults(strict: boolean): RdsDefaults {
+  return {
+    instanceClass: strict ? "db.m7g.large" : "db.t4g.micro",
+    allocatedStorage: 20,
+    maxAllocatedStorage: strict ? 500 : 100,
+    multiAz: strict,
+    deletionProtection: strict,
+    // A final snapshot is taken everywhere; skipping it is a relaxation a stack must state.
+    skipFinalSnapshot: false,
+    backupRetentionDays: strict ? 14 : 7,
+    backupWindow: "02:00-03:00",
+    maintenanceWindow: "sun:04:00-sun:05:00",
+    performanceInsightsRetentionDays: 7,
+    monitoringIntervalSeconds: 60,
+    publiclyAccessible: false,
+    requireTls: true,
+    slowQueryMs: 1000,
+    masterUsername: "platform_admin",
+    sslMode: "require",
+    alarms: { cpuPercent: 80, freeStoragePercent: 10, connections: 200 },
+  };
+}
+
+export const LOCAL_DEFAULTS = {
+  host: "127.0.0.1",
+  port: 5432,
+  adminUser: "platform_admin",
+  // Loopback only (validation refuses other hosts), so no TLS by default.
+  sslMode: "disable",
+} as const;
+
+export const EXTERNAL_DEFAULTS = { port: 5432, sslMode: "verify-full", superuser: false } as const;
+
+export const CONTAINER_DEFAULTS = { port: 5432 } as const;
+
+/** Pinned images per major version; tags are exact minor releases, never `latest`. */
+export const CONTAINER_IMAGES: Readonly<Record<PostgresVersion, string>> = {
+  "14": "postgres:14.19-bookworm",
+  "15": "postgres:15.14-bookworm",
+  "16": "postgres:16.10-bookworm",
+  "17": "postgres:17.6-bookworm",
+  "18": "postgres:18.0-bookworm",
+};
+
+export const ROLE_CONNECTION_LIMITS = { app: 100, readonly: 20, migrator: 5, scoped: 20 } as const;
+
+/** Extensions that open a path to other databases or servers; never created in a service database. */
+export const FORBIDDEN_EXTENSIONS: ReadonlySet<string> = new Set(["dblink", "postgres_fdw", "file_fdw", "adminpack"]);

@@ -1,0 +1,121 @@
+/**
+ * The validated, fully defaulted model the components are built from. Everything here is plain
+ * data known at preview time: names and counts never depend on resource outputs.
+ */
+import type { HostingKind, PostgresVersion, RawNetwork } from "./schema";
+
+export interface ReplicaSpec {
+  readonly name: string;
+  /** Set for cross-region replicas only. */
+  readonly region?: string;
+  readonly instanceClass?: string;
+  readonly port?: number;
+}
+
+interface ServerBase {
+  readonly name: string;
+  readonly version: PostgresVersion;
+  readonly replicas: readonly ReplicaSpec[];
+}
+
+export interface RdsAlarmThresholds {
+  readonly cpuPercent: number;
+  readonly freeStoragePercent: number;
+  readonly connections: number;
+}
+
+export interface RdsServerSpec extends ServerBase {
+  readonly hosting: "rds";
+  readonly region: string;
+  readonly instanceClass: string;
+  readonly allocatedStorage: number;
+  readonly maxAllocatedStorage: number;
+  readonly multiAz: boolean;
+  readonly deletionProtection: boolean;
+  readonly skipFinalSnapshot: boolean;
+  readonly backupRetentionDays: number;
+  readonly backupWindow: string;
+  readonly maintenanceWindow: string;
+  readonly performanceInsightsRetentionDays: number;
+  readonly monitoringIntervalSeconds: number;
+  readonly publiclyAccessible: boolean;
+  readonly requireTls: boolean;
+  readonly slowQueryMs: number;
+  readonly masterUsername: string;
+  readonly sslMode: string;
+  readonly network: Required<RawNetwork>;
+  readonly parameters: Readonly<Record<string, string>>;
+  readonly alarms: RdsAlarmThresholds;
+}
+
+export interface LocalServerSpec extends ServerBase {
+  readonly hosting: "local";
+  readonly host: string;
+  readonly port: number;
+  readonly adminUser: string;
+  readonly sslMode: string;
+}
+
+export interface ExternalServerSpec extends ServerBase {
+  readonly hosting: "external";
+  readonly host: string;
+  readonly port: number;
+  readonly adminUser: string;
+  readonly sslMode: string;
+  readonly superuser: boolean;
+}
+
+export interface ContainerServerSpec extends ServerBase {
+  readonly hosting: "container";
+  readonly port: number;
+  readonly image: string;
+}
+
+export type ServerSpec = RdsServerSpec | LocalServerSpec | ExternalServerSpec | ContainerServerSpec;
+
+export type RoleKind = "owner" | "app" | "readonly" | "migrator" | "scoped";
+
+/** A role a service owns. Schema lists hold actual schema names. */
+export interface RoleSpec {
+  /** The PostgreSQL role name, always `<service>_<suffix>`. */
+  readonly name: string;
+  /** `owner`, `app`, `readonly`, `migrator`, or the key under `roles:` for scoped roles. */
+  readonly key: string;
+  readonly kind: RoleKind;
+  readonly login: boolean;
+  readonly read: readonly string[];
+  readonly write: readonly string[];
+  readonly connectionLimit: number;
+}
+
+export interface ServiceSpec {
+  readonly name: string;
+  readonly server: string;
+  readonly isolation: "database" | "schema";
+  readonly database: string;
+  readonly schemas: readonly string[];
+  readonly owner: RoleSpec;
+  /** Login roles: app, readonly, migrator, then scoped roles in declaration order. */
+  readonly logins: readonly RoleSpec[];
+  readonly extensions: readonly string[];
+}
+
+/** A database shared by several schema-isolated services; owned by the server's admin. */
+export interface SharedDatabaseSpec {
+  readonly server: string;
+  readonly name: string;
+  readonly services: readonly string[];
+}
+
+export interface Spec {
+  readonly environment: string;
+  /** Stricter defaults and checks: true for `prod` and `production`. */
+  readonly strict: boolean;
+  readonly servers: readonly ServerSpec[];
+  readonly services: readonly ServiceSpec[];
+  readonly sharedDatabases: readonly SharedDatabaseSpec[];
+  readonly alarmEmail?: string;
+  readonly tags: Readonly<Record<string, string>>;
+}
+
+export type HostingOf<K extends HostingKind> = Extract<ServerSpec, { hosting: K }>;

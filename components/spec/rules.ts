@@ -1,0 +1,358 @@
+/**
+ * Whole-config rules (references, names, environment strictness) and the builders that turn a
+ * checked raw entry into its model. Builders run only on entries whose checks found nothing.
+ */
+import {
+  CONTAINER_DEFAULTS,
+  CONTAINER_IMAGES,
+  DEFAULT_VERSION,
+  EXTERNAL_DEFAULTS,
+  FORBIDDEN_EXTENSIONS,
+  LOCAL_DEFAULTS,
+  ROLE_CONNECTION_LIMITS,
+  rdsDefaults,
+} from "./defaults";
+import type { RoleSpec, ServerSpec, ServiceSpec } from "./model";
+import { BUILTIN_ROLE_SUFFIXES, identifierProblem, serviceDatabaseName, serviceRoleName, serviceSchemaName, toIdentifier } from "./naming";
+import { type PathSegment, type Problem, suggestion } from "./problems";
+import { REPLICA_HOSTING, type RawNetwork, type RawServer, type RawService } from "./schema";
+import type { ConfigInput } from "./validate";
+
+export interface ServerContext {
+  readonly name: string;
+  readonly strict: boolean;
+  readonly awsRegion?: string;
+  readonly stackNetwork?: RawNetwork;
+}
+
+const LOOPBACK = /^(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|localhost|::1)$/;
+
+export function checkServer(raw: RawServer, ctx: ServerContext): Problem[] {
+  const at = (...p: PathSegment[]) => ["servers", ctx.name, ...p];
+  const out: Problem[] = [];
+
+  if (ctx.strict && (raw.hosting === "local" || raw.hosting === "container")) {
+    out.push({ path: at("hosting"), message: `"${raw.hosting}" is not allowed in a strict environment (prod): use rds or external` });
+  }
+
+  const replicas = raw.replicas ?? [];
+  if (replicas.length > 0 && !REPLICA_HOSTING.has(raw.hosting)) {
+    out.push({
+      path: at("replicas"),
+      message: `hosting "${raw.hosting}" cannot have read replicas (only ${[...REPLICA_HOSTING].join(", ")})`,
+    });
+  }
+  const seen = new Set<string>();
+  replicas.forEach((r, i) => {
+    if (seen.has(r.name)) out.push({ path: at("replicas", i, "name"), message: `duplicate replica name "${r.name}"` });
+    seen.add(r.name);
+    if (raw.hosting === "local" && r.region) {
+      out.push({ path: at("replicas", i, "region"), message: "a local replica has no region" });
+    }
+    if (raw.hosting === "rds" && r.region && r.region === ctx.awsRegion) {
+      out.push({
+        path: at("replicas", i, "region"),
+        message: `"${r.region}" is the primary's region; omit region for a same-region replica`,
+      });
+    }
+  });
+
+  switch (raw.hosting) {
+    case "rds": {
+      if (!ctx.awsRegion) out.push({ path: ["aws:region"], message: `required by servers.${ctx.name} (hosting rds)` });
+      if (!raw.network && !ctx.stackNetwork) {
+        out.push({ path: at("network"), message: "required for hosting rds (or set the stack-wide db-platform:network)" });
+      }
+      if (ctx.strict && raw.publiclyAccessible) {
+        out.push({ path: at("publiclyAccessible"), message: "must be false in a strict environment (prod)" });
+      }
+      if (ctx.strict && raw.requireTls === false) {
+        out.push({ path: at("requireTls"), message: "must be true in a strict environment (prod)" });
+      }
+      if (raw.allocatedStorage && raw.maxAllocatedStorage && raw.maxAllocatedStorage < raw.allocatedStorage) {
+        out.push({ path: at("maxAllocatedStorage"), message: `must be at least allocatedStorage (${raw.allocatedStorage})` });
+      }
+      for (const key of Object.keys(raw.parameters ?? {})) {
+        if (key === "rds.force_ssl") out.push({ path: at("parameters", key), message: "set requireTls instead" });
+      }
+      if (raw.masterUsername) {
+        const p = identifierProblem(raw.masterUsername);
+        if (p) out.push({ path: at("masterUsername"), message: p });
+      }
+      break;
+    }
+    case "local":
+      if (raw.host && !LOOPBACK.test(raw.host)) {
+        out.push({ path: at("host"), message: `"${raw.host}" is not a loopback address; use hosting external for other hosts` });
+      }
+      if (raw.adminUser) {
+        const p = identifierProblem(raw.adminUser);
+        if (p) out.push({ path: at("adminUser"), message: p });
+      }
+      break;
+    case "external":
+    case "container":
+      break;
+  }
+  return out;
+}
+
+export function buildServer(raw: RawServer, ctx: ServerContext): ServerSpec {
+  const base = {
+    name: ctx.name,
+    version: raw.version ?? DEFAULT_VERSION,
+    replicas: (raw.replicas ?? []).map((r) => ({ ...r })),
+  };
+  switch (raw.hosting) {
+    case "rds": {
+      const d = rdsDefaults(ctx.strict);
+      const net = (raw.network ?? ctx.stackNetwork) as RawNetwork;
+      return {
+        ...base,
+        hosting: "rds",
+        region: ctx.awsRegion as string,
+        instanceClass: raw.instanceClass ?? d.instanceClass,
+        allocatedStorage: raw.allocatedStorage ?? d.allocatedStorage,
+        maxAllocatedStorage: raw.maxAllocatedStorage ?? Math.max(d.maxAllocatedStorage, raw.allocatedStorage ?? 0),
+        multiAz: raw.multiAz ?? d.multiAz,
+        deletionProtection: raw.deletionProtection ?? d.deletionProtection,
+        skipFinalSnapshot: raw.skipFinalSnapshot ?? d.skipFinalSnapshot,
+        backupRetentionDays: raw.backupRetentionDays ?? d.backupRetentionDays,
+        backupWindow: raw.backupWindow ?? d.backupWindow,
+        maintenanceWindow: raw.maintenanceWindow ?? d.maintenanceWindow,
+        performanceInsightsRetentionDays: raw.performanceInsightsRetentionDays ?? d.performanceInsightsRetentionDays,
+        monitoringIntervalSeconds: raw.monitoringIntervalSeconds ?? d.monitoringIntervalSeconds,
+        publiclyAccessible: raw.publiclyAccessible ?? d.publiclyAccessible,
+        requireTls: raw.requireTls ?? d.requireTls,
+        slowQueryMs: raw.slowQueryMs ?? d.slowQueryMs,
+        masterUsername: raw.masterUsername ?? d.masterUsername,
+        sslMode: raw.sslMode ?? d.sslMode,
+        network: {
+          vpcId: net.vpcId,
+          subnetIds: net.subnetIds,
+          allowedCidrs: net.allowedCidrs ?? [],
+          allowedSecurityGroupIds: net.allowedSecurityGroupIds ?? [],
+        },
+        parameters: Object.fromEntries(Object.entries(raw.parameters ?? {}).map(([k, v]) => [k, String(v)])),
+        alarms: { ...d.alarms, ...raw.alarms },
+      };
+    }
+    case "local":
+      return {
+        ...base,
+        hosting: "local",
+        host: raw.host ?? LOCAL_DEFAULTS.host,
+        port: raw.port ?? LOCAL_DEFAULTS.port,
+        adminUser: raw.adminUser ?? LOCAL_DEFAULTS.adminUser,
+        sslMode: raw.sslMode ?? LOCAL_DEFAULTS.sslMode,
+      };
+    case "external":
+      return {
+        ...base,
+        hosting: "external",
+        host: raw.host,
+        port: raw.port ?? EXTERNAL_DEFAULTS.port,
+        adminUser: raw.adminUser,
+        sslMode: raw.sslMode ?? EXTERNAL_DEFAULTS.sslMode,
+        superuser: raw.superuser ?? EXTERNAL_DEFAULTS.superuser,
+      };
+    case "container":
+      return {
+        ...base,
+        hosting: "container",
+        port: raw.port ?? CONTAINER_DEFAULTS.port,
+        image: raw.image ?? CONTAINER_IMAGES[base.version],
+      };
+  }
+}
+
+/** `local` and `external` servers need an admin password, held as a secret. */
+export function checkAdminPasswords(input: ConfigInput, servers: ReadonlyMap<string, RawServer>): Problem[] {
+  const out: Problem[] = [];
+  const passwords = input.values.adminPasswords;
+  const names = passwords && typeof passwords === "object" ? Object.keys(passwords) : [];
+  if (passwords !== undefined && !input.secretKeys.has("adminPasswords")) {
+    out.push({
+      path: ["adminPasswords"],
+      message: "must be a secret (pulumi config set --secret --path 'db-platform:adminPasswords.<server>' …)",
+    });
+  }
+  for (const [name, raw] of servers) {
+    if ((raw.hosting === "local" || raw.hosting === "external") && !names.includes(name)) {
+      out.push({
+        path: ["adminPasswords", name],
+        message: `missing: servers.${name} (hosting ${raw.hosting}) needs its admin password (pulumi config set --secret --path 'db-platform:adminPasswords.${name}' …)`,
+      });
+    }
+  }
+  for (const name of names) {
+    const raw = servers.get(name);
+    if (!raw) {
+      out.push({ path: ["adminPasswords", name], message: `unknown server "${name}"${suggestion(name, [...servers.keys()])}` });
+    } else if (raw.hosting === "rds" || raw.hosting === "container") {
+      out.push({ path: ["adminPasswords", name], message: `hosting ${raw.hosting} generates its admin password; remove this entry` });
+    }
+  }
+  return out;
+}
+
+export function checkService(name: string, raw: RawService, servers: ReadonlyMap<string, RawServer>): Problem[] {
+  const at = (...p: PathSegment[]) => ["services", name, ...p];
+  const out: Problem[] = [];
+  const ident = toIdentifier(name);
+
+  if (!servers.has(raw.server)) {
+    const known = [...servers.keys()];
+    out.push({
+      path: at("server"),
+      message: `unknown server "${raw.server}" (known: ${known.join(", ") || "none"})${suggestion(raw.server, known)}`,
+    });
+  }
+  const isolation = raw.isolation ?? "database";
+  if (isolation === "schema" && !raw.database) {
+    out.push({ path: at("database"), message: "required when isolation is schema: the shared database the service's schemas live in" });
+  }
+  const identifierChecks: Array<[PathSegment[], string]> = [[at(), ident]];
+  if (raw.database) identifierChecks.push([at("database"), raw.database]);
+  (raw.schemas ?? []).forEach((s, i) => identifierChecks.push([at("schemas", i), s]));
+  const roleKeys = Object.keys(raw.roles ?? {});
+  for (const key of roleKeys) identifierChecks.push([at("roles", key), serviceRoleName(name, key)]);
+  for (const suffix of Object.values(BUILTIN_ROLE_SUFFIXES)) identifierChecks.push([at(), serviceRoleName(name, suffix)]);
+  if (isolation === "database") identifierChecks.push([at(), serviceDatabaseName(name, raw.database)]);
+  for (const [path, id] of identifierChecks) {
+    const p = identifierProblem(id);
+    if (p) out.push({ path, message: p });
+  }
+
+  const schemas = raw.schemas ?? [serviceSchemaName(name)];
+  const dup = schemas.find((s, i) => schemas.indexOf(s) !== i);
+  if (dup) out.push({ path: at("schemas"), message: `schema "${dup}" is listed twice` });
+
+  for (const [key, role] of Object.entries(raw.roles ?? {})) {
+    if (key === "owner" || key === "migrator") {
+      out.push({ path: at("roles", key), message: `"${key}" is a built-in role and cannot be scoped (scopable built-ins: app, readonly)` });
+      continue;
+    }
+    if (!role.read?.length && !role.write?.length) {
+      out.push({ path: at("roles", key), message: "grants nothing: give it read or write schemas" });
+    }
+    if (key === "readonly" && role.write?.length) {
+      out.push({ path: at("roles", key, "write"), message: "the readonly login cannot write" });
+    }
+    for (const field of ["read", "write"] as const) {
+      for (const s of role[field] ?? []) {
+        if (s !== "*" && !schemas.includes(s)) {
+          out.push({
+            path: at("roles", key, field),
+            message: `schema "${s}" is not a schema of service ${name} (its schemas: ${schemas.join(", ")})${suggestion(s, schemas)}`,
+          });
+        }
+      }
+    }
+  }
+  (raw.extensions ?? []).forEach((e, i) => {
+    if (FORBIDDEN_EXTENSIONS.has(e)) {
+      out.push({ path: at("extensions", i), message: `"${e}" reaches outside the service's database and is not allowed` });
+    } else if (!/^[a-z0-9_-]+$/.test(e)) {
+      out.push({ path: at("extensions", i), message: `"${e}" is not an extension name` });
+    }
+  });
+  return out;
+}
+
+export function buildService(name: string, raw: RawService): ServiceSpec {
+  const isolation = raw.isolation ?? "database";
+  const schemas = raw.schemas ?? [serviceSchemaName(name)];
+  const expand = (list: readonly string[] | undefined) => (list?.includes("*") ? [...schemas] : [...(list ?? [])]);
+  const role = (key: string, kind: RoleSpec["kind"], read: string[], write: string[], limit: number, login = true): RoleSpec => ({
+    name: serviceRoleName(name, key),
+    key,
+    kind,
+    login,
+    // Writing implies reading.
+    read: [...new Set([...read, ...write])],
+    write,
+    connectionLimit: limit,
+  });
+  const scoped = raw.roles ?? {};
+  const app = scoped.app
+    ? role(
+        "app",
+        "app",
+        expand(scoped.app.read),
+        expand(scoped.app.write),
+        scoped.app.connectionLimit ?? raw.connectionLimit ?? ROLE_CONNECTION_LIMITS.app,
+      )
+    : role("app", "app", [...schemas], [...schemas], raw.connectionLimit ?? ROLE_CONNECTION_LIMITS.app);
+  const readonly = scoped.readonly
+    ? role("readonly", "readonly", expand(scoped.readonly.read), [], scoped.readonly.connectionLimit ?? ROLE_CONNECTION_LIMITS.readonly)
+    : role("readonly", "readonly", [...schemas], [], ROLE_CONNECTION_LIMITS.readonly);
+  const logins: RoleSpec[] = [app, readonly, role("migrator", "migrator", [...schemas], [...schemas], ROLE_CONNECTION_LIMITS.migrator)];
+  for (const [key, r] of Object.entries(scoped)) {
+    if (key === "app" || key === "readonly") continue;
+    logins.push(role(key, "scoped", expand(r.read), expand(r.write), r.connectionLimit ?? ROLE_CONNECTION_LIMITS.scoped));
+  }
+  return {
+    name,
+    server: raw.server,
+    isolation,
+    database: isolation === "database" ? serviceDatabaseName(name, raw.database) : (raw.database as string),
+    schemas,
+    owner: role("owner", "owner", [...schemas], [...schemas], -1, false),
+    logins,
+    extensions: raw.extensions ?? [],
+  };
+}
+
+/**
+ * Names that must be unique on one server: roles (cluster-wide), databases, and schemas within
+ * a shared database. A collision is reported at the later service, naming the earlier one.
+ */
+export function checkCollisions(
+  services: readonly ServiceSpec[],
+  servers: readonly ServerSpec[],
+  raws: ReadonlyMap<string, RawService>,
+): Problem[] {
+  const out: Problem[] = [];
+  const claims = new Map<string, string>();
+  const claim = (key: string, owner: string, path: PathSegment[], what: string) => {
+    const prior = claims.get(key);
+    if (prior && prior !== owner) out.push({ path, message: `${what} is also produced by ${prior}` });
+    else claims.set(key, owner);
+  };
+  for (const server of servers) {
+    const admin = server.hosting === "rds" ? server.masterUsername : "adminUser" in server ? server.adminUser : undefined;
+    if (admin) claims.set(`${server.name}/role/${admin}`, `servers.${server.name} (its admin login)`);
+  }
+  const dbIsolated = new Map<string, string>();
+  for (const s of services) if (s.isolation === "database") dbIsolated.set(`${s.server}/${s.database}`, s.name);
+
+  for (const s of services) {
+    const at = (...p: PathSegment[]) => ["services", s.name, ...p];
+    const owner = `services.${s.name}`;
+    for (const r of [s.owner, ...s.logins]) {
+      const path = r.kind === "scoped" || raws.get(s.name)?.roles?.[r.key] ? at("roles", r.key) : at();
+      claim(`${s.server}/role/${r.name}`, owner, path, `role "${r.name}" on server ${s.server}`);
+    }
+    if (s.isolation === "database") {
+      claim(`${s.server}/db/${s.database}`, owner, at("database"), `database "${s.database}" on server ${s.server}`);
+    } else {
+      const other = dbIsolated.get(`${s.server}/${s.database}`);
+      if (other) {
+        out.push({
+          path: at("database"),
+          message: `"${s.database}" is the database of service ${other} (isolation database); a shared database cannot be another service's own`,
+        });
+      }
+      s.schemas.forEach((schema, i) =>
+        claim(
+          `${s.server}/schema/${s.database}/${schema}`,
+          owner,
+          at("schemas", i),
+          `schema "${schema}" in database ${s.database} on server ${s.server}`,
+        ),
+      );
+    }
+  }
+  return out;
+}

@@ -1,0 +1,202 @@
+/**
+ * The shape of the `db-platform:*` stack config, as zod schemas. Only shape and local rules live
+ * here; rules that need the whole config (references, name collisions, environment strictness)
+ * live in validate.ts. Defaults that depend on the environment are applied in defaults.ts, so
+ * every optional field here is left undefined when the stack does not set it.
+ */
+import { z } from "zod";
+
+/** PostgreSQL major versions the platform knows how to host. */
+export const SUPPORTED_VERSIONS = ["14", "15", "16", "17", "18"] as const;
+export type PostgresVersion = (typeof SUPPORTED_VERSIONS)[number];
+
+export const HOSTING_KINDS = ["rds", "local", "container", "external"] as const;
+export type HostingKind = (typeof HOSTING_KINDS)[number];
+
+/** Hosting kinds that can have read replicas. */
+export const REPLICA_HOSTING: ReadonlySet<HostingKind> = new Set(["rds", "local"]);
+
+export const SSL_MODES = ["disable", "require", "verify-ca", "verify-full"] as const;
+
+const name = z.string().regex(/^[a-z][a-z0-9-]*$/, {
+  message: "must be lower-case letters, digits and -, starting with a letter",
+});
+
+const version = z
+  .union([z.string(), z.number()])
+  .transform((v) => String(v))
+  .pipe(
+    z.enum(SUPPORTED_VERSIONS, {
+      message: `must be a supported PostgreSQL major version (${SUPPORTED_VERSIONS.join(", ")})`,
+    }),
+  );
+
+const port = z.number().int().min(1).max(65535);
+const positiveInt = z.number().int().positive();
+
+export const replicaSchema = z.strictObject({
+  /** Replica name; the RDS identifier becomes `<environment>-<name>`. */
+  name,
+  /** AWS region of a cross-region replica. @default the primary's region */
+  region: z
+    .string()
+    .regex(/^[a-z]{2}(-[a-z]+)+-\d$/, { message: "must be an AWS region such as eu-west-1" })
+    .optional(),
+  /** @default the primary's instance class */
+  instanceClass: z.string().optional(),
+  /** Local replicas only: the port of the streaming standby. */
+  port: port.optional(),
+});
+
+export const networkSchema = z.strictObject({
+  /** VPC the server's security group lives in. */
+  vpcId: z.string().min(1),
+  /** Private subnets for the DB subnet group (at least two, in different AZs). */
+  subnetIds: z.array(z.string().min(1)).min(2, { message: "needs at least two subnets (RDS requires two AZs)" }),
+  /** CIDR blocks allowed to reach port 5432. @default [] (nothing) */
+  allowedCidrs: z
+    .array(z.string().regex(/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/, { message: "must be an IPv4 CIDR such as 10.0.0.0/16" }))
+    .optional(),
+  /** Security groups allowed to reach port 5432. @default [] */
+  allowedSecurityGroupIds: z.array(z.string().min(1)).optional(),
+});
+
+const alarmThresholds = z.strictObject({
+  /** @default 80 */
+  cpuPercent: z.number().min(1).max(100).optional(),
+  /** Alarm when free storage falls below this share of allocated storage. @default 10 */
+  freeStoragePercent: z.number().min(1).max(99).optional(),
+  /** @default 200 */
+  connections: positiveInt.optional(),
+});
+
+const common = {
+  version: version.optional(),
+  replicas: z.array(replicaSchema).optional(),
+};
+
+export const rdsServerSchema = z.strictObject({
+  hosting: z.literal("rds"),
+  ...common,
+  instanceClass: z
+    .string()
+    .regex(/^db\.[a-z0-9]+\.[a-z0-9]+$/, { message: "must be an RDS instance class such as db.t4g.medium" })
+    .optional(),
+  allocatedStorage: z.number().int().min(20).max(65536).optional(),
+  maxAllocatedStorage: z.number().int().min(20).max(65536).optional(),
+  multiAz: z.boolean().optional(),
+  deletionProtection: z.boolean().optional(),
+  skipFinalSnapshot: z.boolean().optional(),
+  backupRetentionDays: z.number().int().min(0).max(35).optional(),
+  backupWindow: z
+    .string()
+    .regex(/^\d\d:\d\d-\d\d:\d\d$/, { message: "must look like 03:00-04:00 (UTC)" })
+    .optional(),
+  maintenanceWindow: z
+    .string()
+    .regex(/^[a-z]{3}:\d\d:\d\d-[a-z]{3}:\d\d:\d\d$/, { message: "must look like sun:04:30-sun:05:30 (UTC)" })
+    .optional(),
+  performanceInsightsRetentionDays: z.number().int().min(7).optional(),
+  monitoringIntervalSeconds: z
+    .union([z.literal(0), z.literal(1), z.literal(5), z.literal(10), z.literal(15), z.literal(30), z.literal(60)])
+    .optional(),
+  publiclyAccessible: z.boolean().optional(),
+  requireTls: z.boolean().optional(),
+  slowQueryMs: z.number().int().min(-1).optional(),
+  masterUsername: z.string().optional(),
+  sslMode: z.enum(SSL_MODES).optional(),
+  network: networkSchema.optional(),
+  parameters: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).optional(),
+  alarms: alarmThresholds.optional(),
+});
+
+export const localServerSchema = z.strictObject({
+  hosting: z.literal("local"),
+  ...common,
+  /** Must be a loopback address: a local server never listens beyond this machine. @default 127.0.0.1 */
+  host: z.string().optional(),
+  /** @default 5432 */
+  port: port.optional(),
+  /** Admin login: CREATEDB and CREATEROLE, deliberately not a superuser. @default platform_admin */
+  adminUser: z.string().optional(),
+  /** @default disable (loopback only) */
+  sslMode: z.enum(SSL_MODES).optional(),
+});
+
+export const externalServerSchema = z.strictObject({
+  hosting: z.literal("external"),
+  ...common,
+  host: z.string().min(1),
+  /** @default 5432 */
+  port: port.optional(),
+  adminUser: z.string().min(1),
+  /** @default verify-full */
+  sslMode: z.enum(SSL_MODES).optional(),
+  /** Whether the admin login is a superuser. @default false */
+  superuser: z.boolean().optional(),
+});
+
+export const containerServerSchema = z.strictObject({
+  hosting: z.literal("container"),
+  ...common,
+  /** Host port, bound to 127.0.0.1 only. @default 5432 */
+  port: port.optional(),
+  /** @default the pinned image for the version (see components/servers/container.ts) */
+  image: z.string().optional(),
+});
+
+export const serverSchema = z.discriminatedUnion(
+  "hosting",
+  [rdsServerSchema, localServerSchema, externalServerSchema, containerServerSchema],
+  { message: `hosting must be one of ${HOSTING_KINDS.join(", ")}` },
+);
+
+const schemaList = z.array(z.string().min(1));
+
+export const scopedRoleSchema = z.strictObject({
+  /** Schemas this login may read; "*" means every schema of the service. */
+  read: schemaList.optional(),
+  /** Schemas this login may read and write; "*" means every schema of the service. */
+  write: schemaList.optional(),
+  /** @default 20 */
+  connectionLimit: z.number().int().min(-1).optional(),
+});
+
+export const serviceSchema = z.strictObject({
+  server: z.string().min(1),
+  /** @default database */
+  isolation: z.enum(["database", "schema"]).optional(),
+  /** The shared database (isolation schema) or an override of `<service>_db` (isolation database). */
+  database: z.string().optional(),
+  /** The schemas the service owns. @default [<service>] */
+  schemas: schemaList.min(1).optional(),
+  /** Extra login roles scoped to chosen schemas, named `<service>_<key>`. */
+  roles: z.record(z.string(), scopedRoleSchema).optional(),
+  /** Trusted extensions to create in the service's database. */
+  extensions: z.array(z.string().min(1)).optional(),
+  /** Connection limit of the application login. @default 100 */
+  connectionLimit: z.number().int().min(-1).optional(),
+});
+
+export const alarmsSchema = z.strictObject({
+  /** An email address subscribed to the alarm topic. */
+  email: z.string().email().optional(),
+});
+
+/** The whole `db-platform:` namespace; keys are the part after the colon. */
+export const configSchema = z.strictObject({
+  environment: name,
+  servers: z.record(name, serverSchema).refine((s) => Object.keys(s).length > 0, { message: "declare at least one server" }),
+  services: z.record(name, serviceSchema).optional(),
+  network: networkSchema.optional(),
+  alarms: alarmsSchema.optional(),
+  tags: z.record(z.string(), z.string()).optional(),
+  /** Secret: admin passwords of `local` and `external` servers, by server name. */
+  adminPasswords: z.record(z.string(), z.string()).optional(),
+});
+
+export type RawConfig = z.infer<typeof configSchema>;
+export type RawServer = z.infer<typeof serverSchema>;
+export type RawRdsServer = z.infer<typeof rdsServerSchema>;
+export type RawService = z.infer<typeof serviceSchema>;
+export type RawNetwork = z.infer<typeof networkSchema>;

@@ -1,0 +1,165 @@
+/**
+ * Parse and validate the `db-platform:*` config into a Spec, once, before any resource exists.
+ * Every problem is collected (shape problems from zod, then whole-config rules) so a person
+ * fixes them all in one round; a Spec is returned only when there are none.
+ */
+import { z } from "zod";
+import { buildServer, buildService, checkServer, checkService, checkCollisions, checkAdminPasswords } from "./rules";
+import type { Spec, ServerSpec, ServiceSpec, SharedDatabaseSpec } from "./model";
+import { STRICT_ENVIRONMENTS } from "./defaults";
+import { fromZod, type PathSegment, type Problem, SpecError } from "./problems";
+import {
+  alarmsSchema,
+  configSchema,
+  networkSchema,
+  replicaSchema,
+  scopedRoleSchema,
+  serverSchema,
+  serviceSchema,
+  type RawServer,
+  type RawService,
+  rdsServerSchema,
+  localServerSchema,
+  externalServerSchema,
+  containerServerSchema,
+} from "./schema";
+
+/** The config as read from a stack: values under `db-platform:` (keys without the namespace). */
+export interface ConfigInput {
+  readonly values: Readonly<Record<string, unknown>>;
+  /** Keys (without namespace) whose values are Pulumi secrets. */
+  readonly secretKeys: ReadonlySet<string>;
+  /** `aws:region` of the stack, when set. */
+  readonly awsRegion?: string;
+}
+
+const SERVER_SHAPES = {
+  rds: rdsServerSchema,
+  local: localServerSchema,
+  external: externalServerSchema,
+  container: containerServerSchema,
+} as const;
+
+/** The valid keys at a config path, for "did you mean" suggestions. */
+function knownKeysAt(values: Readonly<Record<string, unknown>>) {
+  return (path: readonly PathSegment[]): readonly string[] => {
+    const keys = (o: z.ZodObject) => Object.keys(o.shape);
+    const [top, entry, sub, , leaf] = path;
+    if (path.length === 0) return keys(configSchema);
+    if (top === "network" || (top === "servers" && sub === "network")) return keys(networkSchema);
+    if (top === "alarms") return keys(alarmsSchema);
+    if (top === "servers" && sub === "replicas") return keys(replicaSchema);
+    if (top === "servers" && path.length === 2) {
+      const hosting = (values.servers as Record<string, { hosting?: string }> | undefined)?.[String(entry)]?.hosting;
+      const shape = SERVER_SHAPES[hosting as keyof typeof SERVER_SHAPES];
+      return shape ? keys(shape) : [];
+    }
+    if (top === "services" && sub === "roles" && leaf === undefined) return keys(scopedRoleSchema);
+    if (top === "services" && path.length === 2) return keys(serviceSchema);
+    return [];
+  };
+}
+
+/** Validate and build the Spec, or throw a SpecError listing every problem. */
+export function loadSpec(input: ConfigInput): Spec {
+  const result = validateConfig(input);
+  if (!result.ok) throw new SpecError(result.problems);
+  return result.spec;
+}
+
+export type ValidationResult = { ok: true; spec: Spec } | { ok: false; problems: Problem[] };
+
+export function validateConfig(input: ConfigInput): ValidationResult {
+  const problems: Problem[] = [];
+  const known = knownKeysAt(input.values);
+
+  // Top level first, with servers and services left opaque so that one bad entry does not hide
+  // the problems of the others.
+  const topSchema = configSchema.extend({
+    servers: z.record(z.string(), z.unknown()).refine((s) => Object.keys(s).length > 0, {
+      message: "declare at least one server",
+    }),
+    services: z.record(z.string(), z.unknown()).optional(),
+  });
+  const top = topSchema.safeParse(input.values);
+  if (!top.success) problems.push(...fromZod(top.error, [], known));
+
+  const environment = typeof input.values.environment === "string" ? input.values.environment : "";
+  const strict = STRICT_ENVIRONMENTS.has(environment);
+  const stackNetwork = networkSchema.safeParse(input.values.network);
+
+  const rawServers = asRecord(input.values.servers);
+  const parsedServers = new Map<string, RawServer>();
+  for (const [name, value] of Object.entries(rawServers)) {
+    if (!/^[a-z][a-z0-9-]*$/.test(name)) {
+      problems.push({ path: ["servers", name], message: "server names must be lower-case letters, digits and -, starting with a letter" });
+      continue;
+    }
+    const parsed = serverSchema.safeParse(value);
+    if (parsed.success) parsedServers.set(name, parsed.data);
+    else problems.push(...fromZod(parsed.error, ["servers", name], known));
+  }
+
+  const servers: ServerSpec[] = [];
+  for (const [name, raw] of parsedServers) {
+    const ctx = { name, strict, awsRegion: input.awsRegion, stackNetwork: stackNetwork.success ? stackNetwork.data : undefined };
+    const found = checkServer(raw, ctx);
+    problems.push(...found);
+    if (found.length === 0) servers.push(buildServer(raw, ctx));
+  }
+  problems.push(...checkAdminPasswords(input, parsedServers));
+
+  const rawServices = asRecord(input.values.services);
+  const parsedServices = new Map<string, RawService>();
+  for (const [name, value] of Object.entries(rawServices)) {
+    if (!/^[a-z][a-z0-9-]*$/.test(name)) {
+      problems.push({
+        path: ["services", name],
+        message: "service names must be lower-case letters, digits and -, starting with a letter",
+      });
+      continue;
+    }
+    const parsed = serviceSchema.safeParse(value);
+    if (parsed.success) parsedServices.set(name, parsed.data);
+    else problems.push(...fromZod(parsed.error, ["services", name], known));
+  }
+
+  const services: ServiceSpec[] = [];
+  for (const [name, raw] of parsedServices) {
+    const found = checkService(name, raw, parsedServers);
+    problems.push(...found);
+    if (found.length === 0) services.push(buildService(name, raw));
+  }
+  problems.push(...checkCollisions(services, servers, parsedServices));
+
+  if (problems.length > 0 || !top.success) return { ok: false, problems };
+
+  return {
+    ok: true,
+    spec: {
+      environment,
+      strict,
+      servers,
+      services,
+      sharedDatabases: sharedDatabasesOf(services),
+      alarmEmail: top.data.alarms?.email,
+      tags: top.data.tags ?? {},
+    },
+  };
+}
+
+function sharedDatabasesOf(services: readonly ServiceSpec[]): SharedDatabaseSpec[] {
+  const byKey = new Map<string, { server: string; name: string; services: string[] }>();
+  for (const s of services) {
+    if (s.isolation !== "schema") continue;
+    const key = `${s.server}/${s.database}`;
+    const entry = byKey.get(key) ?? { server: s.server, name: s.database, services: [] };
+    entry.services.push(s.name);
+    byKey.set(key, entry);
+  }
+  return [...byKey.values()];
+}
+
+function asRecord(v: unknown): Record<string, unknown> {
+  return v !== null && typeof v === "object" && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
+}

@@ -1,0 +1,11 @@
+// The db-platform program: composition only. Everything is declared in the stack config
+// (Pulumi.<stack>.yaml, namespace db-platform:) and built by components/.
+import { runProgram } from "./components/program";
+import { configFromPulumi } from "./components/spec";
+
+const outputs = runProgram(configFromPulumi());
+
+export const environment = outputs.environment;
+export const servers = outputs.servers;
+/** Per service: server, database, schemas, connection URLs (secret) and, on RDS, secret ARNs. */
+export const services = outputs.services;
