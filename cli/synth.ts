@@ -3,7 +3,7 @@
  * credentials, and record every resource it registers with its parent, provider and inputs.
  */
 import * as pulumi from "@pulumi/pulumi";
-import { runProgram } from "../components/program";
+import { type ProgramOutputs, runProgram } from "../components/program";
 import type { ConfigInput } from "../components/spec";
 
 export interface SynthResource {
@@ -85,6 +85,15 @@ interface RegisterRequest {
  * process (the CLI does; tests use a fresh worker per file).
  */
 export async function synth(input: ConfigInput, project: string, stack: string): Promise<SynthResource[]> {
+  return (await synthProgram(input, project, stack)).resources;
+}
+
+/** Like synth, and also returns the program's outputs (resolvable until the next call). */
+export async function synthProgram(
+  input: ConfigInput,
+  project: string,
+  stack: string,
+): Promise<{ resources: SynthResource[]; outputs: ProgramOutputs }> {
   const resources: SynthResource[] = [];
   await pulumi.runtime.setMocks(
     {
@@ -126,12 +135,13 @@ export async function synth(input: ConfigInput, project: string, stack: string):
   let failure: unknown;
   const onError = (e: unknown) => (failure ??= e);
   process.on("unhandledRejection", onError);
+  let outputs: ProgramOutputs;
   try {
-    runProgram(input);
+    outputs = runProgram(input);
     await pulumi.runtime.disconnect();
   } finally {
     process.off("unhandledRejection", onError);
   }
   if (failure) throw failure;
-  return resources;
+  return { resources, outputs };
 }

@@ -42,7 +42,11 @@ export class ContainerServer extends pulumi.ComponentResource implements ServerH
         name: id,
         image: image.imageId,
         restart: "unless-stopped",
-        envs: [pulumi.interpolate`POSTGRES_PASSWORD=${password.result}`, `POSTGRES_USER=${CONTAINER_ADMIN_USER}`, "POSTGRES_DB=postgres"],
+        envs: [
+          pulumi.secret(pulumi.interpolate`POSTGRES_PASSWORD=${password.result}`),
+          `POSTGRES_USER=${CONTAINER_ADMIN_USER}`,
+          "POSTGRES_DB=postgres",
+        ],
         // Loopback only: a laptop's database is never reachable from the network.
         ports: [{ internal: 5432, external: spec.port, ip: "127.0.0.1" }],
         volumes: [{ volumeName: volume.name, containerPath: "/var/lib/postgresql/data" }],

@@ -52,6 +52,8 @@ export class RdsServer extends pulumi.ComponentResource implements ServerHandle 
   readonly instance: aws.rds.Instance;
   readonly masterSecretArn: pulumi.Output<string>;
   readonly alarmTopic: aws.sns.Topic;
+  /** Same-region read replicas, in declaration order. */
+  readonly replicas: aws.rds.Instance[];
 
   constructor(name: string, args: RdsServerArgs, opts?: pulumi.ComponentResourceOptions) {
     super("db-platform:servers:RdsServer", name, {}, opts);
@@ -142,6 +144,10 @@ export class RdsServer extends pulumi.ComponentResource implements ServerHandle 
       parent,
     );
 
+    this.replicas = spec.replicas.map((replica) =>
+      this.createReplica(name, replica, securityGroup, parameterGroup, monitoringRole, key, tags),
+    );
+
     this.alarmTopic = new aws.sns.Topic(`${name}-alarms`, { name: `${id}-alarms`, kmsMasterKeyId: key.arn, tags }, parent);
     if (args.alarmEmail) {
       new aws.sns.TopicSubscription(
@@ -158,7 +164,54 @@ export class RdsServer extends pulumi.ComponentResource implements ServerHandle 
       kmsKeyArn: this.kmsKeyArn,
       masterSecretArn: this.masterSecretArn,
       alarmTopicArn: this.alarmTopic.arn,
+      replicaEndpoints: this.replicas.map((r) => r.address),
     });
+  }
+
+  /** A same-region read replica: encrypted with the primary's key, private, monitored. */
+  private createReplica(
+    name: string,
+    replica: RdsServerSpec["replicas"][number],
+    securityGroup: aws.ec2.SecurityGroup,
+    parameterGroup: aws.rds.ParameterGroup,
+    monitoringRole: aws.iam.Role,
+    key: aws.kms.Key,
+    tags: Record<string, string>,
+  ): aws.rds.Instance {
+    const { spec } = this;
+    const environment = tags["db-platform:environment"];
+    return new aws.rds.Instance(
+      `${name}-replica-${replica.name}`,
+      {
+        identifier: awsServerName(environment, replica.name),
+        replicateSourceDb: this.instance.identifier,
+        instanceClass: replica.instanceClass ?? spec.instanceClass,
+        maxAllocatedStorage: spec.maxAllocatedStorage,
+        storageType: "gp3",
+        storageEncrypted: true,
+        kmsKeyId: key.arn,
+        vpcSecurityGroupIds: [securityGroup.id],
+        parameterGroupName: parameterGroup.name,
+        publiclyAccessible: false,
+        multiAz: false,
+        // A replica's data lives in its primary's backups; it takes no snapshot of its own.
+        skipFinalSnapshot: true,
+        backupRetentionPeriod: 0,
+        deletionProtection: spec.deletionProtection,
+        autoMinorVersionUpgrade: true,
+        copyTagsToSnapshot: true,
+        iamDatabaseAuthenticationEnabled: true,
+        performanceInsightsEnabled: true,
+        performanceInsightsKmsKeyId: key.arn,
+        performanceInsightsRetentionPeriod: spec.performanceInsightsRetentionDays,
+        monitoringInterval: spec.monitoringIntervalSeconds,
+        monitoringRoleArn: spec.monitoringIntervalSeconds > 0 ? monitoringRole.arn : undefined,
+        enabledCloudwatchLogsExports: ["postgresql", "upgrade"],
+        caCertIdentifier: "rds-ca-rsa2048-g1",
+        tags: { ...tags, "db-platform:replica-of": spec.name },
+      },
+      { parent: this },
+    );
   }
 
   private createKey(name: string, id: string, tags: Record<string, string>, accountId: pulumi.Output<string>): aws.kms.Key {

@@ -63,7 +63,7 @@ export function fromZod(
       for (const key of issue.keys) {
         out.push({
           path: [...path, key],
-          message: `unknown key${suggestion(key, known)}${known.length ? ` (valid: ${known.join(", ")})` : ""}`,
+          message: `unknown key${suggestion(key, known) || (known.length ? ` (valid: ${known.join(", ")})` : "")}`,
         });
       }
     } else {

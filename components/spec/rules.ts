@@ -46,6 +46,18 @@ export function checkServer(raw: RawServer, ctx: ServerContext): Problem[] {
   replicas.forEach((r, i) => {
     if (seen.has(r.name)) out.push({ path: at("replicas", i, "name"), message: `duplicate replica name "${r.name}"` });
     seen.add(r.name);
+    if (raw.hosting === "local") {
+      out.push({
+        path: at("replicas", i),
+        message: "local streaming replicas are not provisioned yet (issue #6); remove the replica for now",
+      });
+    }
+    if (raw.hosting === "rds" && r.region && r.region !== ctx.awsRegion) {
+      out.push({
+        path: at("replicas", i, "region"),
+        message: "cross-region replicas are not provisioned yet (issue #6); omit region for a same-region replica",
+      });
+    }
     if (raw.hosting === "local" && r.region) {
       out.push({ path: at("replicas", i, "region"), message: "a local replica has no region" });
     }
@@ -167,7 +179,7 @@ export function buildServer(raw: RawServer, ctx: ServerContext): ServerSpec {
 }
 
 /** `local` and `external` servers need an admin password, held as a secret. */
-export function checkAdminPasswords(input: ConfigInput, servers: ReadonlyMap<string, RawServer>): Problem[] {
+export function checkAdminPasswords(input: ConfigInput, servers: ReadonlyMap<string, RawServer>, declared: ReadonlySet<string>): Problem[] {
   const out: Problem[] = [];
   const passwords = input.values.adminPasswords;
   const names = passwords && typeof passwords === "object" ? Object.keys(passwords) : [];
@@ -187,22 +199,22 @@ export function checkAdminPasswords(input: ConfigInput, servers: ReadonlyMap<str
   }
   for (const name of names) {
     const raw = servers.get(name);
-    if (!raw) {
-      out.push({ path: ["adminPasswords", name], message: `unknown server "${name}"${suggestion(name, [...servers.keys()])}` });
-    } else if (raw.hosting === "rds" || raw.hosting === "container") {
+    if (!declared.has(name)) {
+      out.push({ path: ["adminPasswords", name], message: `unknown server "${name}"${suggestion(name, [...declared])}` });
+    } else if (raw && (raw.hosting === "rds" || raw.hosting === "container")) {
       out.push({ path: ["adminPasswords", name], message: `hosting ${raw.hosting} generates its admin password; remove this entry` });
     }
   }
   return out;
 }
 
-export function checkService(name: string, raw: RawService, servers: ReadonlyMap<string, RawServer>): Problem[] {
+export function checkService(name: string, raw: RawService, servers: ReadonlySet<string>): Problem[] {
   const at = (...p: PathSegment[]) => ["services", name, ...p];
   const out: Problem[] = [];
   const ident = toIdentifier(name);
 
   if (!servers.has(raw.server)) {
-    const known = [...servers.keys()];
+    const known = [...servers];
     out.push({
       path: at("server"),
       message: `unknown server "${raw.server}" (known: ${known.join(", ") || "none"})${suggestion(raw.server, known)}`,

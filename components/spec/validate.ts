@@ -107,7 +107,17 @@ export function validateConfig(input: ConfigInput): ValidationResult {
     problems.push(...found);
     if (found.length === 0) servers.push(buildServer(raw, ctx));
   }
-  problems.push(...checkAdminPasswords(input, parsedServers));
+  problems.push(...checkAdminPasswords(input, parsedServers, new Set(Object.keys(rawServers))));
+  // Replica identifiers share the namespace of servers: `<environment>-<name>` on AWS.
+  const replicaOwners = new Map<string, string>();
+  for (const [name, raw] of parsedServers) {
+    (raw.replicas ?? []).forEach((r, i) => {
+      const owner = replicaOwners.get(r.name);
+      const clash = parsedServers.has(r.name) ? `server ${r.name}` : owner && owner !== name ? `a replica of servers.${owner}` : undefined;
+      if (clash) problems.push({ path: ["servers", name, "replicas", i, "name"], message: `"${r.name}" is already the name of ${clash}` });
+      replicaOwners.set(r.name, name);
+    });
+  }
 
   const rawServices = asRecord(input.values.services);
   const parsedServices = new Map<string, RawService>();
@@ -126,7 +136,7 @@ export function validateConfig(input: ConfigInput): ValidationResult {
 
   const services: ServiceSpec[] = [];
   for (const [name, raw] of parsedServices) {
-    const found = checkService(name, raw, parsedServers);
+    const found = checkService(name, raw, new Set(Object.keys(rawServers)));
     problems.push(...found);
     if (found.length === 0) services.push(buildService(name, raw));
   }

@@ -1,0 +1,175 @@
+import { beforeAll, describe, expect, it } from "vitest";
+import { input, prodValues, servers, changed } from "../helpers/config";
+import { type Resources, synthInput, T } from "../helpers/synth";
+
+let prod: Resources;
+let staging: Resources;
+
+beforeAll(async () => {
+  prod = await synthInput(input(prodValues()), "prod");
+  staging = await synthInput(
+    input(
+      changed(prodValues(), (v) => {
+        v.environment = "staging";
+        servers(v).main.replicas = [{ name: "main-ro-1", instanceClass: "db.t4g.small" }];
+        servers(v).main.requireTls = false;
+        servers(v).main.parameters = { work_mem: "64MB" };
+      }),
+    ),
+    "staging",
+  );
+});
+
+describe("RdsServer in prod", () => {
+  it("creates exactly the expected AWS resources per server", () => {
+    const counts = prod.countByType();
+    expect(counts[T.rds]).toBe(2);
+    expect(counts[T.kmsKey]).toBe(2);
+    expect(counts[T.kmsAlias]).toBe(2);
+    expect(counts[T.subnetGroup]).toBe(2);
+    expect(counts[T.parameterGroup]).toBe(2);
+    expect(counts[T.securityGroup]).toBe(2);
+    expect(counts[T.ingress]).toBe(2);
+    expect(counts[T.alarm]).toBe(6);
+    expect(counts[T.topic]).toBe(2);
+    expect(counts[T.iamRole]).toBe(2);
+  });
+
+  it("registers the instance with every secure default, exactly", () => {
+    expect(prod.one(T.rds, "main-instance").props).toEqual({
+      identifier: "prod-main",
+      engine: "postgres",
+      engineVersion: "16",
+      instanceClass: "db.m7g.large",
+      allocatedStorage: 20,
+      maxAllocatedStorage: 500,
+      storageType: "gp3",
+      storageEncrypted: true,
+      kmsKeyId: "arn:aws:kms:synth-region:000000000000:key/main-key",
+      dbSubnetGroupName: "prod-main",
+      vpcSecurityGroupIds: ["main-sg-id"],
+      parameterGroupName: "prod-main",
+      publiclyAccessible: false,
+      multiAz: true,
+      deletionProtection: true,
+      skipFinalSnapshot: false,
+      finalSnapshotIdentifier: "prod-main-final",
+      backupRetentionPeriod: 14,
+      backupWindow: "02:00-03:00",
+      maintenanceWindow: "sun:04:00-sun:05:00",
+      autoMinorVersionUpgrade: true,
+      allowMajorVersionUpgrade: false,
+      copyTagsToSnapshot: true,
+      deleteAutomatedBackups: false,
+      iamDatabaseAuthenticationEnabled: true,
+      username: "platform_admin",
+      manageMasterUserPassword: true,
+      masterUserSecretKmsKeyId: "arn:aws:kms:synth-region:000000000000:key/main-key",
+      performanceInsightsEnabled: true,
+      performanceInsightsKmsKeyId: "arn:aws:kms:synth-region:000000000000:key/main-key",
+      performanceInsightsRetentionPeriod: 7,
+      monitoringInterval: 60,
+      monitoringRoleArn: "arn:aws:synth:synth-region:000000000000:main-monitoring",
+      enabledCloudwatchLogsExports: ["postgresql", "upgrade"],
+      caCertIdentifier: "rds-ca-rsa2048-g1",
+      applyImmediately: false,
+      tags: { "db-platform:environment": "prod", "db-platform:server": "main", "managed-by": "db-platform" },
+    });
+  });
+
+  it("forces TLS and logs slow queries in the parameter group of the version's family", () => {
+    const pg = prod.one(T.parameterGroup, "main-params").props;
+    expect(pg.family).toBe("postgres16");
+    expect(pg.parameters).toEqual([
+      { name: "rds.force_ssl", value: "1", applyMethod: "pending-reboot" },
+      { name: "log_min_duration_statement", value: "1000", applyMethod: "immediate" },
+      { name: "log_connections", value: "1", applyMethod: "immediate" },
+      { name: "log_disconnections", value: "1", applyMethod: "immediate" },
+      { name: "password_encryption", value: "scram-sha-256", applyMethod: "immediate" },
+    ]);
+  });
+
+  it("uses a rotating customer-managed key", () => {
+    const key = prod.one(T.kmsKey, "main-key").props;
+    expect(key).toMatchObject({ enableKeyRotation: true, deletionWindowInDays: 30 });
+    expect(JSON.parse(key.policy as string).Statement[0].Principal.AWS).toBe("arn:aws:iam::000000000000:root");
+  });
+
+  it("admits only declared sources and has no egress", () => {
+    expect(prod.one(T.securityGroup, "main-sg").props).toMatchObject({ vpcId: "vpc-1", egress: [] });
+    expect(prod.one(T.ingress, "main-ingress-sg-0").props).toMatchObject({
+      ipProtocol: "tcp",
+      fromPort: 5432,
+      toPort: 5432,
+      referencedSecurityGroupId: "sg-app",
+      securityGroupId: "main-sg-id",
+    });
+  });
+
+  it("alarms on CPU, free storage and connections through an encrypted topic", () => {
+    const alarms = prod.ofType(T.alarm).filter((a) => a.name.startsWith("main-"));
+    expect(alarms.map((a) => [a.props.metricName, a.props.comparisonOperator, a.props.threshold])).toEqual([
+      ["CPUUtilization", "GreaterThanThreshold", 80],
+      ["FreeStorageSpace", "LessThanThreshold", Math.floor(20 * 1024 ** 3 * 0.1)],
+      ["DatabaseConnections", "GreaterThanThreshold", 200],
+    ]);
+    for (const a of alarms) expect(a.props.alarmActions).toEqual([expect.stringContaining(":main-alarms")]);
+    expect(prod.one(T.topic, "main-alarms").props.kmsMasterKeyId).toBe("arn:aws:kms:synth-region:000000000000:key/main-key");
+  });
+
+  it("connects the postgresql provider as a non-superuser over TLS, password secret", () => {
+    expect(prod.one(T.pgProvider, "main-postgresql").props).toEqual({
+      host: "prod-main.synth.rds.invalid",
+      port: "5432",
+      username: "platform_admin",
+      password: "[secret]",
+      database: "postgres",
+      sslmode: "require",
+      superuser: "false",
+      expectedVersion: "16",
+      connectTimeout: "30",
+    });
+  });
+
+  it("stores one RDS-shaped secret per login, encrypted with the server key", () => {
+    const secrets = prod.ofType(T.secret).filter((s) => s.name.startsWith("inventory-"));
+    expect(secrets.map((s) => s.props.name)).toEqual([
+      "db-platform/prod/inventory/app",
+      "db-platform/prod/inventory/readonly",
+      "db-platform/prod/inventory/migrator",
+    ]);
+    for (const s of secrets)
+      expect(s.props).toMatchObject({ kmsKeyId: "arn:aws:kms:synth-region:000000000000:key/main-key", recoveryWindowInDays: 30 });
+    expect(prod.one(T.secretVersion, "inventory-app-secret-version").props.secretString).toBe("[secret]");
+  });
+});
+
+describe("RdsServer outside prod", () => {
+  it("keeps TLS relaxation explicit in the parameter group and adds stack parameters", () => {
+    const params = staging.one(T.parameterGroup, "main-params").props.parameters as Array<{ name: string; value: string }>;
+    expect(params.find((p) => p.name === "rds.force_ssl")?.value).toBe("0");
+    expect(params.find((p) => p.name === "work_mem")?.value).toBe("64MB");
+  });
+
+  it("uses the lighter defaults", () => {
+    expect(staging.one(T.rds, "main-instance").props).toMatchObject({
+      multiAz: false,
+      deletionProtection: false,
+      backupRetentionPeriod: 7,
+      instanceClass: "db.t4g.micro",
+    });
+  });
+
+  it("creates a same-region replica of the primary, encrypted and private", () => {
+    expect(staging.one(T.rds, "main-replica-main-ro-1").props).toMatchObject({
+      identifier: "staging-main-ro-1",
+      replicateSourceDb: "staging-main",
+      instanceClass: "db.t4g.small",
+      storageEncrypted: true,
+      kmsKeyId: "arn:aws:kms:synth-region:000000000000:key/main-key",
+      publiclyAccessible: false,
+      iamDatabaseAuthenticationEnabled: true,
+      performanceInsightsEnabled: true,
+    });
+  });
+});

@@ -1,0 +1,88 @@
+/**
+ * An independent check of the isolation promise over synthesized resources: every grant,
+ * default privilege and membership of a service role stays inside that service's own database
+ * and schemas, and PUBLIC is revoked on every database a service uses. It reads only the
+ * resources and the spec's ownership, never the components' code, so a component bug shows up.
+ */
+import type { SynthResource } from "../../cli/synth";
+import type { ServiceSpec, Spec } from "../../components/spec";
+import { T } from "./synth";
+
+interface Owned {
+  service: ServiceSpec;
+  provider: string;
+}
+
+/** Provider URN of each server, from the postgresql providers in the resources. */
+function providerOf(resources: readonly SynthResource[], server: string): string {
+  const p = resources.find((r) => r.type === T.pgProvider && r.name === `${server}-postgresql`);
+  if (!p) throw new Error(`no postgresql provider for server ${server}`);
+  return p.urn;
+}
+
+export function isolationViolations(spec: Spec, resources: readonly SynthResource[]): string[] {
+  const out: string[] = [];
+  const roleOwner = new Map<string, Owned>();
+  for (const s of spec.services) {
+    const provider = providerOf(resources, s.server);
+    for (const r of [s.owner, ...s.logins]) roleOwner.set(`${provider}|${r.name}`, { service: s, provider });
+  }
+  const ownerOf = (provider: string | null, role: unknown) => roleOwner.get(`${provider}|${String(role)}`);
+  const inService = (s: ServiceSpec, database: unknown, schema: unknown) =>
+    database === s.database && (schema === undefined || s.schemas.includes(String(schema)));
+
+  for (const r of resources) {
+    const p = r.props;
+    if (r.type === T.grant) {
+      if (p.role === "public") {
+        if ((p.privileges as unknown[]).length > 0) out.push(`${r.name}: grants ${String(p.privileges)} to PUBLIC`);
+        continue;
+      }
+      const owner = ownerOf(r.provider, p.role);
+      if (!owner) {
+        out.push(`${r.name}: grant to a role no service owns (${String(p.role)})`);
+        continue;
+      }
+      const s = owner.service;
+      // Schema-isolated services may only CONNECT (and TEMP) to their shared database.
+      const ok = p.objectType === "database" ? p.database === s.database : inService(s, p.database, p.schema);
+      if (!ok) out.push(`${r.name}: ${String(p.role)} (service ${s.name}) reaches ${String(p.database)}/${String(p.schema ?? "")}`);
+    }
+    if (r.type === T.defaultPrivileges) {
+      const owner = ownerOf(r.provider, p.owner);
+      const grantee = ownerOf(r.provider, p.role);
+      if (!owner || !grantee || owner.service !== grantee.service) {
+        out.push(`${r.name}: default privileges cross services (${String(p.owner)} -> ${String(p.role)})`);
+      } else if (!inService(owner.service, p.database, p.schema)) {
+        out.push(`${r.name}: default privileges outside service ${owner.service.name}`);
+      }
+    }
+    if (r.type === T.role) {
+      const member = ownerOf(r.provider, p.name);
+      for (const parent of (p.roles as string[] | undefined) ?? []) {
+        const target = ownerOf(r.provider, parent);
+        if (!member || !target || member.service !== target.service) out.push(`${r.name}: ${String(p.name)} is a member of ${parent}`);
+      }
+      for (const attr of ["superuser", "createDatabase", "createRole", "replication", "bypassRowLevelSecurity"]) {
+        if (p[attr] !== false) out.push(`${r.name}: ${attr} is not explicitly false`);
+      }
+    }
+    if (r.type === T.grantRole) out.push(`${r.name}: unexpected role membership grant`);
+  }
+
+  // PUBLIC's CONNECT and TEMP are revoked on every database a service uses.
+  const databases = new Set(spec.services.map((s) => `${providerOf(resources, s.server)}|${s.database}`));
+  for (const key of databases) {
+    const [provider, database] = key.split("|");
+    const revoked = resources.some(
+      (r) =>
+        r.type === T.grant &&
+        r.provider === provider &&
+        r.props.database === database &&
+        r.props.role === "public" &&
+        r.props.objectType === "database",
+    );
+    if (!revoked) out.push(`database ${database}: PUBLIC is not revoked`);
+  }
+  return out;
+}

@@ -1,0 +1,79 @@
+/**
+ * The shared mock harness: runs the real program under the SDK's mocks (cli/synth.ts), which
+ * records every registered resource with exact type, name, parent, provider and inputs, and
+ * throws on any invoke it does not expect.
+ */
+import * as path from "node:path";
+import { readConfigFile } from "../../cli/stackConfig";
+import { synth, type SynthResource } from "../../cli/synth";
+import type { ConfigInput } from "../../components/spec";
+
+export const ROOT = path.resolve(__dirname, "../..");
+
+export async function synthInput(input: ConfigInput, stack = "test"): Promise<Resources> {
+  return new Resources(await synth(input, "db-platform", stack));
+}
+
+const synthesized = new Map<string, Promise<Resources>>();
+
+/** Synthesize a stack file once per test file; results are read-only. */
+export function synthFile(relative: string, stack?: string): Promise<Resources> {
+  const file = path.join(ROOT, relative);
+  const name = stack ?? /Pulumi\.(.+)\.yaml$/.exec(file)?.[1] ?? "test";
+  const key = `${file}|${name}`;
+  if (!synthesized.has(key)) synthesized.set(key, synthInput(readConfigFile(file), name));
+  return synthesized.get(key) as Promise<Resources>;
+}
+
+export class Resources {
+  constructor(readonly all: SynthResource[]) {}
+
+  ofType(type: string): SynthResource[] {
+    return this.all.filter((r) => r.type === type);
+  }
+
+  /** The one resource of `type` named `name`; throws when there is not exactly one. */
+  one(type: string, name: string): SynthResource {
+    const found = this.all.filter((r) => r.type === type && r.name === name);
+    if (found.length !== 1) throw new Error(`expected one ${type} named ${name}, found ${found.length}`);
+    return found[0];
+  }
+
+  /** Resources whose parent is the resource with this URN. */
+  childrenOf(urn: string): SynthResource[] {
+    return this.all.filter((r) => r.parent === urn);
+  }
+
+  countByType(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const r of this.all) out[r.type] = (out[r.type] ?? 0) + 1;
+    return out;
+  }
+}
+
+export const T = {
+  role: "postgresql:index/role:Role",
+  database: "postgresql:index/database:Database",
+  schema: "postgresql:index/schema:Schema",
+  grant: "postgresql:index/grant:Grant",
+  grantRole: "postgresql:index/grantRole:GrantRole",
+  defaultPrivileges: "postgresql:index/defaultPrivileges:DefaultPrivileges",
+  extension: "postgresql:index/extension:Extension",
+  pgProvider: "pulumi:providers:postgresql",
+  password: "random:index/randomPassword:RandomPassword",
+  rds: "aws:rds/instance:Instance",
+  parameterGroup: "aws:rds/parameterGroup:ParameterGroup",
+  subnetGroup: "aws:rds/subnetGroup:SubnetGroup",
+  kmsKey: "aws:kms/key:Key",
+  kmsAlias: "aws:kms/alias:Alias",
+  securityGroup: "aws:ec2/securityGroup:SecurityGroup",
+  ingress: "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
+  alarm: "aws:cloudwatch/metricAlarm:MetricAlarm",
+  topic: "aws:sns/topic:Topic",
+  secret: "aws:secretsmanager/secret:Secret",
+  secretVersion: "aws:secretsmanager/secretVersion:SecretVersion",
+  iamRole: "aws:iam/role:Role",
+  container: "docker:index/container:Container",
+  image: "docker:index/remoteImage:RemoteImage",
+  volume: "docker:index/volume:Volume",
+} as const;

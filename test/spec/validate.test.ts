@@ -1,0 +1,326 @@
+import { describe, expect, it } from "vitest";
+import { formatProblem, loadSpec, SpecError, validateConfig } from "../../components/spec";
+import { changed, devValues, input, prodValues, servers, services, type Values } from "../helpers/config";
+
+function problemsOf(values: Values, opts?: Parameters<typeof input>[1]): string[] {
+  const result = validateConfig(input(values, opts));
+  return result.ok ? [] : result.problems.map(formatProblem);
+}
+
+describe("valid configs", () => {
+  it("accepts the dev and prod factories", () => {
+    expect(problemsOf(devValues())).toEqual([]);
+    expect(problemsOf(prodValues())).toEqual([]);
+  });
+});
+
+// Each case: one change to a valid config, and the exact line that must be reported.
+const badInput: Array<[string, () => Values, string]> = [
+  [
+    "unknown top-level key, with suggestion",
+    () => changed(devValues(), (v) => (v.sevices = {})),
+    'sevices: unknown key (did you mean "services"?)',
+  ],
+  [
+    "unknown service key, with suggestion",
+    () => changed(devValues(), (v) => (services(v).inventory.isolaton = "schema")),
+    'services.inventory.isolaton: unknown key (did you mean "isolation"?)',
+  ],
+  [
+    "unknown server key for its hosting kind",
+    () => changed(devValues(), (v) => (servers(v).local.instanceClass = "db.t4g.micro")),
+    "servers.local.instanceClass: unknown key (valid: hosting, version, replicas, host, port, adminUser, sslMode)",
+  ],
+  [
+    "unknown server reference lists the known servers",
+    () => changed(devValues(), (v) => (services(v).inventory.server = "locl")),
+    'services.inventory.server: unknown server "locl" (known: local) (did you mean "local"?)',
+  ],
+  [
+    "identifier too long for PostgreSQL",
+    () => changed(devValues(), (v) => (services(v).inventory.database = "d".repeat(64))),
+    `services.inventory.database: "${"d".repeat(64)}" is 64 bytes; PostgreSQL truncates identifiers to 63`,
+  ],
+  [
+    "upper-case schema would be folded",
+    () => changed(devValues(), (v) => (services(v)["sv-sdk"].schemas = ["Auth"])),
+    'services.sv-sdk.schemas[0]: "Auth" has upper-case letters; PostgreSQL folds unquoted names to lower case (use "auth")',
+  ],
+  [
+    "reserved database name",
+    () => changed(devValues(), (v) => (services(v).inventory.database = "postgres")),
+    'services.inventory.database: "postgres" is a reserved name',
+  ],
+  [
+    "reserved template database",
+    () => changed(devValues(), (v) => (services(v).inventory.database = "template1")),
+    'services.inventory.database: "template1" is a reserved name',
+  ],
+  [
+    "schema named public",
+    () => changed(devValues(), (v) => (services(v).inventory.schemas = ["public"])),
+    'services.inventory.schemas[0]: "public" is a reserved name',
+  ],
+  [
+    "names starting with pg_",
+    () => changed(devValues(), (v) => (services(v).inventory.schemas = ["pg_stuff"])),
+    'services.inventory.schemas[0]: "pg_stuff" starts with "pg_", which PostgreSQL reserves',
+  ],
+  [
+    "rdsadmin is reserved",
+    () => changed(devValues(), (v) => (services(v).payments.database = "rdsadmin")),
+    'services.payments.database: "rdsadmin" is a reserved name',
+  ],
+  [
+    "schema isolation without a shared database",
+    () => changed(devValues(), (v) => delete services(v).payments.database),
+    "services.payments.database: required when isolation is schema: the shared database the service's schemas live in",
+  ],
+  [
+    "replicas on container hosting",
+    () =>
+      changed(devValues(), (v) => {
+        servers(v).box = { hosting: "container", replicas: [{ name: "box-ro" }] };
+      }),
+    'servers.box.replicas: hosting "container" cannot have read replicas (only rds, local)',
+  ],
+  [
+    "replicas on external hosting",
+    () =>
+      changed(devValues(), (v) => {
+        servers(v).ext = { hosting: "external", host: "db.example.com", adminUser: "admin", replicas: [{ name: "ext-ro" }] };
+        (v.adminPasswords as Record<string, string>).ext = "x";
+      }),
+    'servers.ext.replicas: hosting "external" cannot have read replicas (only rds, local)',
+  ],
+  [
+    "scoped role naming a schema the service does not own",
+    () => changed(devValues(), (v) => ((services(v)["sv-sdk"].roles as Values).auditor = { read: ["audits"] })),
+    'services.sv-sdk.roles.auditor.read: schema "audits" is not a schema of service sv-sdk (its schemas: auth, email, audit, permissions) (did you mean "audit"?)',
+  ],
+  [
+    "scoped role reaching another service's schema",
+    () => changed(devValues(), (v) => ((services(v)["sv-sdk"].roles as Values).auditor = { write: ["payments"] })),
+    'services.sv-sdk.roles.auditor.write: schema "payments" is not a schema of service sv-sdk (its schemas: auth, email, audit, permissions)',
+  ],
+  [
+    "two services claiming one database",
+    () => changed(devValues(), (v) => (services(v).orders = { server: "local", database: "inventory_db" })),
+    'services.orders.database: database "inventory_db" on server local is also produced by services.inventory',
+  ],
+  [
+    "the - to _ mapping makes two services' roles collide",
+    () =>
+      changed(devValues(), (v) => {
+        services(v).a = { server: "local", roles: { b_app: { read: ["a"] } } };
+        services(v)["a-b"] = { server: "local" };
+      }),
+    'services.a-b: role "a_b_app" on server local is also produced by services.a',
+  ],
+  [
+    "a role suffix colliding with another service's built-in role",
+    () =>
+      changed(devValues(), (v) => {
+        services(v)["inventory-app"] = { server: "local" };
+        services(v).inventory.roles = { app_owner: { read: ["inventory"] } };
+      }),
+    'services.inventory-app: role "inventory_app_owner" on server local is also produced by services.inventory',
+  ],
+  [
+    "two schema-isolated services with the same schema in one database",
+    () => changed(devValues(), (v) => (services(v).profile.schemas = ["payments"])),
+    'services.profile.schemas[0]: schema "payments" in database platform on server local is also produced by services.payments',
+  ],
+  [
+    "a role named like the server's admin login",
+    () => changed(devValues(), (v) => (services(v).platform = { server: "local", roles: { admin: { read: ["platform"] } } })),
+    'services.platform.roles.admin: role "platform_admin" on server local is also produced by servers.local (its admin login)',
+  ],
+  [
+    "a shared database that is another service's own database",
+    () => changed(devValues(), (v) => (services(v).payments.database = "inventory_db")),
+    'services.payments.database: "inventory_db" is the database of service inventory (isolation database); a shared database cannot be another service\'s own',
+  ],
+  [
+    "dblink is a back door",
+    () => changed(devValues(), (v) => (services(v).inventory.extensions = ["dblink"])),
+    'services.inventory.extensions[0]: "dblink" reaches outside the service\'s database and is not allowed',
+  ],
+  [
+    "a local server on a non-loopback host",
+    () => changed(devValues(), (v) => (servers(v).local.host = "10.0.0.5")),
+    'servers.local.host: "10.0.0.5" is not a loopback address; use hosting external for other hosts',
+  ],
+  [
+    "a missing admin password",
+    () => changed(devValues(), (v) => delete (v.adminPasswords as Values).local),
+    "adminPasswords.local: missing: servers.local (hosting local) needs its admin password (pulumi config set --secret --path 'db-platform:adminPasswords.local' …)",
+  ],
+  [
+    "unsupported version",
+    () => changed(devValues(), (v) => (servers(v).local.version = "9.6")),
+    "servers.local.version: must be a supported PostgreSQL major version (14, 15, 16, 17, 18)",
+  ],
+  [
+    "unknown hosting",
+    () => changed(devValues(), (v) => (servers(v).local.hosting = "aurora")),
+    "servers.local.hosting: hosting must be one of rds, local, container, external",
+  ],
+  [
+    "local hosting in prod",
+    () => changed(prodValues(), (v) => (servers(v).dev = { hosting: "container" })),
+    'servers.dev.hosting: "container" is not allowed in a strict environment (prod): use rds or external',
+  ],
+  [
+    "public RDS in prod",
+    () => changed(prodValues(), (v) => (servers(v).main.publiclyAccessible = true)),
+    "servers.main.publiclyAccessible: must be false in a strict environment (prod)",
+  ],
+  [
+    "TLS off in prod",
+    () => changed(prodValues(), (v) => (servers(v).main.requireTls = false)),
+    "servers.main.requireTls: must be true in a strict environment (prod)",
+  ],
+  [
+    "rds without a network",
+    () => changed(prodValues(), (v) => delete v.network),
+    "servers.main.network: required for hosting rds (or set the stack-wide db-platform:network)",
+  ],
+  [
+    "duplicate replica names",
+    () => changed(prodValues(), (v) => (servers(v).main.replicas = [{ name: "ro" }, { name: "ro" }])),
+    'servers.main.replicas[1].name: duplicate replica name "ro"',
+  ],
+  [
+    "a replica named like a server",
+    () => changed(prodValues(), (v) => (servers(v).main.replicas = [{ name: "studio" }])),
+    'servers.main.replicas[0].name: "studio" is already the name of server studio',
+  ],
+  [
+    "a cross-region replica in the primary's region",
+    () => changed(prodValues(), (v) => (servers(v).main.replicas = [{ name: "dr", region: "eu-central-1" }])),
+    'servers.main.replicas[0].region: "eu-central-1" is the primary\'s region; omit region for a same-region replica',
+  ],
+  [
+    "owner cannot be scoped",
+    () => changed(devValues(), (v) => (services(v).inventory.roles = { owner: { read: ["inventory"] } })),
+    'services.inventory.roles.owner: "owner" is a built-in role and cannot be scoped (scopable built-ins: app, readonly)',
+  ],
+  [
+    "a scoped role that grants nothing",
+    () => changed(devValues(), (v) => (services(v).inventory.roles = { reporting: {} })),
+    "services.inventory.roles.reporting: grants nothing: give it read or write schemas",
+  ],
+];
+
+describe("bad input: one line per problem, starting with its config path", () => {
+  it.each(badInput)("%s", (_title, make, expected) => {
+    expect(problemsOf(make())).toContain(expected);
+  });
+
+  it("adminPasswords must be a secret", () => {
+    expect(problemsOf(devValues(), { secretKeys: [] })).toContain(
+      "adminPasswords: must be a secret (pulumi config set --secret --path 'db-platform:adminPasswords.<server>' …)",
+    );
+  });
+
+  it("rds needs aws:region", () => {
+    const result = validateConfig({ values: prodValues(), secretKeys: new Set() });
+    expect(result.ok ? [] : result.problems.map(formatProblem)).toContain("aws:region: required by servers.main (hosting rds)");
+  });
+
+  it("reports every problem at once, including problems in other entries", () => {
+    const values = changed(devValues(), (v) => {
+      v.sevices = {};
+      servers(v).local.version = "9";
+      services(v).inventory.server = "nope";
+      services(v).payments.isolation = "shared";
+      delete services(v).profile.database;
+    });
+    const lines = problemsOf(values);
+    expect(lines).toHaveLength(5);
+    expect(lines.map((l) => l.split(":")[0])).toEqual(
+      expect.arrayContaining([
+        "sevices",
+        "servers.local.version",
+        "services.inventory.server",
+        "services.payments.isolation",
+        "services.profile.database",
+      ]),
+    );
+  });
+
+  it("loadSpec throws a SpecError whose lines are the problems", () => {
+    const bad = changed(devValues(), (v) => (services(v).inventory.server = "mian"));
+    expect(() => loadSpec(input(bad))).toThrow(SpecError);
+    try {
+      loadSpec(input(bad));
+    } catch (e) {
+      expect((e as SpecError).lines()).toEqual(['services.inventory.server: unknown server "mian" (known: local)']);
+    }
+  });
+});
+
+describe("the typed model", () => {
+  it("derives names from the service name", () => {
+    const spec = loadSpec(input(devValues()));
+    const sdk = spec.services.find((s) => s.name === "sv-sdk");
+    expect(sdk).toMatchObject({ database: "sv_sdk_db", isolation: "database", schemas: ["auth", "email", "audit", "permissions"] });
+    expect(sdk?.owner.name).toBe("sv_sdk_owner");
+    expect(sdk?.logins.map((l) => [l.name, l.read, l.write])).toEqual([
+      ["sv_sdk_app", ["auth", "email", "audit", "permissions"], ["auth", "email", "audit", "permissions"]],
+      ["sv_sdk_readonly", ["auth", "email", "audit", "permissions"], []],
+      ["sv_sdk_migrator", ["auth", "email", "audit", "permissions"], ["auth", "email", "audit", "permissions"]],
+      ["sv_sdk_auditor", ["audit"], []],
+    ]);
+    const payments = spec.services.find((s) => s.name === "payments");
+    expect(payments).toMatchObject({ database: "platform", isolation: "schema", schemas: ["payments"] });
+    expect(spec.sharedDatabases).toEqual([{ server: "local", name: "platform", services: ["payments", "profile"] }]);
+  });
+
+  it("applies strict defaults in prod, one by one", () => {
+    const spec = loadSpec(input(prodValues()));
+    const main = spec.servers.find((s) => s.name === "main");
+    expect(spec.strict).toBe(true);
+    expect(main).toMatchObject({
+      hosting: "rds",
+      region: "eu-central-1",
+      version: "16",
+      instanceClass: "db.m7g.large",
+      multiAz: true,
+      deletionProtection: true,
+      skipFinalSnapshot: false,
+      backupRetentionDays: 14,
+      publiclyAccessible: false,
+      requireTls: true,
+      maxAllocatedStorage: 500,
+      masterUsername: "platform_admin",
+      sslMode: "require",
+      monitoringIntervalSeconds: 60,
+      performanceInsightsRetentionDays: 7,
+    });
+  });
+
+  it("applies the lighter defaults outside prod, still secure", () => {
+    const staging = changed(prodValues(), (v) => (v.environment = "staging"));
+    const main = loadSpec(input(staging)).servers.find((s) => s.name === "main");
+    expect(main).toMatchObject({
+      multiAz: false,
+      deletionProtection: false,
+      skipFinalSnapshot: false,
+      backupRetentionDays: 7,
+      publiclyAccessible: false,
+      requireTls: true,
+    });
+  });
+
+  it("keeps explicit relaxations outside prod", () => {
+    const staging = changed(prodValues(), (v) => {
+      v.environment = "staging";
+      servers(v).main.requireTls = false;
+      servers(v).main.skipFinalSnapshot = true;
+    });
+    const main = loadSpec(input(staging)).servers.find((s) => s.name === "main");
+    expect(main).toMatchObject({ requireTls: false, skipFinalSnapshot: true });
+  });
+});
