@@ -3,10 +3,14 @@
 require("tsx/cjs");
 const { main } = require("../cli/main.ts");
 
-main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
-  (e) => {
-    process.stderr.write(`db-platform: ${e instanceof Error ? e.message : String(e)}\n`);
-    process.exit(2);
-  },
-);
+// Exit only once stdout and stderr are flushed: writes to a pipe are asynchronous, and a plain
+// process.exit() would cut long output (synth --json) at the pipe buffer size.
+function exit(code) {
+  process.exitCode = code;
+  process.stdout.write("", () => process.stderr.write("", () => process.exit(code)));
+}
+
+main(process.argv.slice(2)).then(exit, (e) => {
+  process.stderr.write(`db-platform: ${e instanceof Error ? e.message : String(e)}\n`);
+  exit(2);
+});

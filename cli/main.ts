@@ -7,6 +7,9 @@ import { Command, CommanderError, Option } from "commander";
 import { formatProblem, validateConfig } from "../components/spec";
 import { ConfigFileError, findProjectDir, projectName, readConfigFile, stackConfigPath } from "./stackConfig";
 import { synth } from "./synth";
+import { formatViolations, policyCheck } from "./policyCheck";
+import { PolicyConfigError } from "../policies/engine/evaluate";
+import { StateFormatError } from "../policies/engine/sources";
 
 export const EXIT_OK = 0;
 export const EXIT_PROBLEMS = 1;
@@ -92,6 +95,30 @@ export function buildProgram(
       out(`${String(resources.length).padStart(5)}  resources in stack ${stack}\n`);
     });
 
+  const policy = program.command("policy").description("the policy pack's rules, offline");
+  stackOptions(
+    policy
+      .command("check")
+      .description(
+        "evaluate the policy pack on a stack export, synth --json output, or a stack synthesized offline; exit 1 on a mandatory violation",
+      ),
+  )
+    .option("--state <file>", "a `pulumi stack export` document or `db-platform synth --json` output")
+    .option("--policy-config <file>", "policy config (default: policies/config/<stack>.json when it exists)")
+    .option("--json", "print an array of { policy, urn, message, enforcement }")
+    .action(async (opts: StackOptions & { state?: string; policyConfig?: string; json?: boolean }) => {
+      if (!opts.state && !opts.stack && !opts.config) throw new UsageError("give --state <file>, --stack <name> or --config <file>");
+      const result = await policyCheck(opts, resolveStack);
+      if (!result.ok) {
+        for (const line of result.problems) out(`${line}\n`);
+        process.exitCode = EXIT_PROBLEMS;
+        return;
+      }
+      const { violations } = result;
+      out(opts.json ? `${JSON.stringify(violations, null, 2)}\n` : formatViolations(violations));
+      if (violations.some((v) => v.enforcement === "mandatory")) process.exitCode = EXIT_PROBLEMS;
+    });
+
   return program;
 }
 
@@ -105,7 +132,7 @@ export async function main(argv: string[]): Promise<number> {
       // --help and --version end here with exit code 0.
       return e.exitCode === 0 ? EXIT_OK : EXIT_USAGE;
     }
-    if (e instanceof UsageError || e instanceof ConfigFileError) {
+    if (e instanceof UsageError || e instanceof ConfigFileError || e instanceof PolicyConfigError || e instanceof StateFormatError) {
       process.stderr.write(`db-platform: ${e.message}\n`);
       return EXIT_USAGE;
     }

@@ -136,10 +136,15 @@ export async function synthProgram(
   const onError = (e: unknown) => (failure ??= e);
   process.on("unhandledRejection", onError);
   let outputs: ProgramOutputs;
+  // The SDK records a stack trace for every promise it creates (for leak reports). With source
+  // maps on, formatting those traces is most of synth's time; synth never prints them.
+  const stackTraceLimit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
   try {
     outputs = runProgram(input);
     await pulumi.runtime.disconnect();
   } finally {
+    Error.stackTraceLimit = stackTraceLimit;
     process.off("unhandledRejection", onError);
   }
   if (failure) throw failure;

@@ -1,0 +1,10 @@
+import type { Rule } from "../engine/types";
+import { BACKUP_RULES } from "./backups";
+import { POSTGRESQL_RULES } from "./postgresql";
+import { RDS_RULES } from "./rds";
+import { STACK_RULES } from "./stack";
+
+export { BACKUP_RULES, POSTGRESQL_RULES, RDS_RULES, STACK_RULES };
+
+/** Every rule of the pack, isolation first. */
+export const ALL_RULES: readonly Rule[] = [...POSTGRESQL_RULES, ...STACK_RULES, ...RDS_RULES, ...BACKUP_RULES];
