@@ -1,0 +1,34 @@
+/** Docs that describe code must not drift from it. */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { describe, expect, it } from "vitest";
+import { ALL_RULES } from "../policies/rules";
+import { ROOT } from "./helpers/synth";
+
+const read = (f: string) => fs.readFileSync(path.join(ROOT, f), "utf8");
+
+describe("docs/policies.md", () => {
+  const doc = read("docs/policies.md");
+  it.each(ALL_RULES.map((r) => [r.name, r]))("documents %s with its description and defaults", (_n, rule) => {
+    const cells = doc
+      .split("\n")
+      .map((l) => l.split("|").map((c) => c.trim()))
+      .find((c) => c[1] === `\`${rule.name}\``);
+    expect(cells, rule.name).toBeDefined();
+    expect(cells?.[2]).toBe(rule.description);
+    expect(cells?.[3]).toBe(rule.alwaysMandatory ? "mandatory, always" : rule.enforcementLevel);
+    for (const [prop, schema] of Object.entries(rule.configSchema ?? {}))
+      expect(cells?.[4]).toContain(`\`${prop}\` (default \`${JSON.stringify(schema.default)}\`)`);
+  });
+});
+
+describe("README", () => {
+  const readme = read("README.md");
+  it("documents every CLI command", () => {
+    for (const cmd of ["db-platform validate", "db-platform synth", "db-platform policy check"]) expect(readme).toContain(cmd);
+  });
+  it("documents every npm script", () => {
+    const scripts = Object.keys(JSON.parse(read("package.json")).scripts as Record<string, string>);
+    for (const s of scripts) expect(readme, s).toMatch(new RegExp(`npm (run )?${s.replace(/[:]/g, "\\:")}\\b`));
+  });
+});
