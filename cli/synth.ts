@@ -5,6 +5,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { type ProgramOutputs, runProgram } from "../components/program";
 import type { ConfigInput } from "../components/spec";
+import { normalize } from "../policies/engine/sources";
 
 export interface SynthResource {
   readonly type: string;
@@ -16,24 +17,7 @@ export interface SynthResource {
   readonly props: Record<string, unknown>;
 }
 
-const SIG = pulumi.runtime.specialSigKey;
-const SECRET_SIG = pulumi.runtime.specialSecretSig;
-const RESOURCE_SIG = pulumi.runtime.specialResourceSig;
-export const SECRET_MARK = "[secret]";
 const SYNTH_ACCOUNT = "000000000000";
-
-/** Serialized RPC values -> plain JSON with secrets masked and resource references as URNs. */
-function plain(v: unknown): unknown {
-  if (Array.isArray(v)) return v.map(plain);
-  if (v === pulumi.runtime.unknownValue) return "[unknown]";
-  if (v !== null && typeof v === "object") {
-    const o = v as Record<string, unknown>;
-    if (o[SIG] === SECRET_SIG) return SECRET_MARK;
-    if (o[SIG] === RESOURCE_SIG) return o.urn;
-    return Object.fromEntries(Object.entries(o).map(([k, item]) => [k, plain(item)]));
-  }
-  return v;
-}
 
 /** Outputs the engine would compute, faked deterministically so dependent inputs are readable. */
 function computedState(type: string, name: string, inputs: Record<string, unknown>): Record<string, unknown> {
@@ -126,7 +110,7 @@ export async function synthProgram(
           urn,
           parent,
           provider: providerRef ? full(providerRef.split("::").slice(0, -1).join("::")) : null,
-          props: plain(req.getObject()?.toJavaScript() ?? {}) as Record<string, unknown>,
+          props: normalize(req.getObject()?.toJavaScript() ?? {}) as Record<string, unknown>,
         });
       }
       callback(err, resp);

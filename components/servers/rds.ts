@@ -259,36 +259,25 @@ export class RdsServer extends pulumi.ComponentResource implements ServerHandle 
       { name: id, description: `db-platform ${id}: PostgreSQL from declared sources only`, vpcId: network.vpcId, egress: [], tags },
       { parent: this },
     );
-    network.allowedCidrs.forEach((cidr, i) => {
+    const sources = [
+      ...network.allowedCidrs.map((cidr, i) => ({ key: `cidr-${i}`, from: cidr, rule: { cidrIpv4: cidr } })),
+      ...network.allowedSecurityGroupIds.map((sg, i) => ({ key: `sg-${i}`, from: sg, rule: { referencedSecurityGroupId: sg } })),
+    ];
+    for (const source of sources) {
       new aws.vpc.SecurityGroupIngressRule(
-        `${name}-ingress-cidr-${i}`,
+        `${name}-ingress-${source.key}`,
         {
           securityGroupId: group.id,
           ipProtocol: "tcp",
           fromPort: 5432,
           toPort: 5432,
-          cidrIpv4: cidr,
-          description: `PostgreSQL from ${cidr}`,
+          ...source.rule,
+          description: `PostgreSQL from ${source.from}`,
           tags,
         },
         { parent: this },
       );
-    });
-    network.allowedSecurityGroupIds.forEach((sg, i) => {
-      new aws.vpc.SecurityGroupIngressRule(
-        `${name}-ingress-sg-${i}`,
-        {
-          securityGroupId: group.id,
-          ipProtocol: "tcp",
-          fromPort: 5432,
-          toPort: 5432,
-          referencedSecurityGroupId: sg,
-          description: `PostgreSQL from ${sg}`,
-          tags,
-        },
-        { parent: this },
-      );
-    });
+    }
     return group;
   }
 

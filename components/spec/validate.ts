@@ -16,8 +16,6 @@ import {
   scopedRoleSchema,
   serverSchema,
   serviceSchema,
-  type RawServer,
-  type RawService,
   rdsServerSchema,
   localServerSchema,
   externalServerSchema,
@@ -89,16 +87,7 @@ export function validateConfig(input: ConfigInput): ValidationResult {
   const stackNetwork = networkSchema.safeParse(input.values.network);
 
   const rawServers = asRecord(input.values.servers);
-  const parsedServers = new Map<string, RawServer>();
-  for (const [name, value] of Object.entries(rawServers)) {
-    if (!/^[a-z][a-z0-9-]*$/.test(name)) {
-      problems.push({ path: ["servers", name], message: "server names must be lower-case letters, digits and -, starting with a letter" });
-      continue;
-    }
-    const parsed = serverSchema.safeParse(value);
-    if (parsed.success) parsedServers.set(name, parsed.data);
-    else problems.push(...fromZod(parsed.error, ["servers", name], known));
-  }
+  const parsedServers = parseEntries("servers", "server", rawServers, serverSchema, known, problems);
 
   const servers: ServerSpec[] = [];
   for (const [name, raw] of parsedServers) {
@@ -120,19 +109,7 @@ export function validateConfig(input: ConfigInput): ValidationResult {
   }
 
   const rawServices = asRecord(input.values.services);
-  const parsedServices = new Map<string, RawService>();
-  for (const [name, value] of Object.entries(rawServices)) {
-    if (!/^[a-z][a-z0-9-]*$/.test(name)) {
-      problems.push({
-        path: ["services", name],
-        message: "service names must be lower-case letters, digits and -, starting with a letter",
-      });
-      continue;
-    }
-    const parsed = serviceSchema.safeParse(value);
-    if (parsed.success) parsedServices.set(name, parsed.data);
-    else problems.push(...fromZod(parsed.error, ["services", name], known));
-  }
+  const parsedServices = parseEntries("services", "service", rawServices, serviceSchema, known, problems);
 
   const services: ServiceSpec[] = [];
   for (const [name, raw] of parsedServices) {
@@ -168,6 +145,28 @@ function sharedDatabasesOf(services: readonly ServiceSpec[]): SharedDatabaseSpec
     byKey.set(key, entry);
   }
   return [...byKey.values()];
+}
+
+/** Parse each named entry on its own, so one bad entry does not hide the problems of the others. */
+function parseEntries<T>(
+  key: string,
+  noun: string,
+  raw: Record<string, unknown>,
+  schema: z.ZodType<T>,
+  known: (path: readonly PathSegment[]) => readonly string[],
+  problems: Problem[],
+): Map<string, T> {
+  const parsed = new Map<string, T>();
+  for (const [name, value] of Object.entries(raw)) {
+    if (!/^[a-z][a-z0-9-]*$/.test(name)) {
+      problems.push({ path: [key, name], message: `${noun} names must be lower-case letters, digits and -, starting with a letter` });
+      continue;
+    }
+    const result = schema.safeParse(value);
+    if (result.success) parsed.set(name, result.data);
+    else problems.push(...fromZod(result.error, [key, name], known));
+  }
+  return parsed;
 }
 
 function asRecord(v: unknown): Record<string, unknown> {

@@ -15,8 +15,8 @@ const UNKNOWN_SENTINEL = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
 
 export class StateFormatError extends Error {}
 
-/** Secret envelopes become SECRET, resource references their URN, unknowns UNKNOWN. */
-function normalize(v: unknown): unknown {
+/** Serialized Pulumi values -> plain JSON: secret envelopes become SECRET, resource references their URN, unknowns UNKNOWN. */
+export function normalize(v: unknown): unknown {
   if (v === UNKNOWN_SENTINEL) return UNKNOWN;
   if (Array.isArray(v)) return v.map(normalize);
   if (v !== null && typeof v === "object") {

@@ -7,6 +7,7 @@ import * as path from "node:path";
 import { readConfigFile } from "../../cli/stackConfig";
 import { synth, type SynthResource } from "../../cli/synth";
 import type { ConfigInput } from "../../components/spec";
+import { PG } from "../../policies/engine/graph";
 
 export const ROOT = path.resolve(__dirname, "../..");
 
@@ -52,14 +53,14 @@ export class Resources {
 }
 
 export const T = {
-  role: "postgresql:index/role:Role",
-  database: "postgresql:index/database:Database",
-  schema: "postgresql:index/schema:Schema",
-  grant: "postgresql:index/grant:Grant",
-  grantRole: "postgresql:index/grantRole:GrantRole",
-  defaultPrivileges: "postgresql:index/defaultPrivileges:DefaultPrivileges",
-  extension: "postgresql:index/extension:Extension",
-  pgProvider: "pulumi:providers:postgresql",
+  role: PG.role,
+  database: PG.database,
+  schema: PG.schema,
+  grant: PG.grant,
+  grantRole: PG.grantRole,
+  defaultPrivileges: PG.defaultPrivileges,
+  extension: PG.extension,
+  pgProvider: PG.provider,
   password: "random:index/randomPassword:RandomPassword",
   rds: "aws:rds/instance:Instance",
   parameterGroup: "aws:rds/parameterGroup:ParameterGroup",
