@@ -7,6 +7,8 @@ import { Command, CommanderError, Option } from "commander";
 import { formatProblem, validateConfig } from "../components/spec";
 import { ConfigFileError, findProjectDir, projectName, readConfigFile, stackConfigPath } from "./stackConfig";
 import { synth } from "./synth";
+import { LocalCommandError, localCommand } from "./local";
+import { LocalPostgresError } from "./localPostgres";
 import { formatViolations, policyCheck } from "./policyCheck";
 import { PolicyConfigError } from "../policies/engine/evaluate";
 import { StateFormatError } from "../policies/engine/sources";
@@ -119,6 +121,23 @@ export function buildProgram(
       if (violations.some((v) => v.enforcement === "mandatory")) process.exitCode = EXIT_PROBLEMS;
     });
 
+  const local = program
+    .command("local")
+    .description("the real PostgreSQL servers of a stack's `local` servers (127.0.0.1, data in .db-platform/)");
+  for (const action of ["start", "stop", "status"] as const) {
+    stackOptions(local.command(action).description(`${action} the stack's local PostgreSQL servers`)).action(async (opts: StackOptions) => {
+      const { file, stack } = resolveStack(opts);
+      const result = validateConfig(readConfigFile(file));
+      if (!result.ok) {
+        for (const p of result.problems) out(`${formatProblem(p)}\n`);
+        process.exitCode = EXIT_PROBLEMS;
+        return;
+      }
+      const ok = await localCommand(action, result.spec, stack, findProjectDir(path.dirname(file)), out);
+      if (!ok) process.exitCode = EXIT_PROBLEMS;
+    });
+  }
+
   return program;
 }
 
@@ -132,7 +151,14 @@ export async function main(argv: string[]): Promise<number> {
       // --help and --version end here with exit code 0.
       return e.exitCode === 0 ? EXIT_OK : EXIT_USAGE;
     }
-    if (e instanceof UsageError || e instanceof ConfigFileError || e instanceof PolicyConfigError || e instanceof StateFormatError) {
+    if (
+      e instanceof UsageError ||
+      e instanceof ConfigFileError ||
+      e instanceof PolicyConfigError ||
+      e instanceof StateFormatError ||
+      e instanceof LocalCommandError ||
+      e instanceof LocalPostgresError
+    ) {
       process.stderr.write(`db-platform: ${e.message}\n`);
       return EXIT_USAGE;
     }

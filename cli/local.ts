@@ -1,0 +1,88 @@
+/**
+ * `db-platform local start|stop|status`: the real PostgreSQL servers of a stack's `local`
+ * servers, with the admin password read from the stack's secret config through the Pulumi
+ * engine (decrypted in memory only).
+ */
+import { execFileSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { LocalWorkspace } from "@pulumi/pulumi/automation";
+import type { LocalServerSpec, Spec } from "../components/spec";
+import { LocalPostgres } from "./localPostgres";
+
+/** The passphrase of the dev stack's secrets, documented in the README; other stacks need PULUMI_CONFIG_PASSPHRASE. */
+export const DEV_PASSPHRASE = "db-platform-dev";
+
+export class LocalCommandError extends Error {}
+
+/** Put the bootstrapped engine on PATH (built once from Go modules, cached by version). */
+export function ensureEngine(projectDir: string): string {
+  const bin = execFileSync("bash", [path.join(projectDir, "scripts/engine/bootstrap.sh"), "--quiet"], { encoding: "utf8" }).trim();
+  if (!process.env.PATH?.split(":").includes(bin)) process.env.PATH = `${bin}:${process.env.PATH ?? ""}`;
+  return bin;
+}
+
+/** Engine settings for a stack of this project: local file state under .db-platform/. */
+export function engineEnv(projectDir: string, stack: string): Record<string, string> {
+  const state = path.join(projectDir, ".db-platform", "state");
+  fs.mkdirSync(state, { recursive: true });
+  const passphrase = process.env.PULUMI_CONFIG_PASSPHRASE ?? (stack === "dev" ? DEV_PASSPHRASE : undefined);
+  if (passphrase === undefined) throw new LocalCommandError(`stack ${stack}: set PULUMI_CONFIG_PASSPHRASE to read its secrets`);
+  return {
+    PULUMI_BACKEND_URL: `file://${state}`,
+    PULUMI_CONFIG_PASSPHRASE: passphrase,
+    PULUMI_SKIP_UPDATE_CHECK: "true",
+    PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
+  };
+}
+
+/** The decrypted `db-platform:adminPasswords` of a stack. */
+export async function adminPasswords(projectDir: string, stack: string): Promise<Record<string, string>> {
+  ensureEngine(projectDir);
+  const ws = await LocalWorkspace.create({ workDir: projectDir, envVars: engineEnv(projectDir, stack) });
+  const stacks = await ws.listStacks();
+  if (!stacks.some((s) => s.name === stack)) await ws.createStack(stack);
+  const value = await ws.getConfig(stack, "db-platform:adminPasswords");
+  return JSON.parse(value.value) as Record<string, string>;
+}
+
+export function localServers(spec: Spec): LocalServerSpec[] {
+  return spec.servers.filter((s): s is LocalServerSpec => s.hosting === "local");
+}
+
+export function localRoot(projectDir: string, stack: string): string {
+  return path.join(projectDir, ".db-platform", "local", stack);
+}
+
+export async function localCommand(
+  action: "start" | "stop" | "status",
+  spec: Spec,
+  stack: string,
+  projectDir: string,
+  out: (s: string) => void,
+): Promise<boolean> {
+  const servers = localServers(spec);
+  if (servers.length === 0) throw new LocalCommandError(`stack ${stack} declares no server with hosting local`);
+  const passwords = action === "start" ? await adminPasswords(projectDir, stack) : {};
+  let allRunning = true;
+  for (const s of servers) {
+    const server = new LocalPostgres({
+      name: s.name,
+      version: s.version,
+      host: s.host,
+      port: s.port,
+      adminUser: s.adminUser,
+      adminPassword: passwords[s.name] ?? "",
+      root: localRoot(projectDir, stack),
+      projectDir,
+    });
+    if (action === "start") await server.start();
+    if (action === "stop") await server.stop();
+    const running = await server.isRunning();
+    allRunning &&= running;
+    out(
+      `${s.name}: PostgreSQL ${s.version} ${running ? "running" : "stopped"} on ${s.host}:${s.port} (data ${path.relative(projectDir, server.dataDir)})\n`,
+    );
+  }
+  return action === "stop" || allRunning;
+}

@@ -1,0 +1,69 @@
+/**
+ * `db-platform local start|status|stop` end to end: the admin password comes out of the stack's
+ * encrypted config through the real engine, and the server it starts accepts exactly that login.
+ */
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { Client } from "pg";
+import { parse, stringify } from "yaml";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { adminPasswords, localRoot } from "../../cli/local";
+import { freePort } from "../helpers/ports";
+import { ROOT } from "../helpers/synth";
+
+// A copy of the dev stack (same encryption salt, so the same secrets) on a free port.
+const STACK = "localtest";
+const file = path.join(ROOT, `Pulumi.${STACK}.yaml`);
+let port: number;
+
+function cli(...args: string[]) {
+  const r = spawnSync(process.execPath, [path.join(ROOT, "bin/db-platform.js"), ...args], {
+    cwd: ROOT,
+    encoding: "utf8",
+    env: { ...process.env, PULUMI_CONFIG_PASSPHRASE: "db-platform-dev" },
+  });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+beforeAll(async () => {
+  port = await freePort();
+  const doc = parse(fs.readFileSync(path.join(ROOT, "Pulumi.dev.yaml"), "utf8"));
+  doc.config["db-platform:servers"].local.port = port;
+  fs.writeFileSync(file, stringify(doc));
+});
+
+afterAll(() => {
+  cli("local", "stop", "--stack", STACK);
+  fs.rmSync(localRoot(ROOT, STACK), { recursive: true, force: true });
+  fs.rmSync(file, { force: true });
+}, 60_000);
+
+describe("db-platform local", () => {
+  it("starts the stack's local server and reports it", () => {
+    const r = cli("local", "start", "--stack", STACK);
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe(`local: PostgreSQL 16 running on 127.0.0.1:${port} (data .db-platform/local/${STACK}/local/data)\n`);
+  }, 120_000);
+
+  it("accepts the admin login with the password from the stack's secrets, as a non-superuser", async () => {
+    process.env.PULUMI_CONFIG_PASSPHRASE = "db-platform-dev";
+    const { local } = await adminPasswords(ROOT, STACK);
+    const c = new Client({ host: "127.0.0.1", port, user: "platform_admin", password: local, database: "postgres" });
+    await c.connect();
+    try {
+      const r = await c.query("SELECT rolsuper, rolcreatedb, rolcreaterole FROM pg_roles WHERE rolname = current_user");
+      expect(r.rows[0]).toEqual({ rolsuper: false, rolcreatedb: true, rolcreaterole: true });
+    } finally {
+      await c.end();
+    }
+  }, 120_000);
+
+  it("stops it; status then exits 1", () => {
+    expect(cli("local", "stop", "--stack", STACK).code).toBe(0);
+    const status = cli("local", "status", "--stack", STACK);
+    expect(status.code).toBe(1);
+    expect(status.stdout).toContain("stopped");
+  }, 60_000);
+});

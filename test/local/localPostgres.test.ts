@@ -1,0 +1,107 @@
+/**
+ * The local server tooling on real PostgreSQL servers: the major the prod stack uses (16), the
+ * Debian one (15) and a newer one (17). Each server binds 127.0.0.1 only, is stopped and
+ * deleted after its tests.
+ */
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { Client } from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { LocalPostgres, LocalPostgresError, postgresBinDir } from "../../cli/localPostgres";
+import { freePort } from "../helpers/ports";
+import { ROOT } from "../helpers/synth";
+
+const root = fs.mkdtempSync(path.join(os.tmpdir(), "db-platform-local-"));
+fs.chmodSync(root, 0o755);
+afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
+
+describe.each(["15", "16", "17"])("PostgreSQL %s", (version) => {
+  let server: LocalPostgres;
+  let port: number;
+  const admin = (database = "postgres") =>
+    new Client({ host: "127.0.0.1", port, user: "platform_admin", password: "s3cret-admin", database });
+
+  beforeAll(async () => {
+    port = await freePort();
+    server = new LocalPostgres({
+      name: `pg${version}`,
+      version,
+      host: "127.0.0.1",
+      port,
+      adminUser: "platform_admin",
+      adminPassword: "s3cret-admin",
+      root,
+      projectDir: ROOT,
+    });
+    await server.start();
+  }, 120_000);
+
+  afterAll(async () => {
+    await server?.destroy();
+  }, 60_000);
+
+  it("runs the requested major version, listening on 127.0.0.1 only", async () => {
+    const c = admin();
+    await c.connect();
+    try {
+      const v = await c.query(
+        "SELECT current_setting('server_version_num')::int / 10000 AS major, current_setting('listen_addresses') AS listen",
+      );
+      expect(v.rows[0]).toEqual({ major: Number(version), listen: "127.0.0.1" });
+    } finally {
+      await c.end();
+    }
+  });
+
+  it("gives the admin CREATEDB and CREATEROLE but not superuser", async () => {
+    const c = admin();
+    await c.connect();
+    try {
+      const r = await c.query(
+        "SELECT rolsuper, rolcreatedb, rolcreaterole, rolreplication, rolbypassrls FROM pg_roles WHERE rolname = current_user",
+      );
+      expect(r.rows[0]).toEqual({ rolsuper: false, rolcreatedb: true, rolcreaterole: true, rolreplication: false, rolbypassrls: false });
+    } finally {
+      await c.end();
+    }
+  });
+
+  it("refuses a wrong admin password over TCP", async () => {
+    const c = new Client({ host: "127.0.0.1", port, user: "platform_admin", password: "wrong", database: "postgres" });
+    await expect(c.connect()).rejects.toThrow(/password authentication failed/);
+  });
+
+  it("is idempotent: a second start keeps the data and the admin", async () => {
+    await server.start();
+    expect(await server.isRunning()).toBe(true);
+  }, 60_000);
+
+  // What the PostgreSQL provider meets as a non-superuser (the RDS "must be member of role"
+  // class): the admin must hold membership in a role before it can make that role a database's
+  // owner. The message changed in 16, where a CREATEROLE role gets only ADMIN OPTION on the roles
+  // it creates, not the right to SET ROLE to them.
+  it("needs a self-grant before creating a database owned by a new role", async () => {
+    const c = admin();
+    await c.connect();
+    try {
+      await c.query(`CREATE ROLE owner_${version} NOLOGIN`);
+      await expect(c.query(`CREATE DATABASE db_${version} OWNER owner_${version}`)).rejects.toThrow(
+        Number(version) >= 16 ? /must be able to SET ROLE "owner_\d+"/ : /must be member of role "owner_\d+"/,
+      );
+      await c.query(`GRANT owner_${version} TO platform_admin`);
+      await c.query(`CREATE DATABASE db_${version} OWNER owner_${version}`);
+      const owner = await c.query("SELECT pg_get_userbyid(datdba) AS owner FROM pg_database WHERE datname = $1", [`db_${version}`]);
+      expect(owner.rows[0].owner).toBe(`owner_${version}`);
+    } finally {
+      await c.end();
+    }
+  });
+});
+
+describe("postgresBinDir", () => {
+  it("names where it looked when a version is missing", () => {
+    expect(() => postgresBinDir("9", ROOT)).toThrow(LocalPostgresError);
+    expect(() => postgresBinDir("9", ROOT)).toThrow(/PostgreSQL 9 is not installed: looked in \/usr\/lib\/postgresql\/9\/bin and/);
+  });
+});
