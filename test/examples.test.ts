@@ -7,18 +7,9 @@ import { describe, expect, it } from "vitest";
 import { readConfigFile } from "../cli/stackConfig";
 import { loadSpec } from "../components/spec";
 import { isolationViolations } from "./helpers/isolation";
-import { ROOT, synthFile, T } from "./helpers/synth";
+import { ROOT, STACK_FILES, synthFile, T } from "./helpers/synth";
 
-const STACKS = [
-  "Pulumi.dev.yaml",
-  "Pulumi.prod.yaml",
-  "examples/seed-000-swisper/Pulumi.prod.yaml",
-  "examples/seed-001-ovu/Pulumi.staging.yaml",
-  "examples/seed-002-sv-sdk/Pulumi.dev.yaml",
-  "examples/seed-003-poc/Pulumi.staging.yaml",
-  "examples/seed-004-piper/Pulumi.alpha.yaml",
-  "examples/seed-004-piper/Pulumi.prod.yaml",
-];
+const STACKS = STACK_FILES;
 
 const specOf = (file: string) => loadSpec(readConfigFile(path.join(ROOT, file)));
 

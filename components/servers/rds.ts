@@ -41,6 +41,20 @@ export function rdsParameters(spec: RdsServerSpec): Array<{ name: string; value:
   }));
 }
 
+/** IAM auth, encrypted Performance Insights, enhanced monitoring, log exports, CA: the same on primaries and replicas. */
+function observability(spec: RdsServerSpec, key: aws.kms.Key, monitoringRole: aws.iam.Role) {
+  return {
+    iamDatabaseAuthenticationEnabled: true,
+    performanceInsightsEnabled: true,
+    performanceInsightsKmsKeyId: key.arn,
+    performanceInsightsRetentionPeriod: spec.performanceInsightsRetentionDays,
+    monitoringInterval: spec.monitoringIntervalSeconds,
+    monitoringRoleArn: spec.monitoringIntervalSeconds > 0 ? monitoringRole.arn : undefined,
+    enabledCloudwatchLogsExports: ["postgresql", "upgrade"],
+    caCertIdentifier: "rds-ca-rsa2048-g1",
+  };
+}
+
 export class RdsServer extends pulumi.ComponentResource implements ServerHandle {
   readonly spec: RdsServerSpec;
   readonly provider: postgresql.Provider;
@@ -103,17 +117,10 @@ export class RdsServer extends pulumi.ComponentResource implements ServerHandle 
         allowMajorVersionUpgrade: false,
         copyTagsToSnapshot: true,
         deleteAutomatedBackups: false,
-        iamDatabaseAuthenticationEnabled: true,
         username: spec.masterUsername,
         manageMasterUserPassword: true,
         masterUserSecretKmsKeyId: key.arn,
-        performanceInsightsEnabled: true,
-        performanceInsightsKmsKeyId: key.arn,
-        performanceInsightsRetentionPeriod: spec.performanceInsightsRetentionDays,
-        monitoringInterval: spec.monitoringIntervalSeconds,
-        monitoringRoleArn: spec.monitoringIntervalSeconds > 0 ? monitoringRole.arn : undefined,
-        enabledCloudwatchLogsExports: ["postgresql", "upgrade"],
-        caCertIdentifier: "rds-ca-rsa2048-g1",
+        ...observability(spec, key, monitoringRole),
         applyImmediately: false,
         tags,
       },
@@ -200,14 +207,7 @@ export class RdsServer extends pulumi.ComponentResource implements ServerHandle 
         deletionProtection: spec.deletionProtection,
         autoMinorVersionUpgrade: true,
         copyTagsToSnapshot: true,
-        iamDatabaseAuthenticationEnabled: true,
-        performanceInsightsEnabled: true,
-        performanceInsightsKmsKeyId: key.arn,
-        performanceInsightsRetentionPeriod: spec.performanceInsightsRetentionDays,
-        monitoringInterval: spec.monitoringIntervalSeconds,
-        monitoringRoleArn: spec.monitoringIntervalSeconds > 0 ? monitoringRole.arn : undefined,
-        enabledCloudwatchLogsExports: ["postgresql", "upgrade"],
-        caCertIdentifier: "rds-ca-rsa2048-g1",
+        ...observability(spec, key, monitoringRole),
         tags: { ...tags, "db-platform:replica-of": spec.name },
       },
       { parent: this },

@@ -11,6 +11,18 @@ import { PG } from "../../policies/engine/graph";
 
 export const ROOT = path.resolve(__dirname, "../..");
 
+/** Every stack file of the project: the real stacks and the seed topologies. */
+export const STACK_FILES = [
+  "Pulumi.dev.yaml",
+  "Pulumi.prod.yaml",
+  "examples/seed-000-swisper/Pulumi.prod.yaml",
+  "examples/seed-001-ovu/Pulumi.staging.yaml",
+  "examples/seed-002-sv-sdk/Pulumi.dev.yaml",
+  "examples/seed-003-poc/Pulumi.staging.yaml",
+  "examples/seed-004-piper/Pulumi.alpha.yaml",
+  "examples/seed-004-piper/Pulumi.prod.yaml",
+] as const;
+
 export async function synthInput(input: ConfigInput, stack = "test"): Promise<Resources> {
   return new Resources(await synth(input, "db-platform", stack));
 }

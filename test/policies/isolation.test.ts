@@ -5,7 +5,7 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { UNKNOWN } from "../../policies/engine/types";
 import { check, find, happyPath, type Mutable, raw, summary } from "../helpers/policy";
-import { T } from "../helpers/synth";
+import { STACK_FILES, T } from "../helpers/synth";
 
 let base: Mutable[];
 let provider: string;
@@ -353,15 +353,7 @@ describe("unknown values at preview", () => {
 });
 
 describe("the seed topologies", () => {
-  it.each([
-    "examples/seed-000-swisper/Pulumi.prod.yaml",
-    "examples/seed-001-ovu/Pulumi.staging.yaml",
-    "examples/seed-002-sv-sdk/Pulumi.dev.yaml",
-    "examples/seed-003-poc/Pulumi.staging.yaml",
-    "examples/seed-004-piper/Pulumi.alpha.yaml",
-    "examples/seed-004-piper/Pulumi.prod.yaml",
-    "Pulumi.prod.yaml",
-  ])("%s passes with zero violations under the strictest config", async (file) => {
+  it.each(STACK_FILES)("%s passes with zero violations under the strictest config", async (file) => {
     expect(
       check(await happyPath(file), {
         all: "mandatory",
