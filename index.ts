@@ -6,6 +6,7 @@ import { configFromPulumi } from "./components/spec";
 const outputs = runProgram(configFromPulumi());
 
 export const environment = outputs.environment;
+/** Per server: hosting, primary address, replica addresses and which replica is the reader. */
 export const servers = outputs.servers;
-/** Per service: server, database, schemas, connection URLs (secret) and, on RDS, secret ARNs. */
+/** Per service: server, database, schemas, connection URLs (secret), where each URL points, and on RDS secret ARNs. */
 export const services = outputs.services;

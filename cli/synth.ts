@@ -19,9 +19,14 @@ export interface SynthResource {
 
 const SYNTH_ACCOUNT = "000000000000";
 
-/** Outputs the engine would compute, faked deterministically so dependent inputs are readable. */
-function computedState(type: string, name: string, inputs: Record<string, unknown>): Record<string, unknown> {
-  const region = "synth-region";
+/** When the stack sets no aws:region (stacks without RDS). */
+const SYNTH_REGION = "synth-region";
+
+/**
+ * Outputs the engine would compute, faked deterministically so dependent inputs are readable.
+ * ARNs carry the region of the resource's AWS provider, so cross-region wiring is visible.
+ */
+function computedState(type: string, name: string, inputs: Record<string, unknown>, region: string): Record<string, unknown> {
   switch (type) {
     case "aws:rds/instance:Instance": {
       const id = String(inputs.identifier ?? name);
@@ -79,9 +84,17 @@ export async function synthProgram(
   stack: string,
 ): Promise<{ resources: SynthResource[]; outputs: ProgramOutputs }> {
   const resources: SynthResource[] = [];
+  // Explicit AWS providers by mock id (`<name>-id`), with their region.
+  const providerRegions = new Map<string, string>();
+  const regionOf = (providerRef: string | undefined) =>
+    (providerRef && providerRegions.get(providerRef.split("::").at(-1) ?? "")) || input.awsRegion || SYNTH_REGION;
   await pulumi.runtime.setMocks(
     {
-      newResource: (args) => ({ id: `${args.name}-id`, state: { ...args.inputs, ...computedState(args.type, args.name, args.inputs) } }),
+      newResource: (args) => {
+        const id = `${args.name}-id`;
+        if (args.type === "pulumi:providers:aws" && typeof args.inputs.region === "string") providerRegions.set(id, args.inputs.region);
+        return { id, state: { ...args.inputs, ...computedState(args.type, args.name, args.inputs, regionOf(args.provider)) } };
+      },
       call: (args) => mockCall(args.token, args.inputs),
     },
     project,

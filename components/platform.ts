@@ -23,6 +23,8 @@ export interface ServiceOutputs {
   readonly database: pulumi.Output<string>;
   readonly schemas: pulumi.Output<string>[];
   readonly urls: Record<string, pulumi.Output<string>>;
+  /** Per login key: `primary`, or `replica <name>` where its URL points at the server's reader. */
+  readonly routing: Record<string, string>;
   readonly secretArns: Record<string, pulumi.Output<string>>;
 }
 
@@ -59,7 +61,7 @@ export class DatabasePlatform extends pulumi.ComponentResource {
     return Object.fromEntries(
       Object.entries(this.services).map(([name, s]) => [
         name,
-        { server: s.spec.server, database: s.database, schemas: s.schemas, urls: s.urls, secretArns: s.secretArns },
+        { server: s.spec.server, database: s.database, schemas: s.schemas, urls: s.urls, routing: s.routing, secretArns: s.secretArns },
       ]),
     );
   }

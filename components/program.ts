@@ -4,11 +4,21 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import { DatabasePlatform } from "./platform";
+import type { ReplicaEndpoint } from "./servers/server";
 import { type ConfigInput, loadSpec, SpecError } from "./spec";
+
+export interface ServerOutputs {
+  readonly hosting: string;
+  readonly host: pulumi.Output<string>;
+  readonly port: pulumi.Output<number>;
+  /** The replica serving read-only logins; absent when the primary serves them. */
+  readonly reader?: string;
+  readonly replicas: Readonly<Record<string, ReplicaEndpoint>>;
+}
 
 export interface ProgramOutputs {
   readonly environment: string;
-  readonly servers: Record<string, { hosting: string; host: pulumi.Output<string>; port: pulumi.Output<number> }>;
+  readonly servers: Record<string, ServerOutputs>;
   readonly services: ReturnType<DatabasePlatform["serviceOutputs"]>;
 }
 
@@ -29,7 +39,10 @@ export function runProgram(input: ConfigInput): ProgramOutputs {
   return {
     environment: spec.environment,
     servers: Object.fromEntries(
-      Object.entries(platform.servers).map(([n, s]) => [n, { hosting: s.spec.hosting, host: s.host, port: s.port }]),
+      Object.entries(platform.servers).map(([n, s]) => [
+        n,
+        { hosting: s.spec.hosting, host: s.host, port: s.port, reader: s.reader?.name, replicas: s.replicaEndpoints },
+      ]),
     ),
     services: platform.serviceOutputs(),
   };

@@ -6,7 +6,7 @@
 import * as postgresql from "@pulumi/postgresql";
 import * as pulumi from "@pulumi/pulumi";
 import type { ExternalServerSpec, LocalServerSpec } from "../spec";
-import type { ServerHandle } from "./server";
+import { type ReaderEndpoint, type ReplicaEndpoint, readerOf, type ServerHandle } from "./server";
 
 export interface DirectServerArgs {
   readonly spec: LocalServerSpec | ExternalServerSpec;
@@ -21,6 +21,9 @@ export class DirectServer extends pulumi.ComponentResource implements ServerHand
   readonly port: pulumi.Output<number>;
   readonly sslMode: string;
   readonly component = this;
+  /** Local servers: the streaming standby serving read-only logins (started by `db-platform local start`). */
+  readonly reader?: ReaderEndpoint;
+  readonly replicaEndpoints: Record<string, ReplicaEndpoint>;
 
   constructor(name: string, args: DirectServerArgs, opts?: pulumi.ComponentResourceOptions) {
     const type = args.spec.hosting === "local" ? "db-platform:servers:LocalServer" : "db-platform:servers:ExternalServer";
@@ -45,6 +48,8 @@ export class DirectServer extends pulumi.ComponentResource implements ServerHand
       },
       { parent: this },
     );
-    this.registerOutputs({ host: this.host, port: this.port });
+    this.replicaEndpoints = Object.fromEntries(spec.replicas.map((r) => [r.name, { host: this.host, port: pulumi.output(r.port) }]));
+    this.reader = readerOf(spec.reader, this.replicaEndpoints);
+    this.registerOutputs({ host: this.host, port: this.port, reader: spec.reader, replicas: this.replicaEndpoints });
   }
 }

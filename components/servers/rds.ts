@@ -6,9 +6,9 @@
 import * as aws from "@pulumi/aws";
 import * as postgresql from "@pulumi/postgresql";
 import * as pulumi from "@pulumi/pulumi";
-import type { RdsServerSpec } from "../spec";
+import type { RdsReplicaSpec, RdsServerSpec } from "../spec";
 import { awsServerName } from "../spec";
-import { type ServerHandle, serverTags } from "./server";
+import { type ReaderEndpoint, type ReplicaEndpoint, readerOf, type ServerHandle, serverTags } from "./server";
 
 export interface RdsServerArgs {
   readonly spec: RdsServerSpec;
@@ -24,8 +24,14 @@ export function parameterGroupFamily(version: string): string {
   return `postgres${version}`;
 }
 
-/** Parameters the platform always sets; stack `parameters` are added after them. */
-export function rdsParameters(spec: RdsServerSpec): Array<{ name: string; value: string; applyMethod: string }> {
+/**
+ * Parameters the platform always sets; the stack's `parameters` (for a replica: the primary's
+ * with the replica's own on top) are added after them.
+ */
+export function rdsParameters(
+  spec: RdsServerSpec,
+  parameters: Readonly<Record<string, string>> = spec.parameters,
+): Array<{ name: string; value: string; applyMethod: string }> {
   const base: Record<string, string> = {
     "rds.force_ssl": spec.requireTls ? "1" : "0",
     log_min_duration_statement: String(spec.slowQueryMs),
@@ -33,7 +39,7 @@ export function rdsParameters(spec: RdsServerSpec): Array<{ name: string; value:
     log_disconnections: "1",
     password_encryption: "scram-sha-256",
   };
-  return Object.entries({ ...base, ...spec.parameters }).map(([name, value]) => ({
+  return Object.entries({ ...base, ...parameters }).map(([name, value]) => ({
     name,
     value,
     // Static parameters need a reboot; RDS refuses "immediate" for them.
@@ -55,6 +61,21 @@ function observability(spec: RdsServerSpec, key: aws.kms.Key, monitoringRole: aw
   };
 }
 
+/** Resource names of a replica and its regional resources: `<server>-replica-<replica>`. */
+function replicaPrefix(server: string, replica: RdsReplicaSpec): string {
+  return `${server}-replica-${replica.name}`;
+}
+
+/** Where a replica's regional resources come from: the primary's in its region, its own elsewhere. */
+interface ReplicaPlacement {
+  readonly key: aws.kms.Key;
+  readonly securityGroup: aws.ec2.SecurityGroup;
+  /** Cross-region only: a same-region replica uses its primary's subnet group. */
+  readonly subnetGroup?: aws.rds.SubnetGroup;
+  readonly alarmTopic: aws.sns.Topic;
+  readonly opts: pulumi.CustomResourceOptions;
+}
+
 export class RdsServer extends pulumi.ComponentResource implements ServerHandle {
   readonly spec: RdsServerSpec;
   readonly provider: postgresql.Provider;
@@ -66,8 +87,12 @@ export class RdsServer extends pulumi.ComponentResource implements ServerHandle 
   readonly instance: aws.rds.Instance;
   readonly masterSecretArn: pulumi.Output<string>;
   readonly alarmTopic: aws.sns.Topic;
-  /** Same-region read replicas, in declaration order. */
-  readonly replicas: aws.rds.Instance[];
+  private readonly accountId: pulumi.Output<string>;
+  /** Read replicas by name, in declaration order. */
+  readonly replicas: Record<string, aws.rds.Instance> = {};
+  readonly replicaEndpoints: Record<string, ReplicaEndpoint> = {};
+  /** The replica serving read-only logins, when the server has one. */
+  readonly reader?: ReaderEndpoint;
 
   constructor(name: string, args: RdsServerArgs, opts?: pulumi.ComponentResourceOptions) {
     super("db-platform:servers:RdsServer", name, {}, opts);
@@ -79,16 +104,14 @@ export class RdsServer extends pulumi.ComponentResource implements ServerHandle 
     const parent = { parent: this };
 
     const identity = aws.getCallerIdentityOutput({}, parent);
-    const key = this.createKey(name, id, tags, identity.accountId);
+    this.accountId = identity.accountId;
+    const key = this.createKey(name, id, tags, parent);
     this.kmsKeyArn = key.arn;
     const subnetGroup = new aws.rds.SubnetGroup(`${name}-subnets`, { name: id, subnetIds: spec.network.subnetIds, tags }, parent);
-    const securityGroup = this.createSecurityGroup(name, id, tags);
-    const parameterGroup = new aws.rds.ParameterGroup(
-      `${name}-params`,
-      { name: id, family: parameterGroupFamily(spec.version), description: `db-platform ${id}`, parameters: rdsParameters(spec), tags },
-      parent,
-    );
+    const securityGroup = this.createSecurityGroup(name, id, spec.network, tags, parent);
+    const parameterGroup = this.createParameterGroup(name, id, spec.parameters, tags, parent);
     const monitoringRole = this.createMonitoringRole(name, id, tags);
+    this.alarmTopic = this.createAlarmTopic(name, id, key, tags, args.alarmEmail, parent);
 
     this.instance = new aws.rds.Instance(
       `${name}-instance`,
@@ -151,19 +174,15 @@ export class RdsServer extends pulumi.ComponentResource implements ServerHandle 
       parent,
     );
 
-    this.replicas = spec.replicas.map((replica) =>
-      this.createReplica(name, replica, securityGroup, parameterGroup, monitoringRole, key, tags),
-    );
-
-    this.alarmTopic = new aws.sns.Topic(`${name}-alarms`, { name: `${id}-alarms`, kmsMasterKeyId: key.arn, tags }, parent);
-    if (args.alarmEmail) {
-      new aws.sns.TopicSubscription(
-        `${name}-alarms-email`,
-        { topic: this.alarmTopic.arn, protocol: "email", endpoint: args.alarmEmail },
-        parent,
-      );
-    }
     this.createAlarms(name, id, tags);
+    const sameRegion: ReplicaPlacement = { key, securityGroup, alarmTopic: this.alarmTopic, opts: parent };
+    for (const replica of spec.replicas) {
+      const placement = replica.crossRegion ? this.crossRegionPlacement(name, replica, tags, args.alarmEmail) : sameRegion;
+      const instance = this.createReplica(name, replica, placement, monitoringRole, tags);
+      this.replicas[replica.name] = instance;
+      this.replicaEndpoints[replica.name] = { host: instance.address, port: instance.port, region: replica.region };
+    }
+    this.reader = readerOf(spec.reader, this.replicaEndpoints);
 
     this.registerOutputs({
       host: this.host,
@@ -171,51 +190,139 @@ export class RdsServer extends pulumi.ComponentResource implements ServerHandle 
       kmsKeyArn: this.kmsKeyArn,
       masterSecretArn: this.masterSecretArn,
       alarmTopicArn: this.alarmTopic.arn,
-      replicaEndpoints: this.replicas.map((r) => r.address),
+      reader: spec.reader,
+      replicas: this.replicaEndpoints,
     });
   }
 
-  /** A same-region read replica: encrypted with the primary's key, private, monitored. */
+  /**
+   * Where a cross-region replica lives: an AWS provider for its region, and there a
+   * customer-managed key, a subnet group, a security group and an alarm topic of its own
+   * (RDS, KMS and CloudWatch alarm actions are all regional).
+   */
+  private crossRegionPlacement(
+    name: string,
+    replica: RdsReplicaSpec,
+    tags: Record<string, string>,
+    alarmEmail: string | undefined,
+  ): ReplicaPlacement {
+    const environment = tags["db-platform:environment"];
+    const id = awsServerName(environment, replica.name);
+    const network = replica.network as Required<RdsReplicaSpec>["network"];
+    const prefix = replicaPrefix(name, replica);
+    const provider = new aws.Provider(`${prefix}-aws`, { region: replica.region as aws.Region }, { parent: this });
+    const opts = { parent: this, provider };
+    const key = this.createKey(prefix, id, tags, opts);
+    const subnetGroup = new aws.rds.SubnetGroup(`${prefix}-subnets`, { name: id, subnetIds: network.subnetIds, tags }, opts);
+    const securityGroup = this.createSecurityGroup(prefix, id, network, tags, opts);
+    const alarmTopic = this.createAlarmTopic(prefix, id, key, tags, alarmEmail, opts);
+    return { key, securityGroup, subnetGroup, alarmTopic, opts };
+  }
+
+  /**
+   * A read replica: encrypted (with a key of its own region), private, its own parameter group,
+   * instance class and storage ceiling, the primary's monitoring, and a replica lag alarm.
+   * RDS for PostgreSQL replicas keep no automated backups of their own: their data is in the
+   * primary's backups, and a promoted replica gets backups when the spec says so (docs/replicas.md).
+   */
   private createReplica(
     name: string,
-    replica: RdsServerSpec["replicas"][number],
-    securityGroup: aws.ec2.SecurityGroup,
-    parameterGroup: aws.rds.ParameterGroup,
+    replica: RdsReplicaSpec,
+    placement: ReplicaPlacement,
     monitoringRole: aws.iam.Role,
-    key: aws.kms.Key,
     tags: Record<string, string>,
   ): aws.rds.Instance {
     const { spec } = this;
     const environment = tags["db-platform:environment"];
-    return new aws.rds.Instance(
-      `${name}-replica-${replica.name}`,
+    const id = awsServerName(environment, replica.name);
+    const prefix = replicaPrefix(name, replica);
+    const replicaTags = { ...tags, "db-platform:replica-of": spec.name, "db-platform:replica": replica.name };
+    const parameterGroup = this.createParameterGroup(prefix, id, replica.parameters, replicaTags, placement.opts);
+    const instance = new aws.rds.Instance(
+      prefix,
       {
-        identifier: awsServerName(environment, replica.name),
-        replicateSourceDb: this.instance.identifier,
-        instanceClass: replica.instanceClass ?? spec.instanceClass,
-        maxAllocatedStorage: spec.maxAllocatedStorage,
+        identifier: id,
+        // Same region: the source's identifier; another region: its ARN.
+        replicateSourceDb: replica.crossRegion ? this.instance.arn : this.instance.identifier,
+        instanceClass: replica.instanceClass,
+        maxAllocatedStorage: replica.maxAllocatedStorage,
         storageType: "gp3",
         storageEncrypted: true,
-        kmsKeyId: key.arn,
-        vpcSecurityGroupIds: [securityGroup.id],
+        kmsKeyId: placement.key.arn,
+        dbSubnetGroupName: placement.subnetGroup?.name,
+        vpcSecurityGroupIds: [placement.securityGroup.id],
         parameterGroupName: parameterGroup.name,
         publiclyAccessible: false,
         multiAz: false,
-        // A replica's data lives in its primary's backups; it takes no snapshot of its own.
         skipFinalSnapshot: true,
         backupRetentionPeriod: 0,
         deletionProtection: spec.deletionProtection,
         autoMinorVersionUpgrade: true,
         copyTagsToSnapshot: true,
-        ...observability(spec, key, monitoringRole),
-        tags: { ...tags, "db-platform:replica-of": spec.name },
+        ...observability(spec, placement.key, monitoringRole),
+        applyImmediately: false,
+        tags: replicaTags,
       },
-      { parent: this },
+      placement.opts,
+    );
+    new aws.cloudwatch.MetricAlarm(
+      `${prefix}-lag`,
+      {
+        name: `${id}-replica-lag`,
+        namespace: "AWS/RDS",
+        metricName: "ReplicaLag",
+        dimensions: { DBInstanceIdentifier: instance.identifier },
+        statistic: "Maximum",
+        period: 60,
+        evaluationPeriods: 5,
+        comparisonOperator: "GreaterThanThreshold",
+        threshold: spec.alarms.replicaLagSeconds,
+        treatMissingData: "breaching",
+        alarmActions: [placement.alarmTopic.arn],
+        okActions: [placement.alarmTopic.arn],
+        alarmDescription: `${id}: more than ${spec.alarms.replicaLagSeconds} s behind ${awsServerName(environment, spec.name)}`,
+        tags: replicaTags,
+      },
+      placement.opts,
+    );
+    return instance;
+  }
+
+  private createParameterGroup(
+    name: string,
+    id: string,
+    parameters: Readonly<Record<string, string>>,
+    tags: Record<string, string>,
+    opts: pulumi.CustomResourceOptions,
+  ): aws.rds.ParameterGroup {
+    return new aws.rds.ParameterGroup(
+      `${name}-params`,
+      {
+        name: id,
+        family: parameterGroupFamily(this.spec.version),
+        description: `db-platform ${id}`,
+        parameters: rdsParameters(this.spec, parameters),
+        tags,
+      },
+      opts,
     );
   }
 
-  private createKey(name: string, id: string, tags: Record<string, string>, accountId: pulumi.Output<string>): aws.kms.Key {
-    const policy = accountId.apply((account) =>
+  private createAlarmTopic(
+    name: string,
+    id: string,
+    key: aws.kms.Key,
+    tags: Record<string, string>,
+    email: string | undefined,
+    opts: pulumi.CustomResourceOptions,
+  ): aws.sns.Topic {
+    const topic = new aws.sns.Topic(`${name}-alarms`, { name: `${id}-alarms`, kmsMasterKeyId: key.arn, tags }, opts);
+    if (email) new aws.sns.TopicSubscription(`${name}-alarms-email`, { topic: topic.arn, protocol: "email", endpoint: email }, opts);
+    return topic;
+  }
+
+  private createKey(name: string, id: string, tags: Record<string, string>, opts: pulumi.CustomResourceOptions): aws.kms.Key {
+    const policy = this.accountId.apply((account) =>
       JSON.stringify({
         Version: "2012-10-17",
         Statement: [
@@ -245,19 +352,24 @@ export class RdsServer extends pulumi.ComponentResource implements ServerHandle 
         policy,
         tags,
       },
-      { parent: this },
+      opts,
     );
-    new aws.kms.Alias(`${name}-key-alias`, { name: `alias/db-platform/${id}`, targetKeyId: key.keyId }, { parent: this });
+    new aws.kms.Alias(`${name}-key-alias`, { name: `alias/db-platform/${id}`, targetKeyId: key.keyId }, opts);
     return key;
   }
 
-  private createSecurityGroup(name: string, id: string, tags: Record<string, string>): aws.ec2.SecurityGroup {
-    const { network } = this.spec;
+  private createSecurityGroup(
+    name: string,
+    id: string,
+    network: RdsServerSpec["network"],
+    tags: Record<string, string>,
+    opts: pulumi.CustomResourceOptions,
+  ): aws.ec2.SecurityGroup {
     const group = new aws.ec2.SecurityGroup(
       `${name}-sg`,
       // No egress rules: the database never initiates connections.
       { name: id, description: `db-platform ${id}: PostgreSQL from declared sources only`, vpcId: network.vpcId, egress: [], tags },
-      { parent: this },
+      opts,
     );
     const sources = [
       ...network.allowedCidrs.map((cidr, i) => ({ key: `cidr-${i}`, from: cidr, rule: { cidrIpv4: cidr } })),
@@ -275,7 +387,7 @@ export class RdsServer extends pulumi.ComponentResource implements ServerHandle 
           description: `PostgreSQL from ${source.from}`,
           tags,
         },
-        { parent: this },
+        opts,
       );
     }
     return group;

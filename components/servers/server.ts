@@ -19,6 +19,27 @@ export interface ServerHandle {
   readonly component: pulumi.ComponentResource;
   /** RDS only: the customer-managed key that encrypts the service logins' secrets. */
   readonly kmsKeyArn?: pulumi.Output<string>;
+  /** Every replica's address, by replica name. */
+  readonly replicaEndpoints: Readonly<Record<string, ReplicaEndpoint>>;
+  /** The replica that serves read-only logins (`servers.<name>.reader`), when there is one. */
+  readonly reader?: ReaderEndpoint;
+}
+
+export interface ReplicaEndpoint {
+  readonly host: pulumi.Output<string>;
+  readonly port: pulumi.Output<number>;
+  /** RDS: the replica's region. */
+  readonly region?: string;
+}
+
+/** A stable reader address: always the same named replica, never a random one of several. */
+export interface ReaderEndpoint extends ReplicaEndpoint {
+  readonly name: string;
+}
+
+/** The reader of a server: its `reader` replica's endpoint, by name. */
+export function readerOf(name: string | undefined, endpoints: Readonly<Record<string, ReplicaEndpoint>>): ReaderEndpoint | undefined {
+  return name !== undefined && endpoints[name] ? { name, ...endpoints[name] } : undefined;
 }
 
 /** Tags every AWS resource of a server carries; the policy pack checks the environment tag. */

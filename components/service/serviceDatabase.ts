@@ -7,7 +7,7 @@ import * as aws from "@pulumi/aws";
 import * as postgresql from "@pulumi/postgresql";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
-import type { ServerHandle } from "../servers/server";
+import type { ReplicaEndpoint, ServerHandle } from "../servers/server";
 import { serverTags } from "../servers/server";
 import { loginSecretName, type RoleSpec, type ServiceSpec } from "../spec";
 import { planService } from "./plan";
@@ -46,6 +46,17 @@ export function connectionUrl(
   );
 }
 
+/** Logins that never write: they connect to the server's reader replica when it has one. */
+export function readsOnly(login: RoleSpec): boolean {
+  return login.kind === "readonly" || (login.kind === "scoped" && login.write.length === 0);
+}
+
+/** Where a login connects: the primary, or the server's reader replica for read-only logins. */
+export function loginTarget(login: RoleSpec, server: ServerHandle): { label: string; endpoint: ReplicaEndpoint } {
+  if (server.reader && readsOnly(login)) return { label: `replica ${server.reader.name}`, endpoint: server.reader };
+  return { label: "primary", endpoint: { host: server.host, port: server.port } };
+}
+
 export class ServiceDatabase extends pulumi.ComponentResource {
   readonly spec: ServiceSpec;
   readonly database: pulumi.Output<string>;
@@ -56,6 +67,8 @@ export class ServiceDatabase extends pulumi.ComponentResource {
   readonly urls: Record<string, pulumi.Output<string>> = {};
   /** RDS only: Secrets Manager secret ARN by login key. */
   readonly secretArns: Record<string, pulumi.Output<string>> = {};
+  /** Where each login's URL points: `primary`, or `replica <name>` for read-only logins on a server with a reader. */
+  readonly routing: Record<string, string> = {};
 
   constructor(name: string, args: ServiceDatabaseArgs, opts?: pulumi.ComponentResourceOptions) {
     super("db-platform:service:ServiceDatabase", name, {}, opts);
@@ -126,11 +139,13 @@ export class ServiceDatabase extends pulumi.ComponentResource {
     }
 
     for (const login of spec.logins) {
+      const target = loginTarget(login, server);
+      this.routing[login.key] = target.label;
       this.urls[login.key] = connectionUrl(
         login.name,
         passwords[login.key].result,
-        server.host,
-        server.port,
+        target.endpoint.host,
+        target.endpoint.port,
         spec.database,
         server.sslMode,
       );
@@ -139,7 +154,13 @@ export class ServiceDatabase extends pulumi.ComponentResource {
       this.createSecrets(name, args, passwords);
     }
 
-    this.registerOutputs({ database: this.database, schemas: this.schemas, urls: this.urls, secretArns: this.secretArns });
+    this.registerOutputs({
+      database: this.database,
+      schemas: this.schemas,
+      urls: this.urls,
+      routing: this.routing,
+      secretArns: this.secretArns,
+    });
   }
 
   private createLogin(name: string, login: RoleSpec, password: pulumi.Output<string>, opts: pulumi.CustomResourceOptions): postgresql.Role {
@@ -169,6 +190,7 @@ export class ServiceDatabase extends pulumi.ComponentResource {
     const { spec, server, environment } = args;
     const tags = { ...serverTags(environment, server.spec.name, args.tags ?? {}), "db-platform:service": spec.name };
     for (const login of spec.logins) {
+      const { endpoint } = loginTarget(login, server);
       const secret = new aws.secretsmanager.Secret(
         `${name}-${login.key}-secret`,
         {
@@ -186,7 +208,7 @@ export class ServiceDatabase extends pulumi.ComponentResource {
           secretId: secret.id,
           secretString: pulumi.secret(
             pulumi
-              .all([server.host, server.port, passwords[login.key].result])
+              .all([endpoint.host, endpoint.port, passwords[login.key].result])
               .apply(([host, port, password]) =>
                 JSON.stringify({ engine: "postgres", host, port, username: login.name, password, dbname: spec.database }),
               ),

@@ -27,7 +27,7 @@ export interface RdsDefaults {
   slowQueryMs: number;
   masterUsername: string;
   sslMode: string;
-  alarms: { cpuPercent: number; freeStoragePercent: number; connections: number };
+  alarms: { cpuPercent: number; freeStoragePercent: number; connections: number; replicaLagSeconds: number };
 }
 
 export function rdsDefaults(strict: boolean): RdsDefaults {
@@ -49,7 +49,7 @@ export function rdsDefaults(strict: boolean): RdsDefaults {
     slowQueryMs: 1000,
     masterUsername: "platform_admin",
     sslMode: "require",
-    alarms: { cpuPercent: 80, freeStoragePercent: 10, connections: 200 },
+    alarms: { cpuPercent: 80, freeStoragePercent: 10, connections: 200, replicaLagSeconds: strict ? 30 : 60 },
   };
 }
 

@@ -4,29 +4,44 @@
  */
 import type { HostingKind, PostgresVersion, RawNetwork } from "./schema";
 
-export interface ReplicaSpec {
+/** An RDS read replica, fully defaulted from its primary. */
+export interface RdsReplicaSpec {
   readonly name: string;
-  /** Set for cross-region replicas only. */
-  readonly region?: string;
-  readonly instanceClass?: string;
-  readonly port?: number;
+  /** The replica's region: the primary's for same-region replicas. */
+  readonly region: string;
+  readonly crossRegion: boolean;
+  readonly instanceClass: string;
+  readonly maxAllocatedStorage: number;
+  /** The primary's parameters with the replica's own on top. */
+  readonly parameters: Readonly<Record<string, string>>;
+  /** Cross-region replicas: the VPC and subnets in the replica's region. */
+  readonly network?: Required<RawNetwork>;
+}
+
+/** A streaming standby of a local or container primary, on its own port. */
+export interface StandbyReplicaSpec {
+  readonly name: string;
+  readonly port: number;
 }
 
 interface ServerBase {
   readonly name: string;
   readonly version: PostgresVersion;
-  readonly replicas: readonly ReplicaSpec[];
+  /** The replica that serves read-only logins; undefined: the primary serves them. */
+  readonly reader?: string;
 }
 
 export interface RdsAlarmThresholds {
   readonly cpuPercent: number;
   readonly freeStoragePercent: number;
   readonly connections: number;
+  readonly replicaLagSeconds: number;
 }
 
 export interface RdsServerSpec extends ServerBase {
   readonly hosting: "rds";
   readonly region: string;
+  readonly replicas: readonly RdsReplicaSpec[];
   readonly instanceClass: string;
   readonly allocatedStorage: number;
   readonly maxAllocatedStorage: number;
@@ -50,6 +65,7 @@ export interface RdsServerSpec extends ServerBase {
 
 export interface LocalServerSpec extends ServerBase {
   readonly hosting: "local";
+  readonly replicas: readonly StandbyReplicaSpec[];
   readonly host: string;
   readonly port: number;
   readonly adminUser: string;
@@ -58,6 +74,7 @@ export interface LocalServerSpec extends ServerBase {
 
 export interface ExternalServerSpec extends ServerBase {
   readonly hosting: "external";
+  readonly replicas: readonly [];
   readonly host: string;
   readonly port: number;
   readonly adminUser: string;
@@ -67,6 +84,7 @@ export interface ExternalServerSpec extends ServerBase {
 
 export interface ContainerServerSpec extends ServerBase {
   readonly hosting: "container";
+  readonly replicas: readonly StandbyReplicaSpec[];
   readonly port: number;
   readonly image: string;
 }

@@ -35,39 +35,7 @@ export function checkServer(raw: RawServer, ctx: ServerContext): Problem[] {
     out.push({ path: at("hosting"), message: `"${raw.hosting}" is not allowed in a strict environment (prod): use rds or external` });
   }
 
-  const replicas = raw.replicas ?? [];
-  if (replicas.length > 0 && !REPLICA_HOSTING.has(raw.hosting)) {
-    out.push({
-      path: at("replicas"),
-      message: `hosting "${raw.hosting}" cannot have read replicas (only ${[...REPLICA_HOSTING].join(", ")})`,
-    });
-  }
-  const seen = new Set<string>();
-  replicas.forEach((r, i) => {
-    if (seen.has(r.name)) out.push({ path: at("replicas", i, "name"), message: `duplicate replica name "${r.name}"` });
-    seen.add(r.name);
-    if (raw.hosting === "local") {
-      out.push({
-        path: at("replicas", i),
-        message: "local streaming replicas are not provisioned yet (issue #6); remove the replica for now",
-      });
-    }
-    if (raw.hosting === "rds" && r.region && r.region !== ctx.awsRegion) {
-      out.push({
-        path: at("replicas", i, "region"),
-        message: "cross-region replicas are not provisioned yet (issue #6); omit region for a same-region replica",
-      });
-    }
-    if (raw.hosting === "local" && r.region) {
-      out.push({ path: at("replicas", i, "region"), message: "a local replica has no region" });
-    }
-    if (raw.hosting === "rds" && r.region && r.region === ctx.awsRegion) {
-      out.push({
-        path: at("replicas", i, "region"),
-        message: `"${r.region}" is the primary's region; omit region for a same-region replica`,
-      });
-    }
-  });
+  out.push(...checkReplicas(raw, ctx));
 
   switch (raw.hosting) {
     case "rds": {
@@ -109,23 +77,145 @@ export function checkServer(raw: RawServer, ctx: ServerContext): Problem[] {
   return out;
 }
 
+/** Keys of a replica entry that only RDS replicas have, and the one only standbys have. */
+const RDS_REPLICA_KEYS = ["region", "instanceClass", "maxAllocatedStorage", "parameters", "network"] as const;
+
+function checkReplicas(raw: RawServer, ctx: ServerContext): Problem[] {
+  const at = (...p: PathSegment[]) => ["servers", ctx.name, ...p];
+  const out: Problem[] = [];
+  const replicas = raw.replicas ?? [];
+  if (replicas.length > 0 && !REPLICA_HOSTING.has(raw.hosting)) {
+    out.push({
+      path: at("replicas"),
+      message: `hosting "${raw.hosting}" cannot have read replicas (only ${[...REPLICA_HOSTING].join(", ")})`,
+    });
+    return out;
+  }
+  const seen = new Set<string>();
+  replicas.forEach((r, i) => {
+    if (seen.has(r.name)) out.push({ path: at("replicas", i, "name"), message: `duplicate replica name "${r.name}"` });
+    seen.add(r.name);
+    if (raw.hosting !== "rds") {
+      for (const key of RDS_REPLICA_KEYS) {
+        if (r[key] !== undefined)
+          out.push({ path: at("replicas", i, key), message: `only RDS replicas have ${key} (this is a ${raw.hosting} standby)` });
+      }
+      return;
+    }
+    if (r.port !== undefined)
+      out.push({ path: at("replicas", i, "port"), message: "an RDS replica listens on 5432; port is for local and container standbys" });
+    const crossRegion = r.region !== undefined && r.region !== ctx.awsRegion;
+    if (r.region !== undefined && r.region === ctx.awsRegion) {
+      out.push({
+        path: at("replicas", i, "region"),
+        message: `"${r.region}" is the primary's region; omit region for a same-region replica`,
+      });
+    }
+    if (crossRegion && !r.network) {
+      out.push({
+        path: at("replicas", i, "network"),
+        message: `required for a cross-region replica: the VPC and private subnets in ${r.region}`,
+      });
+    }
+    if (!crossRegion && r.network) {
+      out.push({
+        path: at("replicas", i, "network"),
+        message: "only for cross-region replicas; a same-region replica uses its primary's subnet group",
+      });
+    }
+    for (const key of Object.keys(r.parameters ?? {})) {
+      if (key === "rds.force_ssl")
+        out.push({ path: at("replicas", i, "parameters", key), message: "set requireTls on the primary instead" });
+    }
+    const floor = raw.allocatedStorage ?? 20;
+    if (r.maxAllocatedStorage !== undefined && r.maxAllocatedStorage < floor) {
+      out.push({ path: at("replicas", i, "maxAllocatedStorage"), message: `must be at least the primary's allocatedStorage (${floor})` });
+    }
+  });
+  if (raw.reader !== undefined && !seen.has(raw.reader)) {
+    out.push({
+      path: at("reader"),
+      message: `unknown replica "${raw.reader}"${seen.size ? ` (declared: ${[...seen].join(", ")})` : " (this server declares no replicas)"}`,
+    });
+  }
+  return out;
+}
+
+/** Replica identifiers share the namespace of servers: `<environment>-<name>` on AWS. */
+export function checkReplicaNames(servers: ReadonlyMap<string, RawServer>): Problem[] {
+  const out: Problem[] = [];
+  const owners = new Map<string, string>();
+  for (const [name, raw] of servers) {
+    (raw.replicas ?? []).forEach((r, i) => {
+      const owner = owners.get(r.name);
+      const clash = servers.has(r.name) ? `server ${r.name}` : owner && owner !== name ? `a replica of servers.${owner}` : undefined;
+      if (clash) out.push({ path: ["servers", name, "replicas", i, "name"], message: `"${r.name}" is already the name of ${clash}` });
+      owners.set(r.name, name);
+    });
+  }
+  return out;
+}
+
+/** Local and container servers and their standbys all listen on this machine: one port each. */
+export function checkLocalPorts(servers: readonly ServerSpec[]): Problem[] {
+  const out: Problem[] = [];
+  const users = new Map<number, string>();
+  const claim = (port: number, path: PathSegment[], label: string) => {
+    const user = users.get(port);
+    if (user) out.push({ path, message: `port ${port} is already used by ${user}` });
+    else users.set(port, label);
+  };
+  for (const s of servers) {
+    if (s.hosting !== "local" && s.hosting !== "container") continue;
+    claim(s.port, ["servers", s.name, "port"], `servers.${s.name}`);
+    s.replicas.forEach((r, i) => claim(r.port, ["servers", s.name, "replicas", i, "port"], `servers.${s.name}.replicas[${i}] (${r.name})`));
+  }
+  return out;
+}
+
+/** The default reader: the first replica in the primary's region; none means the primary. */
+function defaultReader(raw: RawServer, awsRegion: string | undefined): string | undefined {
+  const replicas = raw.replicas ?? [];
+  if (raw.hosting === "rds") return replicas.find((r) => r.region === undefined || r.region === awsRegion)?.name;
+  return replicas[0]?.name;
+}
+
+/** The ports of a local or container server's standbys: declared, else the primary's port + 1 + index. */
+export function standbyPorts(raw: RawServer, primaryPort: number): number[] {
+  return (raw.replicas ?? []).map((r, i) => r.port ?? primaryPort + 1 + i);
+}
+
 export function buildServer(raw: RawServer, ctx: ServerContext): ServerSpec {
   const base = {
     name: ctx.name,
     version: raw.version ?? DEFAULT_VERSION,
-    replicas: (raw.replicas ?? []).map((r) => ({ ...r })),
+    reader: raw.reader ?? defaultReader(raw, ctx.awsRegion),
   };
+  const standbys = (primaryPort: number) => standbyPorts(raw, primaryPort).map((port, i) => ({ name: (raw.replicas ?? [])[i].name, port }));
   switch (raw.hosting) {
     case "rds": {
       const d = rdsDefaults(ctx.strict);
       const net = (raw.network ?? ctx.stackNetwork) as RawNetwork;
+      const region = ctx.awsRegion as string;
+      const instanceClass = raw.instanceClass ?? d.instanceClass;
+      const maxAllocatedStorage = raw.maxAllocatedStorage ?? Math.max(d.maxAllocatedStorage, raw.allocatedStorage ?? 0);
+      const parameters = stringValues(raw.parameters);
       return {
         ...base,
         hosting: "rds",
-        region: ctx.awsRegion as string,
-        instanceClass: raw.instanceClass ?? d.instanceClass,
+        region,
+        replicas: (raw.replicas ?? []).map((r) => ({
+          name: r.name,
+          region: r.region ?? region,
+          crossRegion: r.region !== undefined,
+          instanceClass: r.instanceClass ?? instanceClass,
+          maxAllocatedStorage: r.maxAllocatedStorage ?? maxAllocatedStorage,
+          parameters: { ...parameters, ...stringValues(r.parameters) },
+          network: r.network ? fullNetwork(r.network) : undefined,
+        })),
+        instanceClass,
         allocatedStorage: raw.allocatedStorage ?? d.allocatedStorage,
-        maxAllocatedStorage: raw.maxAllocatedStorage ?? Math.max(d.maxAllocatedStorage, raw.allocatedStorage ?? 0),
+        maxAllocatedStorage,
         multiAz: raw.multiAz ?? d.multiAz,
         deletionProtection: raw.deletionProtection ?? d.deletionProtection,
         skipFinalSnapshot: raw.skipFinalSnapshot ?? d.skipFinalSnapshot,
@@ -139,43 +229,58 @@ export function buildServer(raw: RawServer, ctx: ServerContext): ServerSpec {
         slowQueryMs: raw.slowQueryMs ?? d.slowQueryMs,
         masterUsername: raw.masterUsername ?? d.masterUsername,
         sslMode: raw.sslMode ?? d.sslMode,
-        network: {
-          vpcId: net.vpcId,
-          subnetIds: net.subnetIds,
-          allowedCidrs: net.allowedCidrs ?? [],
-          allowedSecurityGroupIds: net.allowedSecurityGroupIds ?? [],
-        },
-        parameters: Object.fromEntries(Object.entries(raw.parameters ?? {}).map(([k, v]) => [k, String(v)])),
+        network: fullNetwork(net),
+        parameters,
         alarms: { ...d.alarms, ...raw.alarms },
       };
     }
-    case "local":
+    case "local": {
+      const port = raw.port ?? LOCAL_DEFAULTS.port;
       return {
         ...base,
         hosting: "local",
+        replicas: standbys(port),
         host: raw.host ?? LOCAL_DEFAULTS.host,
-        port: raw.port ?? LOCAL_DEFAULTS.port,
+        port,
         adminUser: raw.adminUser ?? LOCAL_DEFAULTS.adminUser,
         sslMode: raw.sslMode ?? LOCAL_DEFAULTS.sslMode,
       };
+    }
     case "external":
       return {
         ...base,
         hosting: "external",
+        replicas: [],
         host: raw.host,
         port: raw.port ?? EXTERNAL_DEFAULTS.port,
         adminUser: raw.adminUser,
         sslMode: raw.sslMode ?? EXTERNAL_DEFAULTS.sslMode,
         superuser: raw.superuser ?? EXTERNAL_DEFAULTS.superuser,
       };
-    case "container":
+    case "container": {
+      const port = raw.port ?? CONTAINER_DEFAULTS.port;
       return {
         ...base,
         hosting: "container",
-        port: raw.port ?? CONTAINER_DEFAULTS.port,
+        replicas: standbys(port),
+        port,
         image: raw.image ?? CONTAINER_IMAGES[base.version],
       };
+    }
   }
+}
+
+function stringValues(values: Readonly<Record<string, string | number | boolean>> | undefined): Record<string, string> {
+  return Object.fromEntries(Object.entries(values ?? {}).map(([k, v]) => [k, String(v)]));
+}
+
+function fullNetwork(net: RawNetwork): Required<RawNetwork> {
+  return {
+    vpcId: net.vpcId,
+    subnetIds: net.subnetIds,
+    allowedCidrs: net.allowedCidrs ?? [],
+    allowedSecurityGroupIds: net.allowedSecurityGroupIds ?? [],
+  };
 }
 
 /** `local` and `external` servers need an admin password, held as a secret. */

@@ -13,8 +13,8 @@ export type PostgresVersion = (typeof SUPPORTED_VERSIONS)[number];
 export const HOSTING_KINDS = ["rds", "local", "container", "external"] as const;
 export type HostingKind = (typeof HOSTING_KINDS)[number];
 
-/** Hosting kinds that can have read replicas. */
-export const REPLICA_HOSTING: ReadonlySet<HostingKind> = new Set(["rds", "local"]);
+/** Hosting kinds that can have read replicas: RDS replicas and streaming standbys (local, container). */
+export const REPLICA_HOSTING: ReadonlySet<HostingKind> = new Set(["rds", "local", "container"]);
 
 export const SSL_MODES = ["disable", "require", "verify-ca", "verify-full"] as const;
 
@@ -34,20 +34,6 @@ const version = z
 const port = z.number().int().min(1).max(65535);
 const positiveInt = z.number().int().positive();
 
-export const replicaSchema = z.strictObject({
-  /** Replica name; the RDS identifier becomes `<environment>-<name>`. */
-  name,
-  /** AWS region of a cross-region replica. @default the primary's region */
-  region: z
-    .string()
-    .regex(/^[a-z]{2}(-[a-z]+)+-\d$/, { message: "must be an AWS region such as eu-west-1" })
-    .optional(),
-  /** @default the primary's instance class */
-  instanceClass: z.string().optional(),
-  /** Local replicas only: the port of the streaming standby. */
-  port: port.optional(),
-});
-
 export const networkSchema = z.strictObject({
   /** VPC the server's security group lives in. */
   vpcId: z.string().min(1),
@@ -61,6 +47,30 @@ export const networkSchema = z.strictObject({
   allowedSecurityGroupIds: z.array(z.string().min(1)).optional(),
 });
 
+const awsRegion = z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d$/, { message: "must be an AWS region such as eu-west-1" });
+
+const parameterValues = z.record(z.string(), z.union([z.string(), z.number(), z.boolean()]));
+
+export const replicaSchema = z.strictObject({
+  /** Replica name; the RDS identifier becomes `<environment>-<name>`. */
+  name,
+  /** RDS: the AWS region of a cross-region replica. @default the primary's region */
+  region: awsRegion.optional(),
+  /** RDS: @default the primary's instance class */
+  instanceClass: z
+    .string()
+    .regex(/^db\.[a-z0-9]+\.[a-z0-9]+$/, { message: "must be an RDS instance class such as db.t4g.medium" })
+    .optional(),
+  /** RDS: storage autoscaling ceiling in GiB. @default the primary's */
+  maxAllocatedStorage: z.number().int().min(20).max(65536).optional(),
+  /** RDS: parameters of the replica's own parameter group, on top of the primary's. @default {} */
+  parameters: parameterValues.optional(),
+  /** RDS cross-region replicas: the VPC and private subnets in the replica's region (required there). */
+  network: networkSchema.optional(),
+  /** Local and container standbys: the port on 127.0.0.1. @default the primary's port + 1 + the replica's index */
+  port: port.optional(),
+});
+
 const alarmThresholds = z.strictObject({
   /** @default 80 */
   cpuPercent: z.number().min(1).max(100).optional(),
@@ -68,11 +78,15 @@ const alarmThresholds = z.strictObject({
   freeStoragePercent: z.number().min(1).max(99).optional(),
   /** @default 200 */
   connections: positiveInt.optional(),
+  /** Alarm when a replica lags the primary by more than this many seconds. @default 60 (prod 30) */
+  replicaLagSeconds: positiveInt.optional(),
 });
 
 const common = {
   version: version.optional(),
   replicas: z.array(replicaSchema).optional(),
+  /** The replica that serves the services' read-only logins. @default the first replica in the primary's region; none: the primary */
+  reader: name.optional(),
 };
 
 export const rdsServerSchema = z.strictObject({
@@ -106,7 +120,7 @@ export const rdsServerSchema = z.strictObject({
   masterUsername: z.string().optional(),
   sslMode: z.enum(SSL_MODES).optional(),
   network: networkSchema.optional(),
-  parameters: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).optional(),
+  parameters: parameterValues.optional(),
   alarms: alarmThresholds.optional(),
 });
 

@@ -4,7 +4,16 @@
  * fixes them all in one round; a Spec is returned only when there are none.
  */
 import { z } from "zod";
-import { buildServer, buildService, checkServer, checkService, checkCollisions, checkAdminPasswords } from "./rules";
+import {
+  buildServer,
+  buildService,
+  checkAdminPasswords,
+  checkCollisions,
+  checkLocalPorts,
+  checkReplicaNames,
+  checkServer,
+  checkService,
+} from "./rules";
 import type { Spec, ServerSpec, ServiceSpec, SharedDatabaseSpec } from "./model";
 import { STRICT_ENVIRONMENTS } from "./defaults";
 import { fromZod, type PathSegment, type Problem, SpecError } from "./problems";
@@ -44,7 +53,7 @@ function knownKeysAt(values: Readonly<Record<string, unknown>>) {
     const keys = (o: z.ZodObject) => Object.keys(o.shape);
     const [top, entry, sub, , leaf] = path;
     if (path.length === 0) return keys(configSchema);
-    if (top === "network" || (top === "servers" && sub === "network")) return keys(networkSchema);
+    if (top === "network" || (top === "servers" && path.at(-1) === "network")) return keys(networkSchema);
     if (top === "alarms") return keys(alarmsSchema);
     if (top === "servers" && sub === "replicas") return keys(replicaSchema);
     if (top === "servers" && path.length === 2) {
@@ -97,16 +106,7 @@ export function validateConfig(input: ConfigInput): ValidationResult {
     if (found.length === 0) servers.push(buildServer(raw, ctx));
   }
   problems.push(...checkAdminPasswords(input, parsedServers, new Set(Object.keys(rawServers))));
-  // Replica identifiers share the namespace of servers: `<environment>-<name>` on AWS.
-  const replicaOwners = new Map<string, string>();
-  for (const [name, raw] of parsedServers) {
-    (raw.replicas ?? []).forEach((r, i) => {
-      const owner = replicaOwners.get(r.name);
-      const clash = parsedServers.has(r.name) ? `server ${r.name}` : owner && owner !== name ? `a replica of servers.${owner}` : undefined;
-      if (clash) problems.push({ path: ["servers", name, "replicas", i, "name"], message: `"${r.name}" is already the name of ${clash}` });
-      replicaOwners.set(r.name, name);
-    });
-  }
+  problems.push(...checkReplicaNames(parsedServers), ...checkLocalPorts(servers));
 
   const rawServices = asRecord(input.values.services);
   const parsedServices = parseEntries("services", "service", rawServices, serviceSchema, known, problems);

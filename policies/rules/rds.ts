@@ -147,6 +147,59 @@ export const rdsCopyTags = instanceRule(
   (r) => (isReplica(r) || r.props.copyTagsToSnapshot === true ? undefined : `${label(r)} must have copyTagsToSnapshot true`),
 );
 
+/** The region in an ARN (`arn:aws:<service>:<region>:…`), when the value is one. */
+export function arnRegion(value: unknown): string | undefined {
+  const m = typeof value === "string" ? /^arn:aws[a-z-]*:[a-z0-9-]+:([a-z0-9-]*):/.exec(value) : null;
+  return m?.[1] || undefined;
+}
+
+/** The primary a replica replicates, when it is in the stack (by identifier, or by ARN across regions). */
+function sourceOf(replica: PolicyInputResource, graph: StackGraph): PolicyInputResource | undefined {
+  const source = String(replica.props.replicateSourceDb);
+  const identifier = /^arn:aws[a-z-]*:rds:[^:]*:[^:]*:db:(.+)$/.exec(source)?.[1] ?? source;
+  return graph.ofType(RDS_INSTANCE).find((r) => !isReplica(r) && r.props.identifier === identifier);
+}
+
+export const rdsReplicaConsistent = instanceRule(
+  "rds-replica-consistent",
+  "A replica's backups live on its primary: the primary keeps automated backups, the replica claims none, and a protected primary has protected replicas.",
+  ["replicateSourceDb", "backupRetentionPeriod", "deletionProtection"],
+  (r, _c, graph) => {
+    if (!isReplica(r)) return undefined;
+    const primary = sourceOf(r, graph);
+    if (!primary) return undefined; // same-environment reports sources outside the stack
+    const problems: string[] = [];
+    if (Number(primary.props.backupRetentionPeriod ?? 0) < 1)
+      problems.push(`its primary "${String(primary.props.identifier)}" must keep automated backups (backupRetentionPeriod >= 1)`);
+    if (Number(r.props.backupRetentionPeriod ?? 0) > 0)
+      problems.push("it must set backupRetentionPeriod 0 (RDS for PostgreSQL replicas take no automated backups; they are the primary's)");
+    if (primary.props.deletionProtection === true && r.props.deletionProtection !== true)
+      problems.push(`it must have deletionProtection true like its primary "${String(primary.props.identifier)}"`);
+    return problems.length ? `${label(r)}: ${problems.join("; ")}` : undefined;
+  },
+);
+
+export const rdsReplicaKeyRegion = instanceRule(
+  "rds-replica-key-in-own-region",
+  "A cross-region replica is encrypted with a customer-managed key of its own region.",
+  ["replicateSourceDb", "kmsKeyId", "performanceInsightsKmsKeyId"],
+  (r, _c, graph) => {
+    if (!isReplica(r)) return undefined;
+    const provider = r.provider ? graph.byUrn.get(r.provider) : undefined;
+    const region = typeof provider?.props.region === "string" ? provider.props.region : undefined;
+    const sourceRegion = arnRegion(r.props.replicateSourceDb);
+    // A replica's region is its explicit AWS provider's; without one it is the primary's.
+    if (!region || region === sourceRegion) return undefined;
+    const wrong = (["kmsKeyId", "performanceInsightsKmsKeyId"] as const).filter((p) => {
+      const keyRegion = arnRegion(r.props[p]);
+      return keyRegion !== undefined && keyRegion !== region;
+    });
+    return wrong.length
+      ? `${label(r)} is in ${region} and must use a KMS key of ${region} (${wrong.map((p) => `${p} is in ${arnRegion(r.props[p])}`).join(", ")})`
+      : undefined;
+  },
+);
+
 export const RDS_RULES: readonly Rule[] = [
   rdsStorageEncrypted,
   rdsNotPublic,
@@ -158,4 +211,6 @@ export const RDS_RULES: readonly Rule[] = [
   rdsProductionProtection,
   rdsMinorUpgrades,
   rdsCopyTags,
+  rdsReplicaConsistent,
+  rdsReplicaKeyRegion,
 ];

@@ -45,7 +45,7 @@ describe("RdsServer in prod", () => {
       maxAllocatedStorage: 500,
       storageType: "gp3",
       storageEncrypted: true,
-      kmsKeyId: "arn:aws:kms:synth-region:000000000000:key/main-key",
+      kmsKeyId: "arn:aws:kms:eu-central-1:000000000000:key/main-key",
       dbSubnetGroupName: "prod-main",
       vpcSecurityGroupIds: ["main-sg-id"],
       parameterGroupName: "prod-main",
@@ -64,12 +64,12 @@ describe("RdsServer in prod", () => {
       iamDatabaseAuthenticationEnabled: true,
       username: "platform_admin",
       manageMasterUserPassword: true,
-      masterUserSecretKmsKeyId: "arn:aws:kms:synth-region:000000000000:key/main-key",
+      masterUserSecretKmsKeyId: "arn:aws:kms:eu-central-1:000000000000:key/main-key",
       performanceInsightsEnabled: true,
-      performanceInsightsKmsKeyId: "arn:aws:kms:synth-region:000000000000:key/main-key",
+      performanceInsightsKmsKeyId: "arn:aws:kms:eu-central-1:000000000000:key/main-key",
       performanceInsightsRetentionPeriod: 7,
       monitoringInterval: 60,
-      monitoringRoleArn: "arn:aws:synth:synth-region:000000000000:main-monitoring",
+      monitoringRoleArn: "arn:aws:synth:eu-central-1:000000000000:main-monitoring",
       enabledCloudwatchLogsExports: ["postgresql", "upgrade"],
       caCertIdentifier: "rds-ca-rsa2048-g1",
       applyImmediately: false,
@@ -114,7 +114,7 @@ describe("RdsServer in prod", () => {
       ["DatabaseConnections", "GreaterThanThreshold", 200],
     ]);
     for (const a of alarms) expect(a.props.alarmActions).toEqual([expect.stringContaining(":main-alarms")]);
-    expect(prod.one(T.topic, "main-alarms").props.kmsMasterKeyId).toBe("arn:aws:kms:synth-region:000000000000:key/main-key");
+    expect(prod.one(T.topic, "main-alarms").props.kmsMasterKeyId).toBe("arn:aws:kms:eu-central-1:000000000000:key/main-key");
   });
 
   it("connects the postgresql provider as a non-superuser over TLS, password secret", () => {
@@ -139,7 +139,7 @@ describe("RdsServer in prod", () => {
       "db-platform/prod/inventory/migrator",
     ]);
     for (const s of secrets)
-      expect(s.props).toMatchObject({ kmsKeyId: "arn:aws:kms:synth-region:000000000000:key/main-key", recoveryWindowInDays: 30 });
+      expect(s.props).toMatchObject({ kmsKeyId: "arn:aws:kms:eu-central-1:000000000000:key/main-key", recoveryWindowInDays: 30 });
     expect(prod.one(T.secretVersion, "inventory-app-secret-version").props.secretString).toBe("[secret]");
   });
 });
@@ -166,7 +166,7 @@ describe("RdsServer outside prod", () => {
       replicateSourceDb: "staging-main",
       instanceClass: "db.t4g.small",
       storageEncrypted: true,
-      kmsKeyId: "arn:aws:kms:synth-region:000000000000:key/main-key",
+      kmsKeyId: "arn:aws:kms:eu-central-1:000000000000:key/main-key",
       publiclyAccessible: false,
       iamDatabaseAuthenticationEnabled: true,
       performanceInsightsEnabled: true,

@@ -1,19 +1,11 @@
-import * as pulumi from "@pulumi/pulumi";
 import { beforeAll, describe, expect, it } from "vitest";
 import { synthProgram } from "../../cli/synth";
 import type { ProgramOutputs } from "../../components/program";
 import { devValues, input } from "../helpers/config";
-import { Resources, T } from "../helpers/synth";
+import { Resources, resolve, T } from "../helpers/synth";
 
 let dev: Resources;
 let outputs: ProgramOutputs;
-
-/** Resolve an Output under the mocks, with its secretness. */
-async function resolve<U>(o: pulumi.Output<U>): Promise<{ value: U; secret: boolean }> {
-  const secret = await pulumi.isSecret(o);
-  const value = await new Promise<U>((ok) => o.apply((v) => ok(v)));
-  return { value, secret };
-}
 
 beforeAll(async () => {
   const result = await synthProgram(input(devValues()), "db-platform", "dev");

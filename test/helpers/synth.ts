@@ -4,6 +4,7 @@
  * throws on any invoke it does not expect.
  */
 import * as path from "node:path";
+import * as pulumi from "@pulumi/pulumi";
 import { readConfigFile } from "../../cli/stackConfig";
 import { synth, type SynthResource } from "../../cli/synth";
 import type { ConfigInput } from "../../components/spec";
@@ -89,4 +90,14 @@ export const T = {
   container: "docker:index/container:Container",
   image: "docker:index/remoteImage:RemoteImage",
   volume: "docker:index/volume:Volume",
+  network: "docker:index/network:Network",
+  awsProvider: "pulumi:providers:aws",
+  topicSubscription: "aws:sns/topicSubscription:TopicSubscription",
 } as const;
+
+/** Resolve an Output under the mocks, with its secretness. */
+export async function resolve<U>(o: pulumi.Output<U>): Promise<{ value: U; secret: boolean }> {
+  const secret = await pulumi.isSecret(o);
+  const value = await new Promise<U>((ok) => o.apply((v) => ok(v)));
+  return { value, secret };
+}

@@ -182,6 +182,91 @@ describe("read replica branches", () => {
   });
 });
 
+describe("replicas of the prod stack (same-region and cross-region)", () => {
+  it("pass as declared", () => {
+    expect(summary(check(base, PROD_CONFIG))).toEqual([]);
+  });
+
+  it("a cross-region replica encrypted with a key of the primary's region", () => {
+    const rs = mutatedInstance(
+      (p) => (p.kmsKeyId = "arn:aws:kms:eu-central-1:000000000000:key/main-key"),
+      () => base,
+      "main-replica-main-dr",
+    );
+    expect(summary(check(rs))).toEqual([
+      [
+        "rds-replica-key-in-own-region",
+        "mandatory",
+        'RDS instance "prod-main-dr" (read replica) is in eu-west-1 and must use a KMS key of eu-west-1 (kmsKeyId is in eu-central-1)',
+      ],
+    ]);
+  });
+
+  it("a cross-region replica whose Performance Insights key is in another region", () => {
+    const rs = mutatedInstance(
+      (p) => (p.performanceInsightsKmsKeyId = "arn:aws:kms:us-east-1:000000000000:key/other"),
+      () => base,
+      "main-replica-main-dr",
+    );
+    expect(summary(check(rs))[0]?.[2]).toBe(
+      'RDS instance "prod-main-dr" (read replica) is in eu-west-1 and must use a KMS key of eu-west-1 (performanceInsightsKmsKeyId is in us-east-1)',
+    );
+  });
+
+  it("a replica that claims backups of its own, or drops its protected primary's deletion protection", () => {
+    const rs = mutatedInstance(
+      (p) => {
+        p.backupRetentionPeriod = 7;
+        p.deletionProtection = false;
+      },
+      () => base,
+      "main-replica-main-ro-1",
+    );
+    expect(summary(check(rs))).toEqual([
+      [
+        "rds-replica-consistent",
+        "mandatory",
+        'RDS instance "prod-main-ro-1" (read replica): it must set backupRetentionPeriod 0 (RDS for PostgreSQL replicas take no automated backups; they are the primary\'s); it must have deletionProtection true like its primary "prod-main"',
+      ],
+    ]);
+  });
+
+  it("a primary without automated backups cannot back its replicas", () => {
+    const rs = mutatedInstance((p) => (p.backupRetentionPeriod = 0));
+    expect(summary(check(rs)).filter(([policy]) => policy === "rds-replica-consistent")).toEqual([
+      [
+        "rds-replica-consistent",
+        "mandatory",
+        'RDS instance "prod-main-ro-1" (read replica): its primary "prod-main" must keep automated backups (backupRetentionPeriod >= 1)',
+      ],
+      [
+        "rds-replica-consistent",
+        "mandatory",
+        'RDS instance "prod-main-dr" (read replica): its primary "prod-main" must keep automated backups (backupRetentionPeriod >= 1)',
+      ],
+    ]);
+  });
+
+  it("a public cross-region replica, or one from another environment", () => {
+    const rs = mutatedInstance(
+      (p) => {
+        p.publiclyAccessible = true;
+        p.replicateSourceDb = "arn:aws:rds:eu-central-1:000000000000:db:staging-main";
+      },
+      () => base,
+      "main-replica-main-dr",
+    );
+    expect(summary(check(rs))).toEqual([
+      [
+        "same-environment",
+        "mandatory",
+        'RDS replica "prod-main-dr" must replicate an instance of this stack (found "arn:aws:rds:eu-central-1:000000000000:db:staging-main")',
+      ],
+      ["rds-not-publicly-accessible", "mandatory", 'RDS instance "prod-main-dr" (read replica) must not be publicly accessible'],
+    ]);
+  });
+});
+
 describe("backup buckets", () => {
   const bucketName = "db-platform-prod-backups";
   const key = "arn:aws:kms:eu-central-1:000000000000:key/backups";
@@ -266,12 +351,17 @@ describe("policy config", () => {
   });
 
   it("dev config makes the baseline advisory where it relaxes it", () => {
-    const rs = mutatedInstance((p) => (p.backupRetentionPeriod = 0));
+    // studio has no replicas: replicas make backups on their primary mandatory everywhere.
+    const rs = mutatedInstance(
+      (p) => (p.backupRetentionPeriod = 0),
+      () => base,
+      "studio-instance",
+    );
     expect(summary(check(rs, DEV_CONFIG))).toEqual([
       [
         "rds-backup-retention",
         "advisory",
-        'RDS instance "prod-main" must keep automated backups at least 1 days (backupRetentionPeriod is 0)',
+        'RDS instance "prod-studio" must keep automated backups at least 1 days (backupRetentionPeriod is 0)',
       ],
     ]);
   });

@@ -29,7 +29,7 @@ const badInput: Array<[string, () => Values, string]> = [
   [
     "unknown server key for its hosting kind",
     () => changed(devValues(), (v) => (servers(v).local.instanceClass = "db.t4g.micro")),
-    "servers.local.instanceClass: unknown key (valid: hosting, version, replicas, host, port, adminUser, sslMode)",
+    "servers.local.instanceClass: unknown key (valid: hosting, version, replicas, reader, host, port, adminUser, sslMode)",
   ],
   [
     "unknown server reference lists the known servers",
@@ -77,12 +77,86 @@ const badInput: Array<[string, () => Values, string]> = [
     "services.payments.database: required when isolation is schema: the shared database the service's schemas live in",
   ],
   [
-    "replicas on container hosting",
+    "an RDS-only key on a container standby",
     () =>
       changed(devValues(), (v) => {
-        servers(v).box = { hosting: "container", replicas: [{ name: "box-ro" }] };
+        servers(v).box = { hosting: "container", port: 55432, replicas: [{ name: "box-ro", instanceClass: "db.t4g.small" }] };
       }),
-    'servers.box.replicas: hosting "container" cannot have read replicas (only rds, local)',
+    "servers.box.replicas[0].instanceClass: only RDS replicas have instanceClass (this is a container standby)",
+  ],
+  [
+    "a region on a local standby",
+    () => changed(devValues(), (v) => (servers(v).local.replicas = [{ name: "local-ro", region: "eu-west-1" }])),
+    "servers.local.replicas[0].region: only RDS replicas have region (this is a local standby)",
+  ],
+  [
+    "a local standby on its primary's port",
+    () => changed(devValues(), (v) => (servers(v).local.replicas = [{ name: "local-ro", port: servers(v).local.port }])),
+    "servers.local.replicas[0].port: port 54329 is already used by servers.local",
+  ],
+  [
+    "two standbys on one port",
+    () =>
+      changed(
+        devValues(),
+        (v) =>
+          (servers(v).local.replicas = [
+            { name: "ro-a", port: 54400 },
+            { name: "ro-b", port: 54400 },
+          ]),
+      ),
+    "servers.local.replicas[1].port: port 54400 is already used by servers.local.replicas[0] (ro-a)",
+  ],
+  [
+    "a reader that is not a replica",
+    () =>
+      changed(prodValues(), (v) => {
+        servers(v).main.replicas = [{ name: "main-ro-1" }];
+        servers(v).main.reader = "main-ro";
+      }),
+    'servers.main.reader: unknown replica "main-ro" (declared: main-ro-1)',
+  ],
+  [
+    "a reader on a server without replicas",
+    () => changed(prodValues(), (v) => (servers(v).studio.reader = "studio-ro")),
+    'servers.studio.reader: unknown replica "studio-ro" (this server declares no replicas)',
+  ],
+  [
+    "a cross-region replica without its network",
+    () => changed(prodValues(), (v) => (servers(v).main.replicas = [{ name: "main-dr", region: "eu-west-1" }])),
+    "servers.main.replicas[0].network: required for a cross-region replica: the VPC and private subnets in eu-west-1",
+  ],
+  [
+    "a network on a same-region replica",
+    () =>
+      changed(
+        prodValues(),
+        (v) => (servers(v).main.replicas = [{ name: "main-ro-1", network: { vpcId: "vpc-1", subnetIds: ["a", "b"] } }]),
+      ),
+    "servers.main.replicas[0].network: only for cross-region replicas; a same-region replica uses its primary's subnet group",
+  ],
+  [
+    "a port on an RDS replica",
+    () => changed(prodValues(), (v) => (servers(v).main.replicas = [{ name: "main-ro-1", port: 6432 }])),
+    "servers.main.replicas[0].port: an RDS replica listens on 5432; port is for local and container standbys",
+  ],
+  [
+    "a replica storage ceiling below the primary's storage",
+    () =>
+      changed(prodValues(), (v) => {
+        servers(v).main.allocatedStorage = 100;
+        servers(v).main.replicas = [{ name: "main-ro-1", maxAllocatedStorage: 50 }];
+      }),
+    "servers.main.replicas[0].maxAllocatedStorage: must be at least the primary's allocatedStorage (100)",
+  ],
+  [
+    "a cross-region network missing its subnets",
+    () =>
+      changed(
+        prodValues(),
+        (v) => (servers(v).main.replicas = [{ name: "main-dr", region: "eu-west-1", network: { vpcId: "vpc-1", subnet: [] } }]),
+      ),
+    'servers.main.replicas[0].network.subnet: unknown key (did you mean "subnetIds"?)',
   ],
   [
     "replicas on external hosting",
@@ -91,7 +165,7 @@ const badInput: Array<[string, () => Values, string]> = [
         servers(v).ext = { hosting: "external", host: "db.example.com", adminUser: "admin", replicas: [{ name: "ext-ro" }] };
         (v.adminPasswords as Record<string, string>).ext = "x";
       }),
-    'servers.ext.replicas: hosting "external" cannot have read replicas (only rds, local)',
+    'servers.ext.replicas: hosting "external" cannot have read replicas (only rds, local, container)',
   ],
   [
     "scoped role naming a schema the service does not own",
@@ -322,5 +396,70 @@ describe("the typed model", () => {
     });
     const main = loadSpec(input(staging)).servers.find((s) => s.name === "main");
     expect(main).toMatchObject({ requireTls: false, skipFinalSnapshot: true });
+  });
+});
+
+describe("replicas in the model", () => {
+  const rdsOf = (values: Values) => {
+    const server = loadSpec(input(values)).servers.find((s) => s.name === "main");
+    if (server?.hosting !== "rds") throw new Error("main is not rds");
+    return server;
+  };
+
+  it("defaults RDS replicas from the primary, and the reader to the first same-region replica", () => {
+    const main = rdsOf(
+      changed(prodValues(), (v) => {
+        servers(v).main.instanceClass = "db.m7g.large";
+        servers(v).main.parameters = { work_mem: "64MB" };
+        servers(v).main.replicas = [
+          { name: "main-dr", region: "eu-west-1", network: { vpcId: "vpc-dr", subnetIds: ["subnet-x", "subnet-y"] } },
+          { name: "main-ro-1", instanceClass: "db.r7g.large", parameters: { hot_standby_feedback: 1 } },
+        ];
+      }),
+    );
+    expect(main.reader).toBe("main-ro-1");
+    expect(main.replicas).toEqual([
+      {
+        name: "main-dr",
+        region: "eu-west-1",
+        crossRegion: true,
+        instanceClass: "db.m7g.large",
+        maxAllocatedStorage: 500,
+        parameters: { work_mem: "64MB" },
+        network: { vpcId: "vpc-dr", subnetIds: ["subnet-x", "subnet-y"], allowedCidrs: [], allowedSecurityGroupIds: [] },
+      },
+      {
+        name: "main-ro-1",
+        region: "eu-central-1",
+        crossRegion: false,
+        instanceClass: "db.r7g.large",
+        maxAllocatedStorage: 500,
+        parameters: { work_mem: "64MB", hot_standby_feedback: "1" },
+        network: undefined,
+      },
+    ]);
+  });
+
+  it("sends readers to the primary when only a cross-region replica exists, unless the stack names it", () => {
+    const dr = { name: "main-dr", region: "eu-west-1", network: { vpcId: "vpc-dr", subnetIds: ["subnet-x", "subnet-y"] } };
+    expect(rdsOf(changed(prodValues(), (v) => (servers(v).main.replicas = [dr]))).reader).toBeUndefined();
+    const named = changed(prodValues(), (v) => {
+      servers(v).main.replicas = [dr];
+      servers(v).main.reader = "main-dr";
+    });
+    expect(rdsOf(named).reader).toBe("main-dr");
+  });
+
+  it("puts local standbys on the next ports unless they name one", () => {
+    const spec = loadSpec(
+      input(changed(devValues(), (v) => (servers(v).local.replicas = [{ name: "ro-a" }, { name: "ro-b", port: 60000 }, { name: "ro-c" }]))),
+    );
+    const local = spec.servers[0];
+    expect(local.reader).toBe("ro-a");
+    expect(local.replicas).toEqual([
+      { name: "ro-a", port: 54330 },
+      { name: "ro-b", port: 60000 },
+      { name: "ro-c", port: 54332 },
+    ]);
   });
 });
