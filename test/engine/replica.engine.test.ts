@@ -1,0 +1,189 @@
+/**
+ * The dev stack's local replica, end to end: `db-platform local start` brings up the primary and
+ * a real streaming standby (pg_basebackup -R), the stack hands out the standby's URL to the
+ * read-only login, and PostgreSQL behaves as a replica: writes on the primary arrive, writes on
+ * the standby are refused, lag is reported.
+ *
+ * The service's read-only login and its grants are created here with plain SQL, as the admin
+ * login, under the exact name and password the stack declares (synthesized): `pulumi up` would
+ * create them, but the PostgreSQL provider plugin cannot be built on this machine (issue #3).
+ */
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { Client, escapeIdentifier, escapeLiteral } from "pg";
+import { parse, stringify } from "yaml";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { adminPasswords, localRoot } from "../../cli/local";
+import { readConfigFile } from "../../cli/stackConfig";
+import { synthProgram } from "../../cli/synth";
+import { freePort } from "../helpers/ports";
+import { resolve, ROOT } from "../helpers/synth";
+
+// A copy of the dev stack (same encryption salt, so the same secrets) on free ports.
+const STACK = "replicatest";
+const file = path.join(ROOT, `Pulumi.${STACK}.yaml`);
+let port: number;
+let replicaPort: number;
+let admin: string;
+let readonlyUrl: string;
+
+function cli(...args: string[]) {
+  const r = spawnSync(process.execPath, [path.join(ROOT, "bin/db-platform.js"), ...args], {
+    cwd: ROOT,
+    encoding: "utf8",
+    env: { ...process.env, PULUMI_CONFIG_PASSPHRASE: "db-platform-dev" },
+  });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+async function connect(portNumber: number, database = "postgres", user = "platform_admin", password = admin): Promise<Client> {
+  const c = new Client({ host: "127.0.0.1", port: portNumber, user, password, database });
+  await c.connect();
+  return c;
+}
+
+async function withClient<T>(c: Promise<Client>, f: (c: Client) => Promise<T>): Promise<T> {
+  const client = await c;
+  try {
+    return await f(client);
+  } finally {
+    await client.end();
+  }
+}
+
+beforeAll(async () => {
+  port = await freePort();
+  replicaPort = await freePort();
+  const doc = parse(fs.readFileSync(path.join(ROOT, "Pulumi.dev.yaml"), "utf8"));
+  const local = doc.config["db-platform:servers"].local;
+  expect(local.replicas).toEqual([{ name: "local-ro", port: 54330 }]);
+  local.port = port;
+  local.replicas[0].port = replicaPort;
+  fs.writeFileSync(file, stringify(doc));
+  process.env.PULUMI_CONFIG_PASSPHRASE = "db-platform-dev";
+  admin = (await adminPasswords(ROOT, STACK)).local;
+
+  const { outputs } = await synthProgram(readConfigFile(file), "db-platform", STACK);
+  expect(outputs.services.inventory.routing.readonly).toBe("replica local-ro");
+  readonlyUrl = (await resolve(outputs.services.inventory.urls.readonly)).value;
+});
+
+afterAll(() => {
+  cli("local", "stop", "--stack", STACK);
+  fs.rmSync(localRoot(ROOT, STACK), { recursive: true, force: true });
+  fs.rmSync(file, { force: true });
+}, 60_000);
+
+describe("local streaming replica of the dev stack", () => {
+  it("starts the primary and its standby, and reports the standby streaming", () => {
+    const r = cli("local", "start", "--stack", STACK);
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    const lines = r.stdout.trim().split("\n");
+    expect(lines[0]).toBe(`local: PostgreSQL 16 running on 127.0.0.1:${port} (data .db-platform/local/${STACK}/local/data)`);
+    expect(lines[1]).toMatch(
+      new RegExp(
+        `^local-ro: standby of local running on 127\\.0\\.0\\.1:${replicaPort}, streaming, lag \\d+ B.* \\(data \\.db-platform/local/${STACK}/local-ro/data\\)$`,
+      ),
+    );
+  }, 180_000);
+
+  it("is a real standby: in recovery, and the primary holds its replication slot", async () => {
+    await withClient(connect(replicaPort), async (c) => {
+      expect((await c.query("SELECT pg_is_in_recovery() AS r")).rows[0].r).toBe(true);
+    });
+    await withClient(connect(port), async (c) => {
+      expect((await c.query("SELECT pg_is_in_recovery() AS r")).rows[0].r).toBe(false);
+      const slots = await c.query("SELECT slot_name, slot_type, active FROM pg_replication_slots");
+      expect(slots.rows).toEqual([{ slot_name: "db_platform_local_ro", slot_type: "physical", active: true }]);
+    });
+  });
+
+  it("hands the read-only login the standby's address, and the login works there", async () => {
+    const url = new URL(readonlyUrl);
+    expect(url.port).toBe(String(replicaPort));
+    expect(url.pathname).toBe("/inventory_db");
+    const user = decodeURIComponent(url.username);
+    const password = decodeURIComponent(url.password);
+    expect(user).toBe("inventory_readonly");
+
+    // What `pulumi up` would create for this login (see the header), on the primary only.
+    await withClient(connect(port), async (c) => {
+      await c.query(`CREATE ROLE ${escapeIdentifier(user)} LOGIN PASSWORD ${escapeLiteral(password)}`);
+      await c.query("CREATE DATABASE inventory_db TEMPLATE template0");
+      await c.query(`REVOKE ALL ON DATABASE inventory_db FROM PUBLIC`);
+      await c.query(`GRANT CONNECT ON DATABASE inventory_db TO ${escapeIdentifier(user)}`);
+    });
+    await withClient(connect(port, "inventory_db"), async (c) => {
+      await c.query("CREATE SCHEMA inventory");
+      await c.query("CREATE TABLE inventory.items (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, name text NOT NULL)");
+      await c.query(`GRANT USAGE ON SCHEMA inventory TO ${escapeIdentifier(user)}`);
+      await c.query(`GRANT SELECT ON inventory.items TO ${escapeIdentifier(user)}`);
+      await c.query("INSERT INTO inventory.items (name) VALUES ('first')");
+    });
+
+    // The role, grants and row reach the standby through replication alone.
+    await waitFor(async () => {
+      const reader = new Client({ connectionString: readonlyUrl });
+      try {
+        await reader.connect();
+        const row = (await reader.query("SELECT count(*)::int AS n, current_user AS u, pg_is_in_recovery() AS r FROM inventory.items"))
+          .rows[0];
+        expect(row).toEqual({ n: 1, u: user, r: true });
+        return true;
+      } catch (e) {
+        if ((e as Error).name === "AssertionError") throw e;
+        return false;
+      } finally {
+        await reader.end().catch(() => undefined);
+      }
+    });
+  });
+
+  it("shows a write on the primary on the standby", async () => {
+    const marker = `written-${Date.now()}`;
+    await withClient(connect(port, "inventory_db"), (c) => c.query("INSERT INTO inventory.items (name) VALUES ($1)", [marker]));
+    const started = Date.now();
+    const reader = new Client({ connectionString: readonlyUrl });
+    await reader.connect();
+    try {
+      await waitFor(async () => (await reader.query("SELECT 1 FROM inventory.items WHERE name = $1", [marker])).rowCount === 1);
+    } finally {
+      await reader.end();
+    }
+    expect(Date.now() - started).toBeLessThan(5_000);
+  });
+
+  it("refuses writes on the standby, even from the admin", async () => {
+    await withClient(connect(replicaPort, "inventory_db"), async (c) => {
+      await expect(c.query("INSERT INTO inventory.items (name) VALUES ('nope')")).rejects.toMatchObject({
+        code: "25006",
+        message: "cannot execute INSERT in a read-only transaction",
+      });
+      await expect(c.query("CREATE TABLE inventory.other (id int)")).rejects.toMatchObject({ code: "25006" });
+    });
+    await withClient(connect(port, "inventory_db"), async (c) => {
+      expect((await c.query("SELECT count(*)::int AS n FROM inventory.items WHERE name = 'nope'")).rows[0].n).toBe(0);
+    });
+  });
+
+  it("reports lag in `local status` after a burst of writes", async () => {
+    await withClient(connect(port, "inventory_db"), (c) =>
+      c.query("INSERT INTO inventory.items (name) SELECT 'burst-' || g FROM generate_series(1, 5000) g"),
+    );
+    const status = cli("local", "status", "--stack", STACK);
+    expect(status.code).toBe(0);
+    expect(status.stdout).toMatch(
+      new RegExp(`local-ro: standby of local running on 127\\.0\\.0\\.1:${replicaPort}, streaming, lag \\d+(\\.\\d)? (B|KiB|MiB)`),
+    );
+  });
+});
+
+async function waitFor(condition: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > until) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
