@@ -16,6 +16,7 @@ import { ROOT } from "../helpers/synth";
 const STACK = "localtest";
 const file = path.join(ROOT, `Pulumi.${STACK}.yaml`);
 let port: number;
+let replicaPort: number;
 
 function cli(...args: string[]) {
   const r = spawnSync(process.execPath, [path.join(ROOT, "bin/db-platform.js"), ...args], {
@@ -28,8 +29,11 @@ function cli(...args: string[]) {
 
 beforeAll(async () => {
   port = await freePort();
+  replicaPort = await freePort();
   const doc = parse(fs.readFileSync(path.join(ROOT, "Pulumi.dev.yaml"), "utf8"));
   doc.config["db-platform:servers"].local.port = port;
+  // The dev stack's standby: on a free port too, so this test never collides with another.
+  doc.config["db-platform:servers"].local.replicas[0].port = replicaPort;
   fs.writeFileSync(file, stringify(doc));
 });
 
@@ -40,11 +44,18 @@ afterAll(() => {
 }, 60_000);
 
 describe("db-platform local", () => {
-  it("starts the stack's local server and reports it", () => {
+  it("starts the stack's local server and its standby, and reports both", () => {
     const r = cli("local", "start", "--stack", STACK);
     expect(r.stderr).toBe("");
     expect(r.code).toBe(0);
-    expect(r.stdout).toBe(`local: PostgreSQL 16 running on 127.0.0.1:${port} (data .db-platform/local/${STACK}/local/data)\n`);
+    const [primary, standby, ...rest] = r.stdout.split("\n");
+    expect(primary).toBe(`local: PostgreSQL 16 running on 127.0.0.1:${port} (data .db-platform/local/${STACK}/local/data)`);
+    expect(standby).toMatch(
+      new RegExp(
+        `^local-ro: standby of local running on 127\\.0\\.0\\.1:${replicaPort}, streaming, lag [\\d.]+ (B|KiB|MiB)( \\(replay [\\d.]+ ms\\))? \\(data \\.db-platform/local/${STACK}/local-ro/data\\)$`,
+      ),
+    );
+    expect(rest).toEqual([""]);
   }, 120_000);
 
   it("accepts the admin login with the password from the stack's secrets, as a non-superuser", async () => {
