@@ -8,18 +8,15 @@ import * as postgresql from "@pulumi/postgresql";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import type { ContainerServerSpec } from "../spec";
+import { CONTAINER_ADMIN_USER, CONTAINER_REPLICATION_USER } from "../spec/defaults";
 import { type ReaderEndpoint, type ReplicaEndpoint, readerOf, type ServerHandle } from "./server";
+
+export { CONTAINER_ADMIN_USER, CONTAINER_REPLICATION_USER };
 
 export interface ContainerServerArgs {
   readonly spec: ContainerServerSpec;
   readonly environment: string;
 }
-
-/** The image's bootstrap superuser; only the platform uses it. */
-export const CONTAINER_ADMIN_USER = "platform_admin";
-
-/** The login standbys replicate with: REPLICATION only, reachable only from the server's own network. */
-export const CONTAINER_REPLICATION_USER = "platform_replicator";
 
 const DATA_DIR = "/var/lib/postgresql/data";
 

@@ -65,6 +65,15 @@ export const EXTERNAL_DEFAULTS = { port: 5432, sslMode: "verify-full", superuser
 
 export const CONTAINER_DEFAULTS = { port: 5432 } as const;
 
+/** The container image's bootstrap superuser; only the platform uses it. */
+export const CONTAINER_ADMIN_USER = "platform_admin";
+
+/** The login container standbys replicate with: REPLICATION only, from the server's own network. */
+export const CONTAINER_REPLICATION_USER = "platform_replicator";
+
+/** The bootstrap superuser of a `local` server (reachable only through its private socket). */
+export const LOCAL_BOOTSTRAP_SUPERUSER = "postgres";
+
 /** Pinned images per major version; tags are exact minor releases, never `latest`. */
 export const CONTAINER_IMAGES: Readonly<Record<PostgresVersion, string>> = {
   "14": "postgres:14.19-bookworm",
