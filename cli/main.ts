@@ -1,7 +1,9 @@
 /**
  * The `db-platform` command line. Exit codes: 0 success, 1 the stack has problems (invalid
  * config, policy violations), 2 the command could not run (bad arguments, unreadable files).
+ * `audit` answers with its verdict instead: 2 critical, 1 high, 0 otherwise, 3 could not run.
  */
+import * as fs from "node:fs";
 import * as path from "node:path";
 import { Command, CommanderError, Option } from "commander";
 import { formatProblem, validateConfig } from "../components/spec";
@@ -12,6 +14,8 @@ import { LocalPostgresError } from "./localPostgres";
 import { formatViolations, policyCheck } from "./policyCheck";
 import { PolicyConfigError } from "../policies/engine/evaluate";
 import { StateFormatError } from "../policies/engine/sources";
+import { AuditError, parseServerUrls, runAudit } from "./audit/run";
+import { AUDIT_EXIT, exitCodeOf, REPORT_FORMATS, type ReportFormat, render } from "./audit/report";
 
 export const EXIT_OK = 0;
 export const EXIT_PROBLEMS = 1;
@@ -137,6 +141,79 @@ export function buildProgram(
       if (!ok) process.exitCode = EXIT_PROBLEMS;
     });
   }
+
+  stackOptions(
+    program
+      .command("audit")
+      .description(
+        "compare what the databases really allow with what the stack declares; exit 2 on a critical finding, 1 on high, 3 when it could not run",
+      ),
+  )
+    .option("--service <name>", "only findings that concern this service, and only its server")
+    .addOption(new Option("--format <format>", "report format").choices(REPORT_FORMATS).default("text"))
+    .option("--out <file>", "write the report to a file (a one-line summary goes to stderr)")
+    .option("--state <file>", "read the declared side from a `pulumi stack export` document or synth --json output")
+    .option(
+      "--server-url <server=url>",
+      "connect to a server with this PostgreSQL URL (repeatable; required for rds, container and external servers)",
+      (v: string, all: string[]) => [...all, v],
+      [] as string[],
+    )
+    .option("--password-max-age <days>", "report logins whose password is valid longer than this (low)", (v: string) => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n <= 0) throw new UsageError(`--password-max-age ${v}: expected a positive whole number of days`);
+      return n;
+    })
+    .option("--concurrency <n>", "databases read at the same time per server", (v: string) => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 1 || n > 64) throw new UsageError(`--concurrency ${v}: expected a whole number from 1 to 64`);
+      return n;
+    })
+    .action(
+      async (
+        opts: StackOptions & {
+          service?: string;
+          format: ReportFormat;
+          out?: string;
+          state?: string;
+          serverUrl: string[];
+          passwordMaxAge?: number;
+          concurrency?: number;
+        },
+      ) => {
+        const { file, stack, project } = resolveStack(opts);
+        let report;
+        try {
+          report = await runAudit({
+            file,
+            stack,
+            project,
+            projectDir: findProjectDir(path.dirname(file)),
+            state: opts.state,
+            service: opts.service,
+            serverUrls: parseServerUrls(opts.serverUrl),
+            passwordMaxAgeDays: opts.passwordMaxAge,
+            concurrency: opts.concurrency,
+          });
+        } catch (e) {
+          if (!(e instanceof AuditError || e instanceof ConfigFileError || e instanceof StateFormatError)) throw e;
+          err(`db-platform audit: ${e.message}\n`);
+          process.exitCode = AUDIT_EXIT.couldNotRun;
+          return;
+        }
+        const rendered = render(report, opts.format);
+        if (opts.out) {
+          fs.writeFileSync(opts.out, rendered);
+          const s = report.summary;
+          err(
+            `${opts.out}: ${report.findings.length} finding(s) (${s.critical} critical, ${s.high} high, ${s.medium} medium, ${s.low} low)\n`,
+          );
+        } else {
+          out(rendered);
+        }
+        process.exitCode = exitCodeOf(report);
+      },
+    );
 
   return program;
 }

@@ -18,7 +18,7 @@ export interface PolicyCheckOptions {
   readonly json?: boolean;
 }
 
-function readJson(file: string): unknown {
+export function readJson(file: string): unknown {
   if (!fs.existsSync(file)) throw new ConfigFileError(`${file}: no such file`);
   try {
     return JSON.parse(fs.readFileSync(file, "utf8"));

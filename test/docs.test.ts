@@ -2,6 +2,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
+import { AUDIT_RULES } from "../cli/audit/model";
 import { ALL_RULES } from "../policies/rules";
 import { ROOT } from "./helpers/synth";
 
@@ -22,10 +23,23 @@ describe("docs/policies.md", () => {
   });
 });
 
+describe("docs/audit.md", () => {
+  const doc = read("docs/audit.md");
+  it.each(Object.entries(AUDIT_RULES))("documents rule %s with severity %s", (rule, severity) => {
+    const cells = doc
+      .split("\n")
+      .map((l) => l.split("|").map((c) => c.trim()))
+      .find((c) => c[1] === `\`${rule}\``);
+    expect(cells, rule).toBeDefined();
+    expect(cells?.[2]).toBe(severity);
+  });
+});
+
 describe("README", () => {
   const readme = read("README.md");
   it("documents every CLI command", () => {
-    for (const cmd of ["db-platform validate", "db-platform synth", "db-platform policy check"]) expect(readme).toContain(cmd);
+    for (const cmd of ["db-platform validate", "db-platform synth", "db-platform policy check", "db-platform local", "db-platform audit"])
+      expect(readme).toContain(cmd);
   });
   it("documents every npm script", () => {
     const scripts = Object.keys(JSON.parse(read("package.json")).scripts as Record<string, string>);

@@ -1,0 +1,279 @@
+/**
+ * `db-platform audit` on a real PostgreSQL 16: the dev stack's declared state is applied with the
+ * provider's SQL (test/helpers/materialize.ts, standing in for `pulumi up`, issue #3), services
+ * get tables, sequences and functions, and the audit must find nothing. Then each change a
+ * person could make behind the platform's back, with plain SQL as a superuser, must be reported
+ * with exactly the right severity, rule, object and subject, and disappear once undone.
+ */
+import { Client } from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { AuditFinding, AuditReport } from "../../cli/audit/model";
+import { AUDIT_SESSION_OPTIONS, runAudit } from "../../cli/audit/run";
+import { type AuditedStack, startAuditedDevStack } from "../helpers/auditFixture";
+import { ROOT } from "../helpers/synth";
+
+let fixture: AuditedStack;
+const sql = (database: string, text: string) => fixture.sql(database, text);
+
+function audit(extra: { passwordMaxAgeDays?: number; service?: string } = {}): Promise<AuditReport> {
+  const { file, stack, stateFile: state } = fixture;
+  return runAudit({ file, stack, project: "db-platform", projectDir: ROOT, state, ...extra });
+}
+
+const brief = (f: AuditFinding) => ({ severity: f.severity, rule: f.rule, object: f.object, subject: f.subject });
+
+beforeAll(async () => {
+  fixture = await startAuditedDevStack("audittest");
+}, 180_000);
+
+afterAll(async () => {
+  await fixture?.cleanup();
+}, 60_000);
+
+describe("audit of a clean dev stack", () => {
+  it("finds nothing, and reads every database of the server", async () => {
+    const report = await audit();
+    expect(report.findings.map(brief)).toEqual([]);
+    expect(report.summary).toEqual({ critical: 0, high: 0, medium: 0, low: 0 });
+    expect(report.servers).toEqual([
+      { name: "local", version: expect.stringMatching(/^16\./), databases: 5, collectMs: expect.any(Number) },
+    ]);
+  });
+
+  it("shows each service owning its own area and reaching no other, PUBLIC nothing", async () => {
+    const { matrix } = await audit();
+    expect(matrix.columns).toEqual([
+      { label: "local/inventory_db", service: "inventory" },
+      { label: "local/orders_db", service: "orders" },
+      { label: "local/sv_sdk_db", service: "sv-sdk" },
+      { label: "local/platform/payments", service: "payments" },
+      { label: "local/platform/profile", service: "profile" },
+    ]);
+    for (const row of matrix.rows) {
+      const expected = matrix.columns.map((c) => (c.service === row.subject ? "owner" : "none"));
+      expect({ subject: row.subject, cells: row.cells }).toEqual({ subject: row.subject, cells: expected });
+    }
+    expect(matrix.rows.map((r) => r.subject)).toEqual(["inventory", "orders", "payments", "profile", "sv-sdk", "PUBLIC"]);
+  });
+});
+
+interface Case {
+  readonly name: string;
+  readonly apply: Array<[string, string]>;
+  readonly undo: Array<[string, string]>;
+  readonly expected: ReturnType<typeof brief>[];
+}
+
+const CASES: Case[] = [
+  {
+    name: "a cross-database GRANT CONNECT",
+    apply: [["postgres", "GRANT CONNECT ON DATABASE orders_db TO inventory_app"]],
+    undo: [["postgres", "REVOKE CONNECT ON DATABASE orders_db FROM inventory_app"]],
+    expected: [{ severity: "critical", rule: "cross-service-access", object: "orders_db", subject: "inventory_app" }],
+  },
+  {
+    name: "a GRANT SELECT on another service's table (schema isolation, same database)",
+    apply: [["platform", "GRANT SELECT ON payments.payments TO profile_app"]],
+    undo: [["platform", "REVOKE SELECT ON payments.payments FROM profile_app"]],
+    expected: [{ severity: "critical", rule: "cross-service-access", object: "platform/payments.payments", subject: "profile_app" }],
+  },
+  {
+    name: "GRANT <other service's role> TO <role>",
+    apply: [["postgres", "GRANT orders_owner TO inventory_app"]],
+    undo: [["postgres", "REVOKE orders_owner FROM inventory_app"]],
+    expected: [{ severity: "critical", rule: "cross-service-membership", object: "role orders_owner", subject: "inventory_app" }],
+  },
+  {
+    name: "CONNECT re-granted to PUBLIC",
+    apply: [["postgres", "GRANT CONNECT ON DATABASE inventory_db TO PUBLIC"]],
+    undo: [["postgres", "REVOKE CONNECT ON DATABASE inventory_db FROM PUBLIC"]],
+    expected: [{ severity: "critical", rule: "public-access", object: "inventory_db", subject: "PUBLIC" }],
+  },
+  {
+    name: "CREATE on a shared database's public schema for PUBLIC",
+    apply: [["platform", "GRANT CREATE ON SCHEMA public TO PUBLIC"]],
+    undo: [["platform", "REVOKE CREATE ON SCHEMA public FROM PUBLIC"]],
+    expected: [{ severity: "critical", rule: "public-access", object: "platform/public", subject: "PUBLIC" }],
+  },
+  {
+    name: "ALTER ROLE … SUPERUSER",
+    apply: [["postgres", "ALTER ROLE orders_app SUPERUSER"]],
+    undo: [["postgres", "ALTER ROLE orders_app NOSUPERUSER"]],
+    expected: [{ severity: "critical", rule: "powerful-role", object: "role orders_app", subject: "orders_app" }],
+  },
+  {
+    name: "membership in a built-in role that reads every database",
+    apply: [["postgres", "GRANT pg_read_all_data TO sv_sdk_readonly"]],
+    undo: [["postgres", "REVOKE pg_read_all_data FROM sv_sdk_readonly"]],
+    expected: [{ severity: "critical", rule: "powerful-role", object: "role pg_read_all_data", subject: "sv_sdk_readonly" }],
+  },
+  {
+    name: "a new unmanaged role",
+    apply: [["postgres", "CREATE ROLE intruder LOGIN PASSWORD 'intruder-password'"]],
+    undo: [["postgres", "DROP ROLE intruder"]],
+    expected: [{ severity: "medium", rule: "unmanaged-role", object: "role intruder", subject: "intruder" }],
+  },
+  {
+    name: "a foreign server",
+    apply: [["orders_db", "CREATE FOREIGN DATA WRAPPER audit_test_fdw; CREATE SERVER elsewhere FOREIGN DATA WRAPPER audit_test_fdw"]],
+    undo: [["orders_db", "DROP SERVER elsewhere; DROP FOREIGN DATA WRAPPER audit_test_fdw"]],
+    expected: [{ severity: "critical", rule: "backdoor", object: "orders_db foreign server elsewhere", subject: "postgres" }],
+  },
+  {
+    name: "the dblink extension",
+    apply: [["sv_sdk_db", "CREATE EXTENSION dblink SCHEMA auth"]],
+    undo: [["sv_sdk_db", "DROP EXTENSION dblink"]],
+    expected: [{ severity: "critical", rule: "backdoor", object: "sv_sdk_db extension dblink", subject: undefined }],
+  },
+  {
+    name: "a subscription",
+    apply: [
+      [
+        "orders_db",
+        "CREATE SUBSCRIPTION pull_orders CONNECTION 'host=127.0.0.1 port=1 dbname=x' PUBLICATION p WITH (connect = false, enabled = false)",
+      ],
+    ],
+    undo: [["orders_db", "ALTER SUBSCRIPTION pull_orders SET (slot_name = NONE); DROP SUBSCRIPTION pull_orders"]],
+    expected: [{ severity: "critical", rule: "backdoor", object: "orders_db subscription pull_orders", subject: "postgres" }],
+  },
+  {
+    name: "a privilege inside the service that nobody declared (drift)",
+    apply: [["inventory_db", "GRANT INSERT ON inventory.items TO inventory_readonly"]],
+    undo: [["inventory_db", "REVOKE INSERT ON inventory.items FROM inventory_readonly"]],
+    expected: [{ severity: "high", rule: "drift", object: "inventory_db/inventory.items", subject: "inventory_readonly" }],
+  },
+  {
+    name: "a declared privilege revoked (drift)",
+    apply: [["orders_db", "REVOKE SELECT ON orders.orders FROM orders_readonly"]],
+    undo: [["orders_db", "GRANT SELECT ON orders.orders TO orders_readonly"]],
+    expected: [{ severity: "high", rule: "drift", object: "orders_db/orders.orders", subject: "orders_readonly" }],
+  },
+  {
+    name: "access through an unmanaged role in between",
+    apply: [
+      ["postgres", "CREATE ROLE bridge NOLOGIN; GRANT bridge TO inventory_readonly"],
+      ["orders_db", "GRANT SELECT ON orders.orders TO bridge"],
+    ],
+    undo: [
+      ["orders_db", "REVOKE SELECT ON orders.orders FROM bridge"],
+      ["postgres", "DROP ROLE bridge"],
+    ],
+    expected: [
+      { severity: "critical", rule: "cross-service-access", object: "orders_db/orders.orders", subject: "inventory_readonly" },
+      { severity: "high", rule: "drift", object: "role bridge", subject: "inventory_readonly" },
+      { severity: "medium", rule: "unmanaged-role", object: "role bridge", subject: "bridge" },
+    ],
+  },
+  {
+    name: "default privileges that hand another service's role every new table",
+    apply: [["platform", "ALTER DEFAULT PRIVILEGES FOR ROLE payments_owner IN SCHEMA payments GRANT SELECT ON TABLES TO profile_readonly"]],
+    undo: [
+      ["platform", "ALTER DEFAULT PRIVILEGES FOR ROLE payments_owner IN SCHEMA payments REVOKE SELECT ON TABLES FROM profile_readonly"],
+    ],
+    expected: [
+      {
+        severity: "critical",
+        rule: "cross-service-access",
+        object: "platform/payments default privileges of payments_owner on new tables",
+        subject: "profile_readonly",
+      },
+    ],
+  },
+];
+
+describe("changes behind the platform's back", () => {
+  it.each(CASES)("reports $name", async (c) => {
+    for (const [db, text] of c.apply) await sql(db, text);
+    try {
+      const report = await audit();
+      expect(report.findings.map(brief)).toEqual(c.expected);
+      for (const f of report.findings) {
+        expect(f.server).toBe("local");
+        expect(f.message).not.toBe("");
+        expect(f.fix).not.toBe("");
+      }
+    } finally {
+      for (const [db, text] of c.undo) await sql(db, text);
+    }
+    expect((await audit()).findings.map(brief)).toEqual([]);
+  });
+
+  it("says which service's data another service reaches, in the matrix too", async () => {
+    await sql("postgres", "GRANT orders_owner TO inventory_app");
+    try {
+      const report = await audit();
+      const row = report.matrix.rows.find((r) => r.subject === "inventory");
+      const col = report.matrix.columns.findIndex((c) => c.label === "local/orders_db");
+      expect(row?.cells[col]).toBe("owner");
+      expect(report.findings[0].services).toEqual(["inventory", "orders"]);
+    } finally {
+      await sql("postgres", "REVOKE orders_owner FROM inventory_app");
+    }
+  });
+
+  it("--service keeps only the findings that concern that service", async () => {
+    await sql("postgres", "GRANT CONNECT ON DATABASE orders_db TO inventory_app; CREATE ROLE stray NOLOGIN");
+    try {
+      expect((await audit({ service: "orders" })).findings.map(brief)).toEqual([
+        { severity: "critical", rule: "cross-service-access", object: "orders_db", subject: "inventory_app" },
+      ]);
+      expect((await audit({ service: "payments" })).findings).toEqual([]);
+    } finally {
+      await sql("postgres", "REVOKE CONNECT ON DATABASE orders_db FROM inventory_app; DROP ROLE stray");
+    }
+  });
+});
+
+describe("password expiry, when a maximum age is configured", () => {
+  it("reports every service login without a close enough expiry, and none once set", async () => {
+    const logins = (await audit({ passwordMaxAgeDays: 90 })).findings;
+    expect(new Set(logins.map((f) => `${f.severity} ${f.rule}`))).toEqual(new Set(["low password-expiry"]));
+    expect(logins.map((f) => f.subject).sort()).toEqual(
+      [
+        "inventory_app",
+        "inventory_migrator",
+        "inventory_readonly",
+        "orders_app",
+        "orders_migrator",
+        "orders_readonly",
+        "payments_app",
+        "payments_migrator",
+        "payments_readonly",
+        "profile_app",
+        "profile_migrator",
+        "profile_readonly",
+        "sv_sdk_app",
+        "sv_sdk_auditor",
+        "sv_sdk_migrator",
+        "sv_sdk_readonly",
+      ].sort(),
+    );
+    const soon = new Date(Date.now() + 30 * 86_400_000).toISOString();
+    await sql("postgres", `ALTER ROLE orders_app VALID UNTIL '${soon}'`);
+    try {
+      const after = await audit({ passwordMaxAgeDays: 90 });
+      expect(after.findings.map((f) => f.subject)).not.toContain("orders_app");
+      expect(after.findings).toHaveLength(15);
+    } finally {
+      await sql("postgres", "ALTER ROLE orders_app VALID UNTIL 'infinity'");
+    }
+  });
+});
+
+describe("read-only sessions", () => {
+  it("reads the catalogs in sessions that cannot write", async () => {
+    const c = new Client({
+      host: fixture.server.socketDir,
+      port: fixture.server.opts.port,
+      user: "postgres",
+      database: "postgres",
+      options: AUDIT_SESSION_OPTIONS,
+    });
+    await c.connect();
+    try {
+      await expect(c.query("CREATE ROLE nope")).rejects.toThrow(/read-only transaction/);
+    } finally {
+      await c.end();
+    }
+  });
+});
