@@ -87,3 +87,17 @@ export const ROLE_CONNECTION_LIMITS = { app: 100, readonly: 20, migrator: 5, sco
 
 /** Extensions that open a path to other databases or servers; never created in a service database. */
 export const FORBIDDEN_EXTENSIONS: ReadonlySet<string> = new Set(["dblink", "postgres_fdw", "file_fdw", "adminpack"]);
+
+/** Logical backups: keep a day's RPO everywhere; prod keeps a year, locks two weeks, archives after a month. */
+export function backupDefaults(strict: boolean, environment: string) {
+  return {
+    bucket: `db-platform-${environment}-backups`,
+    rpoHours: 24,
+    schedule: "cron(0 3 * * ? *)",
+    archiveAfterDays: 30,
+    expireAfterDays: strict ? 365 : 35,
+    noncurrentExpireAfterDays: 30,
+    objectLockDays: strict ? 14 : 0,
+    port: 9400,
+  };
+}

@@ -125,6 +125,22 @@ export interface SharedDatabaseSpec {
   readonly services: readonly string[];
 }
 
+/** Logical per-service backups: where they go and how long they are kept. */
+export interface BackupsSpec {
+  readonly storage: "s3" | "local";
+  /** s3: undefined means `db-platform-<environment>-backups-<account id>`, resolved by the program. */
+  readonly bucket?: string;
+  readonly rpoHours: number;
+  readonly schedule: string;
+  readonly archiveAfterDays: number;
+  readonly expireAfterDays: number;
+  readonly noncurrentExpireAfterDays: number;
+  readonly objectLockDays: number;
+  readonly replicaRegion?: string;
+  /** local: the S3-compatible server's port on 127.0.0.1. */
+  readonly port: number;
+}
+
 export interface Spec {
   readonly environment: string;
   /** Stricter defaults and checks: true for `prod` and `production`. */
@@ -134,6 +150,7 @@ export interface Spec {
   readonly sharedDatabases: readonly SharedDatabaseSpec[];
   readonly alarmEmail?: string;
   readonly tags: Readonly<Record<string, string>>;
+  readonly backups?: BackupsSpec;
 }
 
 export type HostingOf<K extends HostingKind> = Extract<ServerSpec, { hosting: K }>;

@@ -3,6 +3,7 @@
  * checked raw entry into its model. Builders run only on entries whose checks found nothing.
  */
 import {
+  backupDefaults,
   CONTAINER_DEFAULTS,
   CONTAINER_IMAGES,
   DEFAULT_VERSION,
@@ -12,10 +13,10 @@ import {
   ROLE_CONNECTION_LIMITS,
   rdsDefaults,
 } from "./defaults";
-import type { RoleSpec, ServerSpec, ServiceSpec } from "./model";
+import type { BackupsSpec, RoleSpec, ServerSpec, ServiceSpec } from "./model";
 import { BUILTIN_ROLE_SUFFIXES, identifierProblem, serviceDatabaseName, serviceRoleName, serviceSchemaName, toIdentifier } from "./naming";
 import { type PathSegment, type Problem, suggestion } from "./problems";
-import { REPLICA_HOSTING, type RawNetwork, type RawServer, type RawService } from "./schema";
+import { REPLICA_HOSTING, type RawBackups, type RawNetwork, type RawServer, type RawService } from "./schema";
 import type { ConfigInput } from "./validate";
 
 export interface ServerContext {
@@ -472,4 +473,69 @@ export function checkCollisions(
     }
   }
   return out;
+}
+
+const S3_ONLY = [
+  "schedule",
+  "archiveAfterDays",
+  "expireAfterDays",
+  "noncurrentExpireAfterDays",
+  "objectLockDays",
+  "replicaRegion",
+] as const;
+
+/** Where backups go must fit the stack's servers; prod replicates RDS backups to another region. */
+export function checkBackups(
+  raw: RawBackups,
+  ctx: { strict: boolean; awsRegion?: string; servers: ReadonlyMap<string, RawServer> },
+): Problem[] {
+  const out: Problem[] = [];
+  const at = (...p: PathSegment[]) => ["backups", ...p];
+  const rds = [...ctx.servers].filter(([, s]) => s.hosting === "rds").map(([n]) => n);
+  if (raw.storage === "local") {
+    if (rds.length > 0) {
+      out.push({ path: at("storage"), message: `local is for stacks without rds servers (servers ${rds.join(", ")} are rds): use s3` });
+    }
+    for (const key of S3_ONLY) if (raw[key] !== undefined) out.push({ path: at(key), message: "only applies to storage s3" });
+    return out;
+  }
+  if (raw.port !== undefined) out.push({ path: at("port"), message: "only applies to storage local" });
+  if (!ctx.awsRegion) out.push({ path: at("storage"), message: "s3 needs aws:region (pulumi config set aws:region …)" });
+  const d = backupDefaults(ctx.strict, "");
+  const archive = raw.archiveAfterDays ?? d.archiveAfterDays;
+  const expire = raw.expireAfterDays ?? d.expireAfterDays;
+  if (expire <= archive) {
+    out.push({
+      path: at("expireAfterDays"),
+      message: `must be more than archiveAfterDays (${archive}): dumps would expire before they are archived`,
+    });
+  }
+  const lock = raw.objectLockDays ?? d.objectLockDays;
+  if (lock >= expire) out.push({ path: at("objectLockDays"), message: `must be less than expireAfterDays (${expire})` });
+  if (ctx.strict && rds.length > 0 && raw.replicaRegion === undefined) {
+    out.push({
+      path: at("replicaRegion"),
+      message: "required in strict environments: RDS automated backups are replicated to another region",
+    });
+  }
+  if (raw.replicaRegion !== undefined && raw.replicaRegion === ctx.awsRegion) {
+    out.push({ path: at("replicaRegion"), message: `must differ from aws:region (${ctx.awsRegion})` });
+  }
+  return out;
+}
+
+export function buildBackups(raw: RawBackups, strict: boolean, environment: string): BackupsSpec {
+  const d = backupDefaults(strict, environment);
+  return {
+    storage: raw.storage,
+    bucket: raw.bucket ?? (raw.storage === "local" ? d.bucket : undefined),
+    rpoHours: raw.rpoHours ?? d.rpoHours,
+    schedule: raw.schedule ?? d.schedule,
+    archiveAfterDays: raw.archiveAfterDays ?? d.archiveAfterDays,
+    expireAfterDays: raw.expireAfterDays ?? d.expireAfterDays,
+    noncurrentExpireAfterDays: raw.noncurrentExpireAfterDays ?? d.noncurrentExpireAfterDays,
+    objectLockDays: raw.storage === "local" ? 0 : (raw.objectLockDays ?? d.objectLockDays),
+    replicaRegion: raw.replicaRegion,
+    port: raw.port ?? d.port,
+  };
 }

@@ -197,6 +197,37 @@ export const alarmsSchema = z.strictObject({
   email: z.string().email().optional(),
 });
 
+export const BACKUP_STORAGE = ["s3", "local"] as const;
+
+export const backupsSchema = z.strictObject({
+  /** `s3`: a bucket the stack creates in AWS; `local`: the project's S3-compatible server on 127.0.0.1. */
+  storage: z.enum(BACKUP_STORAGE),
+  /** Bucket name. @default `db-platform-<environment>-backups` (s3: with the account id appended) */
+  bucket: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, { message: "must be a valid S3 bucket name (3-63 lower-case letters, digits, . and -)" })
+    .optional(),
+  /** Newest backup older than this raises the alarm and fails `drill`. @default 24 */
+  rpoHours: positiveInt.optional(),
+  /** s3: EventBridge Scheduler expression of the logical backup runs. @default cron(0 3 * * ? *) */
+  schedule: z
+    .string()
+    .regex(/^(cron|rate)\(.+\)$/, { message: "must be an EventBridge Scheduler expression such as cron(0 3 * * ? *) or rate(6 hours)" })
+    .optional(),
+  /** s3: days before dumps move to Glacier Instant Retrieval. @default 30 */
+  archiveAfterDays: positiveInt.optional(),
+  /** s3: days before dumps expire. @default prod 365, else 35 */
+  expireAfterDays: positiveInt.optional(),
+  /** s3: days older (noncurrent) object versions are kept. @default 30 */
+  noncurrentExpireAfterDays: positiveInt.optional(),
+  /** s3: Object Lock retention in days (COMPLIANCE mode); 0 turns it off. @default prod 14, else 0 */
+  objectLockDays: z.number().int().min(0).max(3650).optional(),
+  /** s3: region RDS automated backups are replicated to (cross-region). @default none; required in prod */
+  replicaRegion: awsRegion.optional(),
+  /** local: the S3-compatible server's port on 127.0.0.1. @default 9400 */
+  port: port.optional(),
+});
+
 /** The whole `db-platform:` namespace; keys are the part after the colon. */
 export const configSchema = z.strictObject({
   environment: name,
@@ -205,6 +236,8 @@ export const configSchema = z.strictObject({
   network: networkSchema.optional(),
   alarms: alarmsSchema.optional(),
   tags: z.record(z.string(), z.string()).optional(),
+  /** Logical per-service backups (and RDS automated-backup replication). */
+  backups: backupsSchema.optional(),
   /** Secret: admin passwords of `local` and `external` servers, by server name. */
   adminPasswords: z.record(z.string(), z.string()).optional(),
 });
@@ -214,3 +247,4 @@ export type RawServer = z.infer<typeof serverSchema>;
 export type RawRdsServer = z.infer<typeof rdsServerSchema>;
 export type RawService = z.infer<typeof serviceSchema>;
 export type RawNetwork = z.infer<typeof networkSchema>;
+export type RawBackups = z.infer<typeof backupsSchema>;

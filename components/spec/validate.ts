@@ -5,7 +5,9 @@
  */
 import { z } from "zod";
 import {
+  buildBackups,
   buildServer,
+  checkBackups,
   buildService,
   checkAdminPasswords,
   checkCollisions,
@@ -19,6 +21,7 @@ import { STRICT_ENVIRONMENTS } from "./defaults";
 import { fromZod, type PathSegment, type Problem, SpecError } from "./problems";
 import {
   alarmsSchema,
+  backupsSchema,
   configSchema,
   networkSchema,
   replicaSchema,
@@ -55,6 +58,7 @@ function knownKeysAt(values: Readonly<Record<string, unknown>>) {
     if (path.length === 0) return keys(configSchema);
     if (top === "network" || (top === "servers" && path.at(-1) === "network")) return keys(networkSchema);
     if (top === "alarms") return keys(alarmsSchema);
+    if (top === "backups") return keys(backupsSchema);
     if (top === "servers" && sub === "replicas") return keys(replicaSchema);
     if (top === "servers" && path.length === 2) {
       const hosting = (values.servers as Record<string, { hosting?: string }> | undefined)?.[String(entry)]?.hosting;
@@ -118,6 +122,8 @@ export function validateConfig(input: ConfigInput): ValidationResult {
     if (found.length === 0) services.push(buildService(name, raw));
   }
   problems.push(...checkCollisions(services, servers, parsedServices));
+  const rawBackups = top.success ? top.data.backups : undefined;
+  if (rawBackups) problems.push(...checkBackups(rawBackups, { strict, awsRegion: input.awsRegion, servers: parsedServers }));
 
   if (problems.length > 0 || !top.success) return { ok: false, problems };
 
@@ -131,6 +137,7 @@ export function validateConfig(input: ConfigInput): ValidationResult {
       sharedDatabases: sharedDatabasesOf(services),
       alarmEmail: top.data.alarms?.email,
       tags: top.data.tags ?? {},
+      backups: rawBackups ? buildBackups(rawBackups, strict, environment) : undefined,
     },
   };
 }

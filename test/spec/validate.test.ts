@@ -463,3 +463,79 @@ describe("replicas in the model", () => {
     ]);
   });
 });
+
+const withBackups = (values: Values, backups: Record<string, unknown>) => changed(values, (v) => (v.backups = backups));
+const prodS3 = { storage: "s3", replicaRegion: "eu-west-1" };
+
+describe("backups", () => {
+  it.each<[string, () => Values, string]>([
+    [
+      "unknown key, with suggestion",
+      () => withBackups(devValues(), { storage: "local", buckt: "b" }),
+      'backups.buckt: unknown key (did you mean "bucket"?)',
+    ],
+    [
+      "local storage next to rds servers",
+      () => withBackups(prodValues(), { storage: "local" }),
+      "backups.storage: local is for stacks without rds servers (servers main, studio are rds): use s3",
+    ],
+    [
+      "an s3-only setting on local storage",
+      () => withBackups(devValues(), { storage: "local", objectLockDays: 7 }),
+      "backups.objectLockDays: only applies to storage s3",
+    ],
+    ["a port on s3 storage", () => withBackups(prodValues(), { ...prodS3, port: 9000 }), "backups.port: only applies to storage local"],
+    [
+      "dumps expiring before they are archived",
+      () => withBackups(prodValues(), { ...prodS3, archiveAfterDays: 90, expireAfterDays: 60 }),
+      "backups.expireAfterDays: must be more than archiveAfterDays (90): dumps would expire before they are archived",
+    ],
+    [
+      "an Object Lock longer than the expiry",
+      () => withBackups(prodValues(), { ...prodS3, objectLockDays: 400 }),
+      "backups.objectLockDays: must be less than expireAfterDays (365)",
+    ],
+    [
+      "prod RDS without a region for backup replication",
+      () => withBackups(prodValues(), { storage: "s3" }),
+      "backups.replicaRegion: required in strict environments: RDS automated backups are replicated to another region",
+    ],
+    [
+      "a replication region equal to the stack's",
+      () => withBackups(prodValues(), { storage: "s3", replicaRegion: "eu-central-1" }),
+      "backups.replicaRegion: must differ from aws:region (eu-central-1)",
+    ],
+    [
+      "a schedule that is not an EventBridge expression",
+      () => withBackups(prodValues(), { ...prodS3, schedule: "0 3 * * *" }),
+      "backups.schedule: must be an EventBridge Scheduler expression such as cron(0 3 * * ? *) or rate(6 hours)",
+    ],
+    [
+      "a bucket name S3 refuses",
+      () => withBackups(devValues(), { storage: "local", bucket: "My_Backups" }),
+      "backups.bucket: must be a valid S3 bucket name (3-63 lower-case letters, digits, . and -)",
+    ],
+  ])("%s", (_title, make, expected) => {
+    expect(problemsOf(make())).toContain(expected);
+  });
+
+  it("defaults prod to a year's retention, a two-week Object Lock and a day's RPO", () => {
+    expect(loadSpec(input(withBackups(prodValues(), prodS3))).backups).toEqual({
+      storage: "s3",
+      bucket: undefined,
+      rpoHours: 24,
+      schedule: "cron(0 3 * * ? *)",
+      archiveAfterDays: 30,
+      expireAfterDays: 365,
+      noncurrentExpireAfterDays: 30,
+      objectLockDays: 14,
+      replicaRegion: "eu-west-1",
+      port: 9400,
+    });
+  });
+
+  it("defaults dev's local storage to a named bucket, no Object Lock", () => {
+    const b = loadSpec(input(withBackups(devValues(), { storage: "local", port: 9500 }))).backups;
+    expect(b).toMatchObject({ storage: "local", bucket: "db-platform-dev-backups", expireAfterDays: 35, objectLockDays: 0, port: 9500 });
+  });
+});
