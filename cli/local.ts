@@ -9,6 +9,7 @@ import * as path from "node:path";
 import { LocalWorkspace } from "@pulumi/pulumi/automation";
 import type { LocalServerSpec, Spec } from "../components/spec";
 import { LocalPostgres } from "./localPostgres";
+import { LocalS3 } from "./localS3";
 
 /** The passphrase of the dev stack's secrets, documented in the README; other stacks need PULUMI_CONFIG_PASSPHRASE. */
 export const DEV_PASSPHRASE = "db-platform-dev";
@@ -52,6 +53,11 @@ export function localServers(spec: Spec): LocalServerSpec[] {
 
 export function localRoot(projectDir: string, stack: string): string {
   return path.join(projectDir, ".db-platform", "local", stack);
+}
+
+/** The stack's local S3-compatible server (backups.storage local), data in `.db-platform/local/<stack>/s3/`. */
+export function stackS3(spec: Spec, stack: string, projectDir: string): LocalS3 {
+  return new LocalS3({ dir: path.join(localRoot(projectDir, stack), "s3"), port: spec.backups?.port ?? 9400, projectDir });
 }
 
 /** The LocalPostgres of a stack's local server, and of each of its standbys. */
@@ -118,6 +124,17 @@ export async function localCommand(
         `${standby.opts.name}: standby of ${s.name} ${up ? "running" : "stopped"} on ${s.host}:${standby.opts.port}${lag} (data ${data(standby)})\n`,
       );
     }
+  }
+  if (spec.backups?.storage === "local") {
+    const s3 = stackS3(spec, stack, projectDir);
+    const bucket = spec.backups.bucket as string;
+    if (action === "start") await s3.start([bucket]);
+    if (action === "stop") await s3.stop();
+    const up = await s3.isRunning();
+    allRunning &&= up;
+    out(
+      `backups: S3 (MinIO) ${up ? "running" : "stopped"} on ${s3.endpoint}, bucket ${bucket} (data ${path.relative(projectDir, s3.dataDir)})\n`,
+    );
   }
   return action === "stop" || allRunning;
 }

@@ -17,6 +17,7 @@ const STACK = "localtest";
 const file = path.join(ROOT, `Pulumi.${STACK}.yaml`);
 let port: number;
 let replicaPort: number;
+let s3Port: number;
 
 function cli(...args: string[]) {
   const r = spawnSync(process.execPath, [path.join(ROOT, "bin/db-platform.js"), ...args], {
@@ -34,6 +35,8 @@ beforeAll(async () => {
   doc.config["db-platform:servers"].local.port = port;
   // The dev stack's standby: on a free port too, so this test never collides with another.
   doc.config["db-platform:servers"].local.replicas[0].port = replicaPort;
+  s3Port = await freePort();
+  doc.config["db-platform:backups"].port = s3Port;
   fs.writeFileSync(file, stringify(doc));
 });
 
@@ -55,7 +58,10 @@ describe("db-platform local", () => {
         `^local-ro: standby of local running on 127\\.0\\.0\\.1:${replicaPort}, streaming, lag [\\d.]+ (B|KiB|MiB)( \\(replay [\\d.]+ ms\\))? \\(data \\.db-platform/local/${STACK}/local-ro/data\\)$`,
       ),
     );
-    expect(rest).toEqual([""]);
+    expect(rest).toEqual([
+      `backups: S3 (MinIO) running on http://127.0.0.1:${s3Port}, bucket db-platform-dev-backups (data .db-platform/local/${STACK}/s3/data)`,
+      "",
+    ]);
   }, 120_000);
 
   it("accepts the admin login with the password from the stack's secrets, as a non-superuser", async () => {
@@ -75,6 +81,7 @@ describe("db-platform local", () => {
     expect(cli("local", "stop", "--stack", STACK).code).toBe(0);
     const status = cli("local", "status", "--stack", STACK);
     expect(status.code).toBe(1);
-    expect(status.stdout).toContain("stopped");
+    expect(status.stdout).toContain(`local: PostgreSQL 16 stopped on 127.0.0.1:${port}`);
+    expect(status.stdout).toContain(`backups: S3 (MinIO) stopped on http://127.0.0.1:${s3Port}`);
   }, 60_000);
 });

@@ -60,6 +60,7 @@ beforeAll(async () => {
   expect(local.replicas).toEqual([{ name: "local-ro", port: 54330 }]);
   local.port = port;
   local.replicas[0].port = replicaPort;
+  doc.config["db-platform:backups"].port = await freePort();
   fs.writeFileSync(file, stringify(doc));
   process.env.PULUMI_CONFIG_PASSPHRASE = "db-platform-dev";
   admin = (await adminPasswords(ROOT, STACK)).local;
