@@ -15,6 +15,7 @@ import { formatViolations, policyCheck } from "./policyCheck";
 import { PolicyConfigError } from "../policies/engine/evaluate";
 import { StateFormatError } from "../policies/engine/sources";
 import { AuditError, parseServerUrls, runAudit } from "./audit/run";
+import { backupCommands } from "./backup/cli";
 import { AUDIT_EXIT, exitCodeOf, REPORT_FORMATS, type ReportFormat, render } from "./audit/report";
 
 export const EXIT_OK = 0;
@@ -141,6 +142,8 @@ export function buildProgram(
       if (!ok) process.exitCode = EXIT_PROBLEMS;
     });
   }
+
+  backupCommands(program, stackOptions, resolveStack, out, err);
 
   stackOptions(
     program

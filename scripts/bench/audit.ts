@@ -16,7 +16,7 @@ import { localRoot } from "../../cli/local";
 import { readConfigFile } from "../../cli/stackConfig";
 import { synth } from "../../cli/synth";
 import { materialize } from "../../test/helpers/materialize";
-import { auditedServer } from "../../test/helpers/auditFixture";
+import { appliedServer } from "../../test/helpers/appliedDevStack";
 import { freePort } from "../../test/helpers/ports";
 
 const ROOT = path.resolve(__dirname, "../..");
@@ -44,7 +44,7 @@ async function main(): Promise<void> {
       },
     }),
   );
-  const server = auditedServer(STACK, port);
+  const server = appliedServer(STACK, port);
   try {
     let t = performance.now();
     const resources = await synth(readConfigFile(file), "db-platform", STACK);

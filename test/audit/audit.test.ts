@@ -9,10 +9,10 @@ import { Client } from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AuditFinding, AuditReport } from "../../cli/audit/model";
 import { AUDIT_SESSION_OPTIONS, runAudit } from "../../cli/audit/run";
-import { type AuditedStack, startAuditedDevStack } from "../helpers/auditFixture";
+import { type AppliedStack, startAppliedDevStack } from "../helpers/appliedDevStack";
 import { ROOT } from "../helpers/synth";
 
-let fixture: AuditedStack;
+let fixture: AppliedStack;
 const sql = (database: string, text: string) => fixture.sql(database, text);
 
 function audit(extra: { passwordMaxAgeDays?: number; service?: string } = {}): Promise<AuditReport> {
@@ -23,7 +23,7 @@ function audit(extra: { passwordMaxAgeDays?: number; service?: string } = {}): P
 const brief = (f: AuditFinding) => ({ severity: f.severity, rule: f.rule, object: f.object, subject: f.subject });
 
 beforeAll(async () => {
-  fixture = await startAuditedDevStack("audittest");
+  fixture = await startAppliedDevStack("audittest");
 }, 180_000);
 
 afterAll(async () => {

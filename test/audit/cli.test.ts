@@ -13,10 +13,10 @@ import { marked } from "marked";
 import puppeteer from "puppeteer-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AuditReport } from "../../cli/audit/model";
-import { type AuditedStack, FIXTURE_ADMIN_PASSWORD, startAuditedDevStack } from "../helpers/auditFixture";
+import { type AppliedStack, FIXTURE_ADMIN_PASSWORD, startAppliedDevStack } from "../helpers/appliedDevStack";
 import { ROOT } from "../helpers/synth";
 
-let fixture: AuditedStack;
+let fixture: AppliedStack;
 const out = fs.mkdtempSync(path.join(os.tmpdir(), "db-platform-audit-cli-"));
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 
@@ -26,7 +26,7 @@ function audit(...args: string[]) {
 }
 
 beforeAll(async () => {
-  fixture = await startAuditedDevStack("auditcli");
+  fixture = await startAppliedDevStack("auditcli");
 }, 180_000);
 
 afterAll(async () => {

@@ -1,13 +1,16 @@
 /**
  * A real PostgreSQL 16 holding the dev stack as `pulumi up` would leave it (materialized with the
  * provider's SQL, test/helpers/materialize.ts), plus service data created as each owner role,
- * under a copy of the dev stack file named `stack` (no standby: the audit reads primaries).
+ * under a copy of the dev stack file named `stack` (no standby: the audit and backups read primaries),
+ * with its local S3 server when asked.
  */
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { parse, stringify } from "yaml";
-import { localRoot } from "../../cli/local";
+import { localRoot, stackS3 } from "../../cli/local";
+import type { LocalS3 } from "../../cli/localS3";
+import { loadSpec } from "../../components/spec";
 import { LocalPostgres } from "../../cli/localPostgres";
 import { readConfigFile } from "../../cli/stackConfig";
 import { synth } from "../../cli/synth";
@@ -39,7 +42,7 @@ const SERVICE_DATA: Array<[string, string]> = [
 export const FIXTURE_ADMIN_PASSWORD = "audit-admin-password";
 
 /** The PostgreSQL 16 `local` server of a dev-shaped stack, where `db-platform audit --stack` finds it. */
-export function auditedServer(stack: string, port: number): LocalPostgres {
+export function appliedServer(stack: string, port: number): LocalPostgres {
   return new LocalPostgres({
     name: "local",
     version: "16",
@@ -52,32 +55,38 @@ export function auditedServer(stack: string, port: number): LocalPostgres {
   });
 }
 
-export interface AuditedStack {
+export interface AppliedStack {
   readonly stack: string;
   /** The stack's config file (Pulumi.<stack>.yaml in the project). */
   readonly file: string;
   /** Its synthesized resources (`synth --json` shape): the declared side, read once. */
   readonly stateFile: string;
   readonly server: LocalPostgres;
+  /** The stack's local S3 server (MinIO), when asked for. */
+  readonly s3?: LocalS3;
   /** Run SQL as the bootstrap superuser in one database: changes "behind the platform's back". */
   sql(database: string, text: string): Promise<void>;
   cleanup(): Promise<void>;
 }
 
-export async function startAuditedDevStack(stack: string): Promise<AuditedStack> {
+export async function startAppliedDevStack(stack: string, opts: { s3?: boolean } = {}): Promise<AppliedStack> {
   const port = await freePort();
+  const s3Port = await freePort();
   const file = path.join(ROOT, `Pulumi.${stack}.yaml`);
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "db-platform-audit-"));
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "db-platform-stack-"));
   const stateFile = path.join(tmp, "synth.json");
   const doc = parse(fs.readFileSync(path.join(ROOT, "Pulumi.dev.yaml"), "utf8"));
   const local = doc.config["db-platform:servers"].local;
   local.port = port;
   delete local.replicas;
+  doc.config["db-platform:backups"].port = s3Port;
   fs.writeFileSync(file, stringify(doc));
   const resources = await synth(readConfigFile(file), "db-platform", stack);
   fs.writeFileSync(stateFile, JSON.stringify(resources));
 
-  const server = auditedServer(stack, port);
+  const server = appliedServer(stack, port);
+  const spec = loadSpec(readConfigFile(file));
+  const s3 = opts.s3 ? stackS3(spec, stack, ROOT) : undefined;
   const sql = async (database: string, text: string) => {
     const c = await server.superuserClient(database);
     try {
@@ -87,6 +96,7 @@ export async function startAuditedDevStack(stack: string): Promise<AuditedStack>
     }
   };
   const cleanup = async () => {
+    await s3?.destroy();
     await server.destroy();
     fs.rmSync(localRoot(ROOT, stack), { recursive: true, force: true });
     fs.rmSync(file, { force: true });
@@ -96,9 +106,10 @@ export async function startAuditedDevStack(stack: string): Promise<AuditedStack>
     await server.start();
     await materialize(resources, "platform_admin", (db) => server.superuserClient(db));
     for (const [db, text] of SERVICE_DATA) await sql(db, text);
+    await s3?.start([spec.backups?.bucket as string]);
   } catch (e) {
     await cleanup();
     throw e;
   }
-  return { stack, file, stateFile, server, sql, cleanup };
+  return { stack, file, stateFile, server, s3, sql, cleanup };
 }

@@ -1,0 +1,234 @@
+/**
+ * The `backup` command group. Exit codes: 0 success; 1 a backup, restore or drill failed (each
+ * failure named on stderr); 2 the command could not run (bad arguments, no backups configured,
+ * storage unreachable, no such backup).
+ */
+import * as path from "node:path";
+import Table from "cli-table3";
+import type { Command } from "commander";
+import { formatProblem, validateConfig } from "../../components/spec";
+import { formatBytes } from "../local";
+import { findProjectDir, readConfigFile } from "../stackConfig";
+import {
+  type BackupContext,
+  BackupCommandError,
+  backupDrill,
+  backupList,
+  backupRestore,
+  backupRun,
+  type DrillOutcome,
+  parseNamedUrls,
+  type RunOutcome,
+} from "./command";
+import { BackupError } from "./runner";
+import { BackupStorageError } from "./storage";
+
+interface StackOptions {
+  stack?: string;
+  config?: string;
+}
+
+type Resolve = (o: StackOptions) => { file: string; stack: string; project: string };
+
+const collect = (v: string, all: string[]) => [...all, v];
+
+/** Progress on stderr for long runs: a line every 10 s (every 1 s, rewritten in place, on a terminal). */
+function progressReporter(err: (s: string) => void, seconds?: number): (service: string, bytes: number) => void {
+  const tty = process.stderr.isTTY === true;
+  const every = (seconds ?? (tty ? 1 : 10)) * 1000;
+  const started = new Map<string, number>();
+  let last = 0;
+  return (service, bytes) => {
+    const now = Date.now();
+    if (!started.has(service)) {
+      started.set(service, now);
+      last = now;
+      return;
+    }
+    if (now - last < every) return;
+    last = now;
+    const rate = bytes / Math.max(0.001, (now - (started.get(service) ?? now)) / 1000);
+    err(`${tty ? "\r" : ""}${service}: ${formatBytes(bytes)} uploaded (${formatBytes(Math.round(rate))}/s)${tty ? "\u001b[K" : "\n"}`);
+  };
+}
+
+export function backupCommands(
+  program: Command,
+  stackOptions: (c: Command) => Command,
+  resolveStack: Resolve,
+  out: (s: string) => void,
+  err: (s: string) => void,
+): void {
+  const group = program.command("backup").description("logical per-service backups to S3: run, list, restore, drill (docs/backups.md)");
+
+  /** The stack's spec and context, or undefined after printing its problems (exit 1). */
+  const context = (opts: StackOptions & { url?: string[] }): BackupContext | undefined => {
+    const { file, stack } = resolveStack(opts);
+    const input = readConfigFile(file);
+    const result = validateConfig(input);
+    if (!result.ok) {
+      for (const p of result.problems) out(`${formatProblem(p)}\n`);
+      process.exitCode = 1;
+      return undefined;
+    }
+    return {
+      spec: result.spec,
+      stack,
+      projectDir: findProjectDir(path.dirname(file)),
+      awsRegion: input.awsRegion,
+      urls: parseNamedUrls("--url", opts.url ?? []),
+    };
+  };
+
+  /** Known failures end with their message on stderr: exit 1 when the operation failed, 2 when it could not run; anything else is a bug and throws. */
+  const guarded =
+    <T extends unknown[]>(f: (...a: T) => Promise<void>) =>
+    async (...a: T) => {
+      try {
+        await f(...a);
+      } catch (e) {
+        if (!(e instanceof BackupCommandError || e instanceof BackupError || e instanceof BackupStorageError)) throw e;
+        err(`db-platform backup: ${e.message}\n`);
+        process.exitCode = e instanceof BackupError ? 1 : 2;
+      }
+    };
+
+  stackOptions(
+    group.command("run").description("dump each service (or one) with its read-only login, stream it to S3, write its manifest last"),
+  )
+    .option("--service <name>", "only this service")
+    .option("--url <service=url>", "the service's read-only login URL (repeatable; required for servers that are not local)", collect, [])
+    .option("--progress <seconds>", "seconds between progress lines on stderr (default 10; 1 on a terminal)", (v: string) => {
+      const n = Number(v);
+      if (!(n > 0)) throw new BackupCommandError(`--progress ${v}: expected a positive number of seconds`);
+      return n;
+    })
+    .option("--json", "print a JSON summary")
+    .action(
+      guarded(async (opts: StackOptions & { service?: string; url: string[]; progress?: number; json?: boolean }) => {
+        const ctx = context(opts);
+        if (!ctx) return;
+        const results = await backupRun(ctx, opts.service, progressReporter(err, opts.progress));
+        if (opts.json) out(`${JSON.stringify(results, null, 2)}\n`);
+        else for (const r of results) out(runLine(r));
+        for (const r of results.filter((x) => !x.ok)) err(`db-platform backup: ${r.error}\n`);
+        if (results.some((r) => !r.ok)) process.exitCode = 1;
+      }),
+    );
+
+  stackOptions(group.command("list").description("committed backups (those with a manifest), oldest first"))
+    .option("--service <name>", "only this service")
+    .option("--json", "print the manifests")
+    .action(
+      guarded(async (opts: StackOptions & { service?: string; json?: boolean }) => {
+        const ctx = context(opts);
+        if (!ctx) return;
+        const manifests = await backupList(ctx, opts.service);
+        if (opts.json) {
+          out(`${JSON.stringify(manifests, null, 2)}\n`);
+          return;
+        }
+        const t = new Table({
+          head: ["service", "backup", "finished", "size", "tables", "rows", "dumped as"],
+          style: { head: [], border: [] },
+        });
+        for (const m of manifests) {
+          t.push([
+            m.service,
+            m.id,
+            m.finishedAt,
+            formatBytes(m.dump.bytes),
+            String(m.tables.length),
+            String(m.tables.reduce((n, x) => n + x.rows, 0)),
+            m.dumpedAs,
+          ]);
+        }
+        out(`${t.toString()}\n${manifests.length} backup(s)\n`);
+      }),
+    );
+
+  stackOptions(
+    group
+      .command("restore")
+      .description(
+        "restore one service's backup into a new or empty database, checked against its manifest (sha256, row counts, schema hash)",
+      ),
+  )
+    .requiredOption("--service <name>", "the service")
+    .option("--backup <id>", "a backup id from `backup list`")
+    .option("--latest", "the latest backup (the default)")
+    .requiredOption("--target <url>", "postgresql://user:password@host:port/database to restore into (created when missing)")
+    .option("--overwrite", "drop the service's schemas in the target first when it is not empty")
+    .option("--json", "print a JSON summary")
+    .action(
+      guarded(
+        async (
+          opts: StackOptions & { service: string; backup?: string; latest?: boolean; target: string; overwrite?: boolean; json?: boolean },
+        ) => {
+          if (opts.backup && opts.latest) throw new BackupCommandError("give --backup <id> or --latest, not both");
+          const ctx = context(opts);
+          if (!ctx) return;
+          const r = await backupRestore(ctx, {
+            service: opts.service,
+            backup: opts.backup,
+            target: opts.target,
+            overwrite: opts.overwrite,
+          });
+          out(
+            opts.json
+              ? `${JSON.stringify(r, null, 2)}\n`
+              : `${r.service}: restored backup ${r.backup} into ${r.database}: ${r.tables} table(s), ${r.rows} row(s), row counts and schema hash match the manifest (${r.seconds.toFixed(1)} s)\n`,
+          );
+        },
+      ),
+    );
+
+  stackOptions(
+    group
+      .command("drill")
+      .description("restore each service's latest backup into a scratch database, compare it with its manifest, report the RTO, drop it"),
+  )
+    .option("--service <name>", "only this service")
+    .option(
+      "--scratch-url <server=url>",
+      "a login that may create databases on that server (repeatable; required for servers that are not local)",
+      collect,
+      [],
+    )
+    .option("--json", "print a JSON summary")
+    .action(
+      guarded(async (opts: StackOptions & { service?: string; scratchUrl: string[]; json?: boolean }) => {
+        const ctx = context(opts);
+        if (!ctx) return;
+        const results = await backupDrill(ctx, opts.service, parseNamedUrls("--scratch-url", opts.scratchUrl));
+        out(opts.json ? `${JSON.stringify(results, null, 2)}\n` : drillTable(results));
+        for (const r of results.filter((x) => !x.ok)) err(`db-platform backup drill: ${r.service}: ${r.error}\n`);
+        if (results.some((r) => !r.ok)) process.exitCode = 1;
+      }),
+    );
+}
+
+function runLine(r: RunOutcome): string {
+  if (!r.ok || !r.manifest)
+    return `${r.service}: FAILED after ${r.seconds.toFixed(1)} s (no manifest written; earlier backups unchanged)\n`;
+  const m = r.manifest;
+  const rows = m.tables.reduce((n, t) => n + t.rows, 0);
+  return `${r.service}: backup ${m.id}: ${m.tables.length} table(s), ${rows} row(s), ${formatBytes(m.dump.bytes)} in ${r.seconds.toFixed(1)} s (${m.dump.key}, sha256 ${m.dump.sha256.slice(0, 12)}…)\n`;
+}
+
+function drillTable(results: readonly DrillOutcome[]): string {
+  const t = new Table({ head: ["service", "backup", "age", "RTO", "tables", "rows", "result"], style: { head: [], border: [] } });
+  for (const r of results) {
+    t.push([
+      r.service,
+      r.backup ?? "",
+      r.ageHours === undefined ? "" : `${r.ageHours.toFixed(1)} h (RPO ${r.rpoHours} h)`,
+      r.rtoSeconds === undefined ? "" : `${r.rtoSeconds.toFixed(1)} s`,
+      r.tables === undefined ? "" : String(r.tables),
+      r.rows === undefined ? "" : String(r.rows),
+      r.ok ? "restored, row counts and schema hash match" : "FAILED",
+    ]);
+  }
+  const failed = results.filter((r) => !r.ok).length;
+  return `${t.toString()}\n${results.length - failed} of ${results.length} service(s) restored and verified\n`;
+}

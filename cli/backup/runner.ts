@@ -1,0 +1,345 @@
+/**
+ * Back up, restore and drill one service. The same code runs on a laptop against the local S3
+ * server and in the ECS task against the AWS bucket.
+ *
+ * run: a read-only REPEATABLE READ session exports its snapshot; pg_dump (custom format) dumps
+ * the service's schemas in exactly that snapshot with the service's read-only login, streamed
+ * through a SHA-256 hasher into a multipart upload (no temporary file, bounded memory), while the
+ * session counts rows and hashes the schema in the same snapshot. The manifest is written last.
+ * Any failure (pg_dump, PostgreSQL, S3) aborts the upload and writes no manifest.
+ *
+ * restore: the dump is read twice: once to check size and SHA-256 against the manifest (nothing
+ * touches the target until it matches), once into pg_restore --single-transaction; then row
+ * counts and schema hash are compared with the manifest.
+ */
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { createHash } from "node:crypto";
+import * as path from "node:path";
+import { PassThrough, type Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { Client, type ClientConfig, escapeIdentifier as q } from "pg";
+import { type BackupManifest, type BackupStorage, MANIFEST_FORMAT, newBackupId } from "./storage";
+import { countDifferences, schemaHash, tableCounts } from "./snapshot";
+
+export class BackupError extends Error {}
+
+/** How to reach one service's data, with whose privileges. */
+export interface ServiceTarget {
+  readonly service: string;
+  readonly server: string;
+  readonly database: string;
+  readonly schemas: readonly string[];
+  /** PostgreSQL major version of the server (selects the client tools). */
+  readonly serverMajor: string;
+  /** Host (or socket folder), port, user, password, TLS, for node-postgres and the client tools. */
+  readonly connection: Connection;
+  /** SET ROLE to this login after connecting (local servers: the bootstrap superuser becomes the read-only login). */
+  readonly role?: string;
+  /** The login whose privileges the dump runs with. */
+  readonly dumpedAs: string;
+}
+
+export interface Connection {
+  readonly host: string;
+  readonly port: number;
+  readonly user: string;
+  readonly password?: string;
+  /** libpq sslmode; undefined for sockets. */
+  readonly sslMode?: string;
+}
+
+export interface RunContext {
+  readonly stack: string;
+  readonly environment: string;
+  /** Where the client tools of each major come from. */
+  readonly clientTools: (major: string) => string;
+  readonly progress?: (service: string, bytes: number) => void;
+}
+
+/** libpq environment for the client tools: the password never appears on a command line. */
+function libpqEnv(c: Connection): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, PGCONNECT_TIMEOUT: "15" };
+  delete env.PGPASSWORD;
+  if (c.password !== undefined) env.PGPASSWORD = c.password;
+  if (c.sslMode) env.PGSSLMODE = c.sslMode;
+  return env;
+}
+
+export function pgConfig(c: Connection, database: string): ClientConfig {
+  const ssl =
+    c.sslMode && c.sslMode !== "disable" ? { rejectUnauthorized: c.sslMode === "verify-full" || c.sslMode === "verify-ca" } : undefined;
+  return { host: c.host, port: c.port, user: c.user, password: c.password, database, ssl, application_name: "db-platform-backup" };
+}
+
+async function session(target: { connection: Connection; role?: string }, database: string): Promise<Client> {
+  const client = new Client(pgConfig(target.connection, database));
+  try {
+    await client.connect();
+  } catch (e) {
+    throw new BackupError(
+      `cannot connect to ${target.connection.host}:${target.connection.port}/${database} as ${target.connection.user}: ${(e as Error).message}`,
+    );
+  }
+  if (target.role) await client.query(`SET ROLE ${q(target.role)}`);
+  return client;
+}
+
+function toolVersion(bin: string): string {
+  return execFileSync(bin, ["--version"], { encoding: "utf8" })
+    .trim()
+    .replace(/^.*\(PostgreSQL\)\s*/, "");
+}
+
+/** A child's exit, with the end of its stderr. */
+function exited(child: ChildProcess, name: string): Promise<void> {
+  let stderr = "";
+  child.stderr?.on("data", (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
+  return new Promise((resolve, reject) => {
+    child.on("error", (e) => reject(new BackupError(`${name} could not start: ${e.message}`)));
+    child.on("close", (code, signal) => {
+      if (code === 0) resolve();
+      else
+        reject(
+          new BackupError(`${name} ${signal ? `was killed (${signal})` : `exited with code ${code}`}: ${stderr.trim() || "no message"}`),
+        );
+    });
+  });
+}
+
+const message = (e: unknown) => (e instanceof Error ? e.message : String(e));
+
+/** Dump one service to the bucket; returns the committed manifest. */
+export async function runBackup(storage: BackupStorage, target: ServiceTarget, ctx: RunContext): Promise<BackupManifest> {
+  const id = newBackupId();
+  const startedAt = new Date().toISOString();
+  const key = storage.dumpKey(target.service, id);
+  const pgDump = path.join(ctx.clientTools(target.serverMajor), "pg_dump");
+  const pgDumpVersion = toolVersion(pgDump);
+
+  const snap = await session(target, target.database);
+  let child: ChildProcess | undefined;
+  try {
+    await snap.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+    const { rows } = await snap.query<{ snapshot: string; version: string }>(
+      "SELECT pg_export_snapshot() AS snapshot, current_setting('server_version') AS version",
+    );
+    const { snapshot, version } = rows[0];
+
+    const c = target.connection;
+    const args = ["-h", c.host, "-p", String(c.port), "-U", c.user, "-d", target.database, "--format=custom", `--snapshot=${snapshot}`];
+    args.push("--lock-wait-timeout=60000", "--no-password");
+    if (target.role) args.push(`--role=${target.role}`);
+    for (const s of target.schemas) args.push(`--schema=${s}`);
+    const dump = spawn(pgDump, args, { env: libpqEnv(c), stdio: ["ignore", "pipe", "pipe"] });
+    child = dump;
+    const dumpDone = exited(dump, "pg_dump");
+
+    // The upload sees the end of the stream only once pg_dump has exited 0: a dump that fails
+    // half-way never completes the multipart upload.
+    const hash = createHash("sha256");
+    let bytes = 0;
+    const body = new PassThrough({ highWaterMark: 1024 * 1024 });
+    dump.stdout.on("data", (chunk: Buffer) => {
+      hash.update(chunk);
+      bytes += chunk.length;
+      if (!body.write(chunk)) {
+        dump.stdout.pause();
+        body.once("drain", () => dump.stdout.resume());
+      }
+    });
+    const stdoutEnded = new Promise<void>((resolve) => dump.stdout.once("end", resolve).once("close", resolve));
+    const dumped = Promise.all([dumpDone, stdoutEnded]).then(
+      () => void body.end(),
+      (e: unknown) => {
+        body.destroy(e instanceof Error ? e : new Error(String(e)));
+        throw e;
+      },
+    );
+    const uploaded = storage.uploadDump(key, body, ctx.progress && ((n) => ctx.progress?.(target.service, n)));
+    const content = (async () => ({
+      tables: await tableCounts(snap, target.schemas),
+      schemaHash: await schemaHash(snap, target.schemas),
+    }))().catch((e: unknown) => {
+      throw new BackupError(`reading row counts and schema in the dump's snapshot: ${message(e)}`);
+    });
+    // Nobody reads pg_dump's output once the upload or the snapshot session has failed: stop it.
+    let stopCause: unknown;
+    const stopDump = (cause?: unknown) => {
+      if (dump.exitCode !== null || dump.signalCode !== null) return;
+      stopCause ??= cause;
+      dump.kill("SIGKILL");
+      // Its output may sit paused behind a dead upload: drop it, or the pipe (and the child's
+      // 'close') would wait for a reader forever.
+      dump.stdout.destroy();
+    };
+    uploaded.catch(stopDump);
+    content.catch(stopDump);
+
+    const [d, u, s] = await Promise.allSettled([dumped, uploaded, content]);
+    if (d.status === "rejected" || u.status === "rejected" || s.status === "rejected") {
+      stopDump();
+      await storage.deleteQuietly(key);
+      // pg_dump's own error says most, unless it was stopped because the upload or the snapshot
+      // session failed first.
+      const reasons = [d, u, s].filter((r): r is PromiseRejectedResult => r.status === "rejected").map((r) => r.reason as unknown);
+      const first = stopCause ?? reasons[0];
+      throw new BackupError(`backup of ${target.service} failed, no manifest written: ${message(first)}`);
+    }
+    await snap.query("COMMIT");
+
+    const manifest: BackupManifest = {
+      format: MANIFEST_FORMAT,
+      id,
+      stack: ctx.stack,
+      environment: ctx.environment,
+      service: target.service,
+      server: target.server,
+      database: target.database,
+      schemas: [...target.schemas],
+      serverVersion: version,
+      pgDumpVersion,
+      dumpedAs: target.dumpedAs,
+      startedAt,
+      finishedAt: new Date().toISOString(),
+      dump: { key, bytes, sha256: hash.digest("hex"), versionId: u.value.versionId },
+      tables: s.value.tables,
+      schemaHash: s.value.schemaHash,
+    };
+    try {
+      await storage.putManifest(manifest);
+    } catch (e) {
+      await storage.deleteQuietly(key);
+      throw new BackupError(`backup of ${target.service} failed, no manifest written: ${message(e)}`);
+    }
+    return manifest;
+  } finally {
+    if (child && child.exitCode === null) child.kill("SIGKILL");
+    await snap.end().catch(() => undefined);
+  }
+}
+
+/** Read the whole dump and check its size and SHA-256 against the manifest. */
+export async function verifyDump(storage: BackupStorage, manifest: BackupManifest): Promise<void> {
+  const hash = createHash("sha256");
+  let bytes = 0;
+  const body = await storage.openDump(manifest);
+  for await (const chunk of body as AsyncIterable<Buffer>) {
+    hash.update(chunk);
+    bytes += chunk.length;
+  }
+  const sha256 = hash.digest("hex");
+  if (sha256 !== manifest.dump.sha256 || bytes !== manifest.dump.bytes) {
+    throw new BackupError(
+      `checksum mismatch: ${manifest.dump.key} has ${bytes} bytes with sha256 ${sha256}, the manifest of backup ${manifest.id} says ${manifest.dump.bytes} bytes with sha256 ${manifest.dump.sha256}; the object is corrupted or was replaced (the bucket is versioned: an earlier version may be intact). Nothing was restored.`,
+    );
+  }
+}
+
+export interface RestoreTarget {
+  readonly connection: Connection;
+  readonly database: string;
+  /** Drop the backed-up schemas first when the target already has objects. */
+  readonly overwrite?: boolean;
+  /** Create the database when it does not exist. @default true */
+  readonly create?: boolean;
+}
+
+export interface RestoreResult {
+  readonly backup: string;
+  readonly service: string;
+  readonly database: string;
+  readonly tables: number;
+  readonly rows: number;
+  /** Verification, restore and comparison, in seconds. */
+  readonly seconds: number;
+}
+
+/** The tables in user schemas of a database (what makes it "not empty"). */
+async function userTables(c: Client): Promise<string[]> {
+  const { rows } = await c.query<{ t: string }>(
+    `SELECT format('%I.%I', n.nspname, c.relname) AS t FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_schema'
+     ORDER BY 1 LIMIT 5`,
+  );
+  return rows.map((r) => r.t);
+}
+
+async function ensureDatabase(target: RestoreTarget): Promise<void> {
+  const probe = new Client(pgConfig(target.connection, target.database));
+  try {
+    await probe.connect();
+    await probe.end();
+    return;
+  } catch (e) {
+    await probe.end().catch(() => undefined);
+    if ((e as { code?: string }).code !== "3D000" || target.create === false) {
+      throw new BackupError(
+        `cannot connect to the target ${target.connection.host}:${target.connection.port}/${target.database}: ${message(e)}`,
+      );
+    }
+  }
+  const admin = new Client(pgConfig(target.connection, "postgres"));
+  try {
+    await admin.connect();
+    await admin.query(`CREATE DATABASE ${q(target.database)}`);
+  } catch (e) {
+    throw new BackupError(`cannot create the target database ${target.database}: ${message(e)}`);
+  } finally {
+    await admin.end().catch(() => undefined);
+  }
+}
+
+/** Restore a verified backup into a new or empty database (or over its own schemas with `overwrite`). */
+export async function restoreBackup(
+  storage: BackupStorage,
+  manifest: BackupManifest,
+  target: RestoreTarget,
+  clientTools: (major: string) => string,
+): Promise<RestoreResult> {
+  const started = performance.now();
+  await verifyDump(storage, manifest);
+  await ensureDatabase(target);
+
+  const c = new Client(pgConfig(target.connection, target.database));
+  await c.connect();
+  try {
+    const existing = await userTables(c);
+    if (existing.length > 0) {
+      if (!target.overwrite) {
+        throw new BackupError(
+          `the target database ${target.database} is not empty (${existing.join(", ")}${existing.length === 5 ? ", …" : ""}); restore into a new or empty database, or pass --overwrite to drop the schemas ${manifest.schemas.join(", ")} there first`,
+        );
+      }
+      for (const s of manifest.schemas) await c.query(`DROP SCHEMA IF EXISTS ${q(s)} CASCADE`);
+    }
+
+    const pgRestore = path.join(clientTools(manifest.pgDumpVersion.split(".")[0]), "pg_restore");
+    const t = target.connection;
+    const args = ["-h", t.host, "-p", String(t.port), "-U", t.user, "-d", target.database, "--no-owner", "--no-acl", "--exit-on-error"];
+    args.push("--single-transaction", "--no-password");
+    const restore = spawn(pgRestore, args, { env: libpqEnv(t), stdio: ["pipe", "ignore", "pipe"] });
+    const done = exited(restore, "pg_restore");
+    const body: Readable = await storage.openDump(manifest);
+    await Promise.all([pipeline(body, restore.stdin).catch(() => undefined), done]).catch((e: unknown) => {
+      throw new BackupError(`restore of backup ${manifest.id} into ${target.database} failed (rolled back): ${message(e)}`);
+    });
+
+    const tables = await tableCounts(c, manifest.schemas);
+    const differences = countDifferences(manifest.tables, tables);
+    const hash = await schemaHash(c, manifest.schemas);
+    if (hash !== manifest.schemaHash) differences.push(`schema hash ${hash} differs from the manifest's ${manifest.schemaHash}`);
+    if (differences.length > 0) {
+      throw new BackupError(`restore of backup ${manifest.id} does not match its manifest:\n  ${differences.join("\n  ")}`);
+    }
+    return {
+      backup: manifest.id,
+      service: manifest.service,
+      database: target.database,
+      tables: tables.length,
+      rows: tables.reduce((n, x) => n + x.rows, 0),
+      seconds: (performance.now() - started) / 1000,
+    };
+  } finally {
+    await c.end().catch(() => undefined);
+  }
+}

@@ -1,0 +1,165 @@
+/**
+ * `db-platform backup` on a real PostgreSQL 16 holding the dev stack (applied with the provider's
+ * SQL, a stand-in for `pulumi up`, issue #3) and a real S3-compatible server (MinIO, 127.0.0.1):
+ * run, list, restore and drill as commands, the manifest as the commit marker, and the dump
+ * taken with each service's read-only login.
+ */
+import { spawnSync } from "node:child_process";
+import { GetObjectCommand, ListObjectVersionsCommand, S3Client } from "@aws-sdk/client-s3";
+import { Client } from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { RunOutcome, DrillOutcome } from "../../cli/backup/command";
+import type { BackupManifest } from "../../cli/backup/storage";
+import { type AppliedStack, startAppliedDevStack } from "../helpers/appliedDevStack";
+import { ROOT } from "../helpers/synth";
+
+const STACK = "backuptest";
+let dev: AppliedStack;
+
+function cli(...args: string[]) {
+  const r = spawnSync(process.execPath, ["bin/db-platform.js", "backup", ...args], { cwd: ROOT, encoding: "utf8" });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+const SERVICES = ["inventory", "orders", "payments", "profile", "sv-sdk"];
+
+beforeAll(async () => {
+  dev = await startAppliedDevStack(STACK, { s3: true });
+  await dev.sql("inventory_db", "INSERT INTO inventory.items (name) SELECT 'item ' || g FROM generate_series(1, 1000) g");
+  await dev.sql("orders_db", "INSERT INTO orders.orders (item) SELECT g FROM generate_series(1, 250) g");
+  await dev.sql("platform", "INSERT INTO payments.payments (amount) SELECT g * 1.5 FROM generate_series(1, 40) g");
+  await dev.sql("sv_sdk_db", "INSERT INTO auth.users DEFAULT VALUES; INSERT INTO audit.events VALUES (now()), (now())");
+}, 300_000);
+
+afterAll(async () => {
+  await dev?.cleanup();
+}, 60_000);
+
+describe("backup run, list, drill on the dev stack", () => {
+  let first: RunOutcome[];
+
+  it("backs up every service with its own read-only login, manifest last", () => {
+    const r = cli("run", "--stack", STACK, "--json");
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    first = JSON.parse(r.stdout) as RunOutcome[];
+    expect(first.map((o) => [o.service, o.ok])).toEqual(SERVICES.map((s) => [s, true]));
+    const inventory = first[0].manifest as BackupManifest;
+    expect(inventory).toMatchObject({
+      format: "db-platform-backup/1",
+      stack: STACK,
+      environment: "dev",
+      service: "inventory",
+      server: "local",
+      database: "inventory_db",
+      schemas: ["inventory"],
+      dumpedAs: "inventory_readonly",
+      tables: [{ schema: "inventory", name: "items", rows: 1000 }],
+    });
+    expect(inventory.serverVersion).toMatch(/^16\./);
+    expect(inventory.dump.key).toBe(`dev/inventory/${inventory.id}.dump`);
+    expect(inventory.dump.sha256).toMatch(/^[0-9a-f]{64}$/);
+    expect(inventory.schemaHash).toMatch(/^[0-9a-f]{64}$/);
+    const payments = first[2].manifest as BackupManifest;
+    expect(payments).toMatchObject({ database: "platform", schemas: ["payments"], dumpedAs: "payments_readonly" });
+    expect(payments.tables).toEqual([{ schema: "payments", name: "payments", rows: 40 }]);
+    const svSdk = first[4].manifest as BackupManifest;
+    expect(svSdk.tables).toEqual([
+      { schema: "audit", name: "events", rows: 2 },
+      { schema: "auth", name: "users", rows: 1 },
+    ]);
+  });
+
+  it("stores the dump and the manifest in the versioned bucket, the dump's bytes matching the manifest", async () => {
+    const s3 = new S3Client((dev.s3 as NonNullable<AppliedStack["s3"]>).clientConfig());
+    try {
+      const m = first[1].manifest as BackupManifest;
+      const obj = await s3.send(new GetObjectCommand({ Bucket: "db-platform-dev-backups", Key: m.dump.key }));
+      const bytes = Buffer.from(await (obj.Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray());
+      expect(bytes.length).toBe(m.dump.bytes);
+      expect(bytes.subarray(0, 5).toString()).toBe("PGDMP");
+      const { createHash } = await import("node:crypto");
+      expect(createHash("sha256").update(bytes).digest("hex")).toBe(m.dump.sha256);
+      const versions = await s3.send(new ListObjectVersionsCommand({ Bucket: "db-platform-dev-backups", Prefix: "dev/orders/" }));
+      expect(versions.Versions?.every((v) => v.VersionId && v.VersionId !== "null")).toBe(true);
+    } finally {
+      s3.destroy();
+    }
+  });
+
+  it("runs the dump with the read-only login's privileges, not the superuser's", async () => {
+    // A table the read-only login cannot read makes its service's dump fail: proof of whose privileges it uses.
+    await dev.sql(
+      "orders_db",
+      "SET ROLE orders_owner; CREATE TABLE orders.secret (x int); REVOKE SELECT ON orders.secret FROM orders_readonly; RESET ROLE",
+    );
+    try {
+      const r = cli("run", "--stack", STACK, "--service", "orders");
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/backup of orders failed, no manifest written: .*permission denied for table secret/);
+    } finally {
+      await dev.sql("orders_db", "DROP TABLE orders.secret");
+    }
+  });
+
+  it("lists the committed backups", () => {
+    const r = cli("list", "--stack", STACK, "--json");
+    expect(r.code).toBe(0);
+    const list = JSON.parse(r.stdout) as BackupManifest[];
+    expect(list.map((m) => m.id)).toEqual(first.map((o) => o.manifest?.id));
+    const text = cli("list", "--stack", STACK, "--service", "orders");
+    expect(text.stdout).toContain(first[1].manifest?.id);
+    expect(text.stdout.trimEnd().split("\n").at(-1)).toBe("1 backup(s)");
+  });
+
+  it("drills every service: restored into a scratch database, counts and schema hash match, RTO measured, scratch dropped", async () => {
+    const r = cli("drill", "--stack", STACK, "--json");
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    const drills = JSON.parse(r.stdout) as DrillOutcome[];
+    expect(drills.map((d) => [d.service, d.ok, d.backup])).toEqual(SERVICES.map((s, i) => [s, true, first[i].manifest?.id]));
+    expect(drills.map((d) => d.rows)).toEqual([1000, 250, 40, 0, 3]);
+    for (const d of drills) expect(d.rtoSeconds).toBeGreaterThan(0);
+    const c = await dev.server.superuserClient();
+    try {
+      const left = await c.query("SELECT datname FROM pg_database WHERE datname LIKE 'drill\\_%'");
+      expect(left.rows).toEqual([]);
+    } finally {
+      await c.end();
+    }
+  });
+
+  it("restores one service into a new database, and refuses a non-empty one without --overwrite", async () => {
+    const r = cli("restore", "--stack", STACK, "--service", "orders", "--latest", "--target", adminUrl("restored_orders"));
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(
+      /^orders: restored backup \S+ into restored_orders: 1 table\(s\), 250 row\(s\), row counts and schema hash match the manifest/,
+    );
+    const again = cli("restore", "--stack", STACK, "--service", "orders", "--target", adminUrl("restored_orders"));
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(
+      /the target database restored_orders is not empty \(orders\.orders, orders\.orders_id_seq\); restore into a new or empty database, or pass --overwrite/,
+    );
+    const over = cli("restore", "--stack", STACK, "--service", "orders", "--target", adminUrl("restored_orders"), "--overwrite");
+    expect(over.code).toBe(0);
+    const c = new Client({
+      host: "127.0.0.1",
+      port: dev.server.opts.port,
+      user: "platform_admin",
+      password: "audit-admin-password",
+      database: "restored_orders",
+    });
+    await c.connect();
+    try {
+      expect((await c.query("SELECT count(*)::int AS n FROM orders.orders")).rows[0].n).toBe(250);
+    } finally {
+      await c.end();
+    }
+  });
+});
+
+/** The admin login over TCP: it may create databases (CREATEDB), like a restore operator. */
+function adminUrl(database: string): string {
+  return `postgresql://platform_admin:audit-admin-password@127.0.0.1:${dev.server.opts.port}/${database}`;
+}
