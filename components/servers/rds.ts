@@ -8,6 +8,7 @@ import * as postgresql from "@pulumi/postgresql";
 import * as pulumi from "@pulumi/pulumi";
 import type { RdsReplicaSpec, RdsServerSpec } from "../spec";
 import { awsServerName } from "../spec";
+import { alarmTopic, customerManagedKey } from "./aws";
 import { type ReaderEndpoint, type ReplicaEndpoint, readerOf, type ServerHandle, serverTags } from "./server";
 
 export interface RdsServerArgs {
@@ -105,13 +106,13 @@ export class RdsServer extends pulumi.ComponentResource implements ServerHandle 
 
     const identity = aws.getCallerIdentityOutput({}, parent);
     this.accountId = identity.accountId;
-    const key = this.createKey(name, id, tags, parent);
+    const key = customerManagedKey(name, id, `db-platform ${id}: storage, Performance Insights, secrets`, this.accountId, tags, parent);
     this.kmsKeyArn = key.arn;
     const subnetGroup = new aws.rds.SubnetGroup(`${name}-subnets`, { name: id, subnetIds: spec.network.subnetIds, tags }, parent);
     const securityGroup = this.createSecurityGroup(name, id, spec.network, tags, parent);
     const parameterGroup = this.createParameterGroup(name, id, spec.parameters, tags, parent);
     const monitoringRole = this.createMonitoringRole(name, id, tags);
-    this.alarmTopic = this.createAlarmTopic(name, id, key, tags, args.alarmEmail, parent);
+    this.alarmTopic = alarmTopic(name, id, key, tags, args.alarmEmail, parent);
 
     this.instance = new aws.rds.Instance(
       `${name}-instance`,
@@ -212,11 +213,11 @@ export class RdsServer extends pulumi.ComponentResource implements ServerHandle 
     const prefix = replicaPrefix(name, replica);
     const provider = new aws.Provider(`${prefix}-aws`, { region: replica.region as aws.Region }, { parent: this });
     const opts = { parent: this, provider };
-    const key = this.createKey(prefix, id, tags, opts);
+    const key = customerManagedKey(prefix, id, `db-platform ${id}: storage, Performance Insights, secrets`, this.accountId, tags, opts);
     const subnetGroup = new aws.rds.SubnetGroup(`${prefix}-subnets`, { name: id, subnetIds: network.subnetIds, tags }, opts);
     const securityGroup = this.createSecurityGroup(prefix, id, network, tags, opts);
-    const alarmTopic = this.createAlarmTopic(prefix, id, key, tags, alarmEmail, opts);
-    return { key, securityGroup, subnetGroup, alarmTopic, opts };
+    const topic = alarmTopic(prefix, id, key, tags, alarmEmail, opts);
+    return { key, securityGroup, subnetGroup, alarmTopic: topic, opts };
   }
 
   /**
@@ -306,56 +307,6 @@ export class RdsServer extends pulumi.ComponentResource implements ServerHandle 
       },
       opts,
     );
-  }
-
-  private createAlarmTopic(
-    name: string,
-    id: string,
-    key: aws.kms.Key,
-    tags: Record<string, string>,
-    email: string | undefined,
-    opts: pulumi.CustomResourceOptions,
-  ): aws.sns.Topic {
-    const topic = new aws.sns.Topic(`${name}-alarms`, { name: `${id}-alarms`, kmsMasterKeyId: key.arn, tags }, opts);
-    if (email) new aws.sns.TopicSubscription(`${name}-alarms-email`, { topic: topic.arn, protocol: "email", endpoint: email }, opts);
-    return topic;
-  }
-
-  private createKey(name: string, id: string, tags: Record<string, string>, opts: pulumi.CustomResourceOptions): aws.kms.Key {
-    const policy = this.accountId.apply((account) =>
-      JSON.stringify({
-        Version: "2012-10-17",
-        Statement: [
-          {
-            Sid: "AccountAdministers",
-            Effect: "Allow",
-            Principal: { AWS: `arn:aws:iam::${account}:root` },
-            Action: "kms:*",
-            Resource: "*",
-          },
-          {
-            Sid: "CloudWatchAlarmsPublishToEncryptedTopic",
-            Effect: "Allow",
-            Principal: { Service: "cloudwatch.amazonaws.com" },
-            Action: ["kms:Decrypt", "kms:GenerateDataKey*"],
-            Resource: "*",
-          },
-        ],
-      }),
-    );
-    const key = new aws.kms.Key(
-      `${name}-key`,
-      {
-        description: `db-platform ${id}: storage, Performance Insights, secrets`,
-        enableKeyRotation: true,
-        deletionWindowInDays: 30,
-        policy,
-        tags,
-      },
-      opts,
-    );
-    new aws.kms.Alias(`${name}-key-alias`, { name: `alias/db-platform/${id}`, targetKeyId: key.keyId }, opts);
-    return key;
   }
 
   private createSecurityGroup(
