@@ -10,3 +10,5 @@ export const environment = outputs.environment;
 export const servers = outputs.servers;
 /** Per service: server, database, schemas, connection URLs (secret), where each URL points, and on RDS secret ARNs. */
 export const services = outputs.services;
+/** With `backups.storage: s3`: the backup bucket's name. */
+export const backupBucket = outputs.backupBucket;

@@ -43,6 +43,21 @@ function computedState(type: string, name: string, inputs: Record<string, unknow
       return { arn: `arn:aws:kms:${region}:${SYNTH_ACCOUNT}:key/${name}`, keyId: name };
     case "random:index/randomPassword:RandomPassword":
       return { result: `synth-${name}` };
+    case "aws:s3/bucket:Bucket":
+      return { arn: `arn:aws:s3:::${String(inputs.bucket)}` };
+    case "aws:ecr/repository:Repository":
+      return {
+        arn: `arn:aws:ecr:${region}:${SYNTH_ACCOUNT}:repository/${String(inputs.name)}`,
+        registryId: SYNTH_ACCOUNT,
+        repositoryUrl: `${SYNTH_ACCOUNT}.dkr.ecr.${region}.amazonaws.com/${String(inputs.name)}`,
+      };
+    case "aws:ecs/taskDefinition:TaskDefinition":
+      return {
+        arn: `arn:aws:ecs:${region}:${SYNTH_ACCOUNT}:task-definition/${String(inputs.family)}:1`,
+        arnWithoutRevision: `arn:aws:ecs:${region}:${SYNTH_ACCOUNT}:task-definition/${String(inputs.family)}`,
+      };
+    case "docker:index/image:Image":
+      return { repoDigest: `${String(inputs.imageName).replace(/:[^:/]+$/, "")}@sha256:synth` };
     case "docker:index/remoteImage:RemoteImage":
       return { imageId: `${String(inputs.name)}@sha256:synth` };
     default:
@@ -50,10 +65,14 @@ function computedState(type: string, name: string, inputs: Record<string, unknow
   }
 }
 
-function mockCall(token: string, inputs: Record<string, unknown>): Record<string, unknown> {
+function mockCall(token: string, inputs: Record<string, unknown>, region: string): Record<string, unknown> {
   switch (token) {
     case "aws:index/getCallerIdentity:getCallerIdentity":
       return { accountId: SYNTH_ACCOUNT, arn: `arn:aws:iam::${SYNTH_ACCOUNT}:user/synth`, userId: "synth" };
+    case "aws:index/getRegion:getRegion":
+      return { id: region, region, name: region };
+    case "aws:ecr/getAuthorizationToken:getAuthorizationToken":
+      return { userName: "AWS", password: "synth-ecr-token", proxyEndpoint: `https://${SYNTH_ACCOUNT}.dkr.ecr.${region}.amazonaws.com` };
     case "aws:secretsmanager/getSecretVersion:getSecretVersion":
       return { secretId: inputs.secretId, secretString: JSON.stringify({ username: "synth", password: "synth-master-password" }) };
     default:
@@ -95,7 +114,7 @@ export async function synthProgram(
         if (args.type === "pulumi:providers:aws" && typeof args.inputs.region === "string") providerRegions.set(id, args.inputs.region);
         return { id, state: { ...args.inputs, ...computedState(args.type, args.name, args.inputs, regionOf(args.provider)) } };
       },
-      call: (args) => mockCall(args.token, args.inputs),
+      call: (args) => mockCall(args.token, args.inputs, regionOf(args.provider)),
     },
     project,
     stack,

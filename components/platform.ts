@@ -5,6 +5,7 @@
  */
 import * as postgresql from "@pulumi/postgresql";
 import * as pulumi from "@pulumi/pulumi";
+import { Backups } from "./backups/backups";
 import { ContainerServer } from "./servers/container";
 import { DirectServer } from "./servers/direct";
 import { RdsServer } from "./servers/rds";
@@ -32,6 +33,8 @@ export class DatabasePlatform extends pulumi.ComponentResource {
   readonly servers: Record<string, ServerHandle> = {};
   readonly sharedDatabases: Record<string, postgresql.Database> = {};
   readonly services: Record<string, ServiceDatabase> = {};
+  /** `backups.storage: s3`: the bucket, runner, schedules and alarms. */
+  readonly backups?: Backups;
 
   constructor(name: string, args: DatabasePlatformArgs, opts?: pulumi.ComponentResourceOptions) {
     super("db-platform:index:DatabasePlatform", name, {}, opts);
@@ -53,7 +56,8 @@ export class DatabasePlatform extends pulumi.ComponentResource {
         { parent: this },
       );
     }
-    this.registerOutputs({ services: this.serviceOutputs() });
+    if (spec.backups?.storage === "s3") this.backups = this.createBackups(spec);
+    this.registerOutputs({ services: this.serviceOutputs(), backupBucket: this.backups?.bucket.bucket });
   }
 
   /** Per-service outputs for the stack: database, schemas, secret URLs, secret ARNs. */
@@ -85,6 +89,31 @@ export class DatabasePlatform extends pulumi.ComponentResource {
         return new DirectServer(server.name, { spec: server, adminPassword }, opts);
       }
     }
+  }
+
+  /** The AWS side of logical backups, for the services on RDS servers (others: `db-platform backup run --url`). */
+  private createBackups(spec: Spec): Backups {
+    const servers = Object.values(this.servers)
+      .filter((s): s is RdsServer => s instanceof RdsServer)
+      .map((server) => ({
+        server,
+        services: Object.values(this.services)
+          .filter((s) => s.spec.server === server.spec.name)
+          .map((s) => ({ spec: s.spec, readonlySecretArn: s.secretArns.readonly })),
+      }))
+      .filter((s) => s.services.length > 0);
+    return new Backups(
+      "backups",
+      {
+        spec: spec.backups as NonNullable<Spec["backups"]>,
+        environment: spec.environment,
+        stack: pulumi.getStack(),
+        servers,
+        tags: spec.tags,
+        alarmEmail: spec.alarmEmail,
+      },
+      { parent: this },
+    );
   }
 
   /** A database shared by schema-isolated services: owned by the admin, closed to PUBLIC. */

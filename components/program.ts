@@ -20,6 +20,8 @@ export interface ProgramOutputs {
   readonly environment: string;
   readonly servers: Record<string, ServerOutputs>;
   readonly services: ReturnType<DatabasePlatform["serviceOutputs"]>;
+  /** `backups.storage: s3`: the backup bucket's name (DB_PLATFORM_BACKUP_BUCKET for `db-platform backup`). */
+  readonly backupBucket?: pulumi.Output<string>;
 }
 
 export function runProgram(input: ConfigInput): ProgramOutputs {
@@ -45,5 +47,6 @@ export function runProgram(input: ConfigInput): ProgramOutputs {
       ]),
     ),
     services: platform.serviceOutputs(),
+    backupBucket: platform.backups?.bucket.bucket,
   };
 }

@@ -20,6 +20,7 @@ import {
   parseNamedUrls,
   type RunOutcome,
 } from "./command";
+import { backupMetricData, publishBackupMetrics } from "./metrics";
 import { BackupError } from "./runner";
 import { BackupStorageError } from "./storage";
 
@@ -97,6 +98,7 @@ export function backupCommands(
     group.command("run").description("dump each service (or one) with its read-only login, stream it to S3, write its manifest last"),
   )
     .option("--service <name>", "only this service")
+    .option("--server <name>", "only the services on this server (what each scheduled ECS task runs)")
     .option("--url <service=url>", "the service's read-only login URL (repeatable; required for servers that are not local)", collect, [])
     .option("--progress <seconds>", "seconds between progress lines on stderr (default 10; 1 on a terminal)", (v: string) => {
       const n = Number(v);
@@ -105,10 +107,22 @@ export function backupCommands(
     })
     .option("--json", "print a JSON summary")
     .action(
-      guarded(async (opts: StackOptions & { service?: string; url: string[]; progress?: number; json?: boolean }) => {
+      guarded(async (opts: StackOptions & { service?: string; server?: string; url: string[]; progress?: number; json?: boolean }) => {
         const ctx = context(opts);
         if (!ctx) return;
-        const results = await backupRun(ctx, opts.service, progressReporter(err, opts.progress));
+        const results = await backupRun(ctx, { service: opts.service, server: opts.server }, progressReporter(err, opts.progress));
+        const namespace = process.env.DB_PLATFORM_METRICS_NAMESPACE;
+        if (namespace) {
+          // The alarms watch these; failing to publish them is a failed run too.
+          await publishBackupMetrics(
+            namespace,
+            backupMetricData(results, ctx.spec.environment),
+            process.env.AWS_REGION ?? ctx.awsRegion,
+          ).catch((e: unknown) => {
+            err(`db-platform backup: publishing metrics to CloudWatch ${namespace} failed: ${(e as Error).message}\n`);
+            process.exitCode = 1;
+          });
+        }
         if (opts.json) out(`${JSON.stringify(results, null, 2)}\n`);
         else for (const r of results) out(runLine(r));
         for (const r of results.filter((x) => !x.ok)) err(`db-platform backup: ${r.error}\n`);

@@ -9,7 +9,7 @@
  * that login's privileges.
  */
 import * as path from "node:path";
-import type { ServerSpec, ServiceSpec, Spec } from "../../components/spec";
+import { loginEnvName, type ServerSpec, type ServiceSpec, type Spec } from "../../components/spec";
 import { LOCAL_BOOTSTRAP_SUPERUSER } from "../../components/spec/defaults";
 import { localRoot, stackS3 } from "../local";
 import { clientToolsDir } from "../localPostgres";
@@ -86,11 +86,6 @@ export function readonlyLogin(service: ServiceSpec): string {
   return login.name;
 }
 
-/** The environment variable the ECS task gets a service's read-only login secret in. */
-export function loginEnvName(service: string): string {
-  return `DB_PLATFORM_LOGIN_${service.toUpperCase().replace(/[^A-Z0-9]/g, "_")}`;
-}
-
 function serverOf(spec: Spec, service: ServiceSpec): ServerSpec {
   return spec.servers.find((s) => s.name === service.server) as ServerSpec;
 }
@@ -133,10 +128,21 @@ export function serviceTarget(ctx: BackupContext, service: ServiceSpec): Service
   );
 }
 
-export function selectServices(spec: Spec, only?: string): ServiceSpec[] {
-  if (!only) return [...spec.services];
-  const found = spec.services.find((s) => s.name === only);
-  if (!found) throw new BackupCommandError(`--service ${only}: no such service (${spec.services.map((s) => s.name).join(", ")})`);
+/** The services a command acts on: all, one (--service), or those on one server (--server). */
+export function selectServices(spec: Spec, filter: { service?: string; server?: string } = {}): ServiceSpec[] {
+  let services = [...spec.services];
+  if (filter.server !== undefined) {
+    if (!spec.servers.some((s) => s.name === filter.server)) {
+      throw new BackupCommandError(`--server ${filter.server}: no such server (${spec.servers.map((s) => s.name).join(", ")})`);
+    }
+    services = services.filter((s) => s.server === filter.server);
+  }
+  if (filter.service === undefined) return services;
+  const found = services.find((s) => s.name === filter.service);
+  if (!found) {
+    const where = filter.server !== undefined ? ` on server ${filter.server}` : "";
+    throw new BackupCommandError(`--service ${filter.service}: no such service${where} (${services.map((s) => s.name).join(", ")})`);
+  }
   return [found];
 }
 
@@ -153,10 +159,10 @@ export interface RunOutcome {
 /** Back up each service in turn; one failing does not stop the others. */
 export async function backupRun(
   ctx: BackupContext,
-  only: string | undefined,
+  filter: { service?: string; server?: string },
   progress?: (service: string, bytes: number) => void,
 ): Promise<RunOutcome[]> {
-  const services = selectServices(ctx.spec, only);
+  const services = selectServices(ctx.spec, filter);
   const targets = services.map((s) => serviceTarget(ctx, s));
   const storage = await openStorage(ctx);
   const out: RunOutcome[] = [];
@@ -185,7 +191,7 @@ export async function backupList(ctx: BackupContext, only?: string): Promise<Bac
   const storage = await openStorage(ctx);
   try {
     const all: BackupManifest[] = [];
-    for (const s of selectServices(ctx.spec, only)) all.push(...(await storage.list(s.name)));
+    for (const s of selectServices(ctx.spec, { service: only })) all.push(...(await storage.list(s.name)));
     return all;
   } finally {
     storage.s3.destroy();
@@ -214,7 +220,7 @@ export async function backupRestore(
   ctx: BackupContext,
   args: { service: string; backup?: string; target: string; overwrite?: boolean },
 ): Promise<RestoreResult> {
-  selectServices(ctx.spec, args.service);
+  selectServices(ctx.spec, { service: args.service });
   const { connection, database } = connectionFromUrl(args.target);
   if (!database) throw new BackupCommandError(`--target: name the database to restore into (postgresql://…/<database>)`);
   const storage = await openStorage(ctx);
@@ -254,7 +260,7 @@ export async function backupDrill(
   only: string | undefined,
   scratchUrls: Readonly<Record<string, string>> = {},
 ): Promise<DrillOutcome[]> {
-  const services = selectServices(ctx.spec, only);
+  const services = selectServices(ctx.spec, { service: only });
   const rpoHours = ctx.spec.backups?.rpoHours ?? 24;
   const storage = await openStorage(ctx);
   const out: DrillOutcome[] = [];

@@ -88,6 +88,8 @@ export class RdsServer extends pulumi.ComponentResource implements ServerHandle 
   readonly instance: aws.rds.Instance;
   readonly masterSecretArn: pulumi.Output<string>;
   readonly alarmTopic: aws.sns.Topic;
+  /** The primary's security group (PostgreSQL from declared sources only). */
+  readonly securityGroupId: pulumi.Output<string>;
   private readonly accountId: pulumi.Output<string>;
   /** Read replicas by name, in declaration order. */
   readonly replicas: Record<string, aws.rds.Instance> = {};
@@ -110,6 +112,7 @@ export class RdsServer extends pulumi.ComponentResource implements ServerHandle 
     this.kmsKeyArn = key.arn;
     const subnetGroup = new aws.rds.SubnetGroup(`${name}-subnets`, { name: id, subnetIds: spec.network.subnetIds, tags }, parent);
     const securityGroup = this.createSecurityGroup(name, id, spec.network, tags, parent);
+    this.securityGroupId = securityGroup.id;
     const parameterGroup = this.createParameterGroup(name, id, spec.parameters, tags, parent);
     const monitoringRole = this.createMonitoringRole(name, id, tags);
     this.alarmTopic = alarmTopic(name, id, key, tags, args.alarmEmail, parent);

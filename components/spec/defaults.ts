@@ -101,3 +101,6 @@ export function backupDefaults(strict: boolean, environment: string) {
     port: 9400,
   };
 }
+
+/** The CloudWatch namespace and metrics the backup runner publishes; the backup alarms watch them. */
+export const BACKUP_METRICS = { namespace: "DbPlatform/Backups", completed: "BackupsCompleted", failed: "BackupsFailed" } as const;

@@ -91,3 +91,8 @@ export function awsServerName(environment: string, server: string): string {
 export function loginSecretName(environment: string, service: string, role: string): string {
   return `db-platform/${environment}/${service}/${role}`;
 }
+
+/** The environment variable the backup runner reads a service's read-only login secret (JSON) from. */
+export function loginEnvName(service: string): string {
+  return `DB_PLATFORM_LOGIN_${service.toUpperCase().replace(/[^A-Z0-9]/g, "_")}`;
+}

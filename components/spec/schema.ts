@@ -207,8 +207,10 @@ export const backupsSchema = z.strictObject({
     .string()
     .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, { message: "must be a valid S3 bucket name (3-63 lower-case letters, digits, . and -)" })
     .optional(),
-  /** Newest backup older than this raises the alarm and fails `drill`. @default 24 */
-  rpoHours: positiveInt.optional(),
+  /** Newest backup older than this raises the alarm and fails `drill`; at most a week (CloudWatch's alarm window). @default 24 */
+  rpoHours: positiveInt
+    .max(168, { message: "must be at most 168 (a week): the backup-age alarm evaluates one window of rpoHours" })
+    .optional(),
   /** s3: EventBridge Scheduler expression of the logical backup runs. @default cron(0 3 * * ? *) */
   schedule: z
     .string()

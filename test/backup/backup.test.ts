@@ -163,3 +163,15 @@ describe("backup run, list, drill on the dev stack", () => {
 function adminUrl(database: string): string {
   return `postgresql://platform_admin:audit-admin-password@127.0.0.1:${dev.server.opts.port}/${database}`;
 }
+
+describe("backup run --server", () => {
+  it("runs only that server's services (what each scheduled ECS task runs); an unknown server is refused", () => {
+    const r = cli("run", "--stack", STACK, "--server", "local", "--service", "orders", "--json");
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    expect((JSON.parse(r.stdout) as RunOutcome[]).map((o) => [o.service, o.ok])).toEqual([["orders", true]]);
+    const bad = cli("run", "--stack", STACK, "--server", "main");
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toBe("db-platform backup: --server main: no such server (local)\n");
+  });
+});

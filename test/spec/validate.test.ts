@@ -511,6 +511,11 @@ describe("backups", () => {
       "backups.schedule: must be an EventBridge Scheduler expression such as cron(0 3 * * ? *) or rate(6 hours)",
     ],
     [
+      "an RPO longer than CloudWatch can watch",
+      () => withBackups(prodValues(), { ...prodS3, rpoHours: 200 }),
+      "backups.rpoHours: must be at most 168 (a week): the backup-age alarm evaluates one window of rpoHours",
+    ],
+    [
       "a bucket name S3 refuses",
       () => withBackups(devValues(), { storage: "local", bucket: "My_Backups" }),
       "backups.bucket: must be a valid S3 bucket name (3-63 lower-case letters, digits, . and -)",

@@ -1,0 +1,552 @@
+/**
+ * Logical backups on AWS, for `backups.storage: s3` (docs/backups.md):
+ *
+ * - the backup bucket: versioned, SSE-KMS with its own rotating key, all four public-access
+ *   blocks, a bucket policy that refuses plain HTTP, a lifecycle (Glacier Instant Retrieval after
+ *   `archiveAfterDays`, expiry after `expireAfterDays`, older versions after
+ *   `noncurrentExpireAfterDays`, abandoned multipart uploads after a day) and, when
+ *   `objectLockDays` > 0, Object Lock in COMPLIANCE mode; one prefix per environment and service;
+ * - the runner image (docker/backup-runner.Dockerfile, one per PostgreSQL major in use, client
+ *   tools of that major) built with @pulumi/docker and pushed to an encrypted ECR repository;
+ * - per RDS server, an ECS Fargate task in the server's private subnets, started by an EventBridge
+ *   Scheduler schedule, that runs `db-platform backup run --server <server>`. Each service is dumped
+ *   with its own read-only login: the task receives exactly those logins' secrets, and may write
+ *   only below those services' prefixes;
+ * - per service, CloudWatch alarms: no completed backup within the RPO, or a failed run;
+ * - per RDS server, with `replicaRegion`, RDS automated backups replicated to that region,
+ *   encrypted with a customer-managed key there.
+ */
+import * as aws from "@pulumi/aws";
+import * as docker from "@pulumi/docker";
+import * as pulumi from "@pulumi/pulumi";
+import type { RdsServer } from "../servers/rds";
+import { alarmTopic, customerManagedKey } from "../servers/aws";
+import { serverTags } from "../servers/server";
+import type { BackupsSpec, ServiceSpec } from "../spec";
+import { awsServerName, loginEnvName } from "../spec";
+import { BACKUP_METRICS } from "../spec/defaults";
+
+export const RUNNER_DOCKERFILE = "docker/backup-runner.Dockerfile";
+
+export interface BackedUpService {
+  readonly spec: ServiceSpec;
+  /** ARN of the service's read-only login secret (Secrets Manager, RDS secret JSON). */
+  readonly readonlySecretArn: pulumi.Output<string>;
+}
+
+export interface BackupsArgs {
+  readonly spec: BackupsSpec;
+  readonly environment: string;
+  readonly stack: string;
+  /** The stack's RDS servers, each with the services placed on it. */
+  readonly servers: ReadonlyArray<{ readonly server: RdsServer; readonly services: readonly BackedUpService[] }>;
+  readonly tags?: Readonly<Record<string, string>>;
+  readonly alarmEmail?: string;
+}
+
+const policyDocument = (statements: unknown[]) => JSON.stringify({ Version: "2012-10-17", Statement: statements });
+
+export class Backups extends pulumi.ComponentResource {
+  readonly bucket: aws.s3.Bucket;
+  readonly key: aws.kms.Key;
+  readonly repository: aws.ecr.Repository;
+  readonly images: Record<string, docker.Image> = {};
+  readonly cluster: aws.ecs.Cluster;
+  readonly alarmTopic: aws.sns.Topic;
+
+  constructor(name: string, args: BackupsArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("db-platform:backups:Backups", name, {}, opts);
+    const { spec, environment } = args;
+    const parent = { parent: this };
+    const id = `db-platform-${environment}-backups`;
+    const tags = { ...(args.tags ?? {}), "db-platform:environment": environment, "managed-by": "db-platform" };
+    const identity = aws.getCallerIdentityOutput({}, parent);
+    const region = aws.getRegionOutput({}, parent).region;
+
+    this.key = customerManagedKey(name, id, `db-platform ${id}: backup bucket, runner images, alarms`, identity.accountId, tags, parent);
+    this.bucket = this.createBucket(name, spec, identity.accountId, environment, tags);
+    this.alarmTopic = alarmTopic(name, id, this.key, tags, args.alarmEmail, parent);
+
+    this.repository = new aws.ecr.Repository(
+      `${name}-runner-repository`,
+      {
+        name: `db-platform/${environment}/backup-runner`,
+        imageTagMutability: "MUTABLE",
+        imageScanningConfiguration: { scanOnPush: true },
+        encryptionConfigurations: [{ encryptionType: "KMS", kmsKey: this.key.arn }],
+        forceDelete: false,
+        tags,
+      },
+      parent,
+    );
+    new aws.ecr.LifecyclePolicy(
+      `${name}-runner-repository-lifecycle`,
+      {
+        repository: this.repository.name,
+        policy: JSON.stringify({
+          rules: [
+            {
+              rulePriority: 1,
+              description: "keep the 10 newest images",
+              selection: { tagStatus: "any", countType: "imageCountMoreThan", countNumber: 10 },
+              action: { type: "expire" },
+            },
+          ],
+        }),
+      },
+      parent,
+    );
+    const token = aws.ecr.getAuthorizationTokenOutput({ registryId: this.repository.registryId }, parent);
+    for (const major of [...new Set(args.servers.map((s) => s.server.spec.version))].sort()) {
+      this.images[major] = new docker.Image(
+        `${name}-runner-pg${major}`,
+        {
+          imageName: pulumi.interpolate`${this.repository.repositoryUrl}:pg${major}`,
+          build: { context: ".", dockerfile: RUNNER_DOCKERFILE, args: { PG_MAJOR: major }, platform: "linux/amd64" },
+          registry: { server: this.repository.repositoryUrl, username: token.userName, password: pulumi.secret(token.password) },
+          buildOnPreview: false,
+          skipPush: false,
+        },
+        parent,
+      );
+    }
+
+    this.cluster = new aws.ecs.Cluster(
+      `${name}-cluster`,
+      { name: id, settings: [{ name: "containerInsights", value: "enabled" }], tags },
+      parent,
+    );
+    const logGroup = new aws.cloudwatch.LogGroup(
+      `${name}-logs`,
+      { name: `/db-platform/${environment}/backups`, retentionInDays: 90, tags },
+      parent,
+    );
+    const schedulerRole = new aws.iam.Role(
+      `${name}-scheduler-role`,
+      {
+        name: `${id}-scheduler`,
+        assumeRolePolicy: identity.accountId.apply((account) =>
+          policyDocument([
+            {
+              Effect: "Allow",
+              Principal: { Service: "scheduler.amazonaws.com" },
+              Action: "sts:AssumeRole",
+              Condition: { StringEquals: { "aws:SourceAccount": account } },
+            },
+          ]),
+        ),
+        tags,
+      },
+      parent,
+    );
+
+    for (const { server, services } of args.servers) {
+      this.createServerRunner(name, {
+        ...args,
+        region,
+        logGroup,
+        schedulerRole,
+        server,
+        services,
+        tags: { ...tags, ...serverTags(environment, server.spec.name, args.tags ?? {}) },
+      });
+      if (spec.replicaRegion) this.replicateAutomatedBackups(name, server, spec.replicaRegion, identity.accountId, tags);
+    }
+
+    this.registerOutputs({ bucket: this.bucket.bucket, repository: this.repository.repositoryUrl, cluster: this.cluster.arn });
+  }
+
+  private createBucket(
+    name: string,
+    spec: BackupsSpec,
+    accountId: pulumi.Output<string>,
+    environment: string,
+    tags: Record<string, string>,
+  ): aws.s3.Bucket {
+    const parent = { parent: this };
+    const bucket = new aws.s3.Bucket(
+      `${name}-bucket`,
+      {
+        bucket: spec.bucket ?? pulumi.interpolate`db-platform-${environment}-backups-${accountId}`,
+        objectLockEnabled: spec.objectLockDays > 0,
+        forceDestroy: false,
+        tags,
+      },
+      { ...parent, protect: spec.objectLockDays > 0 },
+    );
+    const b = { bucket: bucket.bucket };
+    new aws.s3.BucketVersioning(`${name}-bucket-versioning`, { ...b, versioningConfiguration: { status: "Enabled" } }, parent);
+    new aws.s3.BucketServerSideEncryptionConfiguration(
+      `${name}-bucket-encryption`,
+      {
+        ...b,
+        rules: [{ applyServerSideEncryptionByDefault: { sseAlgorithm: "aws:kms", kmsMasterKeyId: this.key.arn }, bucketKeyEnabled: true }],
+      },
+      parent,
+    );
+    new aws.s3.BucketPublicAccessBlock(
+      `${name}-bucket-public-access-block`,
+      { ...b, blockPublicAcls: true, blockPublicPolicy: true, ignorePublicAcls: true, restrictPublicBuckets: true },
+      parent,
+    );
+    new aws.s3.BucketOwnershipControls(`${name}-bucket-ownership`, { ...b, rule: { objectOwnership: "BucketOwnerEnforced" } }, parent);
+    new aws.s3.BucketPolicy(
+      `${name}-bucket-policy`,
+      {
+        ...b,
+        policy: bucket.arn.apply((arn) =>
+          policyDocument([
+            {
+              Sid: "DenyPlainHttp",
+              Effect: "Deny",
+              Principal: "*",
+              Action: "s3:*",
+              Resource: [arn, `${arn}/*`],
+              Condition: { Bool: { "aws:SecureTransport": "false" } },
+            },
+            {
+              Sid: "DenyUploadsWithoutKms",
+              Effect: "Deny",
+              Principal: "*",
+              Action: "s3:PutObject",
+              Resource: `${arn}/*`,
+              Condition: { StringNotEqualsIfExists: { "s3:x-amz-server-side-encryption": "aws:kms" } },
+            },
+          ]),
+        ),
+      },
+      parent,
+    );
+    new aws.s3.BucketLifecycleConfiguration(
+      `${name}-bucket-lifecycle`,
+      {
+        ...b,
+        rules: [
+          {
+            id: "backups",
+            status: "Enabled",
+            filter: { prefix: `${environment}/` },
+            transitions: [{ days: spec.archiveAfterDays, storageClass: "GLACIER_IR" }],
+            expiration: { days: spec.expireAfterDays },
+            noncurrentVersionExpiration: { noncurrentDays: spec.noncurrentExpireAfterDays },
+            abortIncompleteMultipartUpload: { daysAfterInitiation: 1 },
+          },
+        ],
+      },
+      parent,
+    );
+    if (spec.objectLockDays > 0) {
+      new aws.s3.BucketObjectLockConfiguration(
+        `${name}-bucket-object-lock`,
+        { ...b, rule: { defaultRetention: { mode: "COMPLIANCE", days: spec.objectLockDays } } },
+        parent,
+      );
+    }
+    return bucket;
+  }
+
+  /**
+   * One server's runner: a task definition whose container gets only the read-only login secrets
+   * of the server's services, a task role that writes only below their prefixes, a security group
+   * that reaches only the server (and HTTPS for S3, Secrets Manager, ECR, CloudWatch), the schedule,
+   * and per service the alarms.
+   */
+  private createServerRunner(
+    name: string,
+    a: BackupsArgs & {
+      region: pulumi.Output<string>;
+      logGroup: aws.cloudwatch.LogGroup;
+      schedulerRole: aws.iam.Role;
+      server: RdsServer;
+      services: readonly BackedUpService[];
+      tags: Record<string, string>;
+    },
+  ): void {
+    const { server, services, spec, environment, tags } = a;
+    const parent = { parent: this };
+    const prefix = `${name}-${server.spec.name}`;
+    const id = `${awsServerName(environment, server.spec.name)}-backup`;
+    const taskAssume = policyDocument([{ Effect: "Allow", Principal: { Service: "ecs-tasks.amazonaws.com" }, Action: "sts:AssumeRole" }]);
+
+    const executionRole = new aws.iam.Role(
+      `${prefix}-execution-role`,
+      { name: `${id}-execution`, assumeRolePolicy: taskAssume, tags },
+      parent,
+    );
+    new aws.iam.RolePolicy(
+      `${prefix}-execution-policy`,
+      {
+        role: executionRole.id,
+        policy: pulumi
+          .all([this.repository.arn, a.logGroup.arn, server.kmsKeyArn, this.key.arn, ...services.map((s) => s.readonlySecretArn)])
+          .apply(([repository, logGroup, serverKey, backupKey, ...secrets]) =>
+            policyDocument([
+              {
+                Sid: "PullRunnerImage",
+                Effect: "Allow",
+                Action: ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
+                Resource: repository,
+              },
+              { Sid: "EcrLogin", Effect: "Allow", Action: "ecr:GetAuthorizationToken", Resource: "*" },
+              { Sid: "WriteLogs", Effect: "Allow", Action: ["logs:CreateLogStream", "logs:PutLogEvents"], Resource: `${logGroup}:*` },
+              { Sid: "ReadBackupLogins", Effect: "Allow", Action: "secretsmanager:GetSecretValue", Resource: secrets },
+              { Sid: "DecryptLoginsAndImage", Effect: "Allow", Action: "kms:Decrypt", Resource: [serverKey, backupKey] },
+            ]),
+          ),
+      },
+      parent,
+    );
+
+    const taskRole = new aws.iam.Role(`${prefix}-task-role`, { name: `${id}-task`, assumeRolePolicy: taskAssume, tags }, parent);
+    const prefixes = services.map((s) => `${environment}/${s.spec.name}/`);
+    new aws.iam.RolePolicy(
+      `${prefix}-task-policy`,
+      {
+        role: taskRole.id,
+        policy: pulumi.all([this.bucket.arn, this.key.arn]).apply(([bucket, key]) =>
+          policyDocument([
+            {
+              Sid: "WriteAndReadOwnPrefixes",
+              Effect: "Allow",
+              Action: ["s3:PutObject", "s3:GetObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
+              Resource: prefixes.map((p) => `${bucket}/${p}*`),
+            },
+            {
+              Sid: "ListOwnPrefixes",
+              Effect: "Allow",
+              Action: "s3:ListBucket",
+              Resource: bucket,
+              Condition: { StringLike: { "s3:prefix": prefixes.map((p) => `${p}*`) } },
+            },
+            { Sid: "EncryptWithBucketKey", Effect: "Allow", Action: ["kms:GenerateDataKey", "kms:Decrypt"], Resource: key },
+            {
+              Sid: "PublishBackupMetrics",
+              Effect: "Allow",
+              Action: "cloudwatch:PutMetricData",
+              Resource: "*",
+              Condition: { StringEquals: { "cloudwatch:namespace": BACKUP_METRICS.namespace } },
+            },
+          ]),
+        ),
+      },
+      parent,
+    );
+
+    const network = server.spec.network;
+    const securityGroup = new aws.ec2.SecurityGroup(
+      `${prefix}-runner-sg`,
+      {
+        name: id,
+        description: `db-platform ${id}: the backup runner; reaches its server and HTTPS only`,
+        vpcId: network.vpcId,
+        egress: [],
+        tags,
+      },
+      parent,
+    );
+    new aws.vpc.SecurityGroupEgressRule(
+      `${prefix}-runner-egress-postgres`,
+      {
+        securityGroupId: securityGroup.id,
+        ipProtocol: "tcp",
+        fromPort: 5432,
+        toPort: 5432,
+        referencedSecurityGroupId: server.securityGroupId,
+        description: "PostgreSQL to its server",
+        tags,
+      },
+      parent,
+    );
+    new aws.vpc.SecurityGroupEgressRule(
+      `${prefix}-runner-egress-https`,
+      {
+        securityGroupId: securityGroup.id,
+        ipProtocol: "tcp",
+        fromPort: 443,
+        toPort: 443,
+        cidrIpv4: "0.0.0.0/0",
+        description: "HTTPS to S3, Secrets Manager, ECR, CloudWatch (VPC endpoints or NAT)",
+        tags,
+      },
+      parent,
+    );
+    new aws.vpc.SecurityGroupIngressRule(
+      `${prefix}-ingress-backup-runner`,
+      {
+        securityGroupId: server.securityGroupId,
+        ipProtocol: "tcp",
+        fromPort: 5432,
+        toPort: 5432,
+        referencedSecurityGroupId: securityGroup.id,
+        description: "PostgreSQL from the backup runner",
+        tags,
+      },
+      parent,
+    );
+
+    const image = this.images[server.spec.version];
+    const containerDefinitions = pulumi
+      .all([image.repoDigest, a.logGroup.name, a.region, this.bucket.bucket, ...services.map((s) => s.readonlySecretArn)])
+      .apply(([digest, logGroup, region, bucket, ...secrets]) =>
+        JSON.stringify([
+          {
+            name: "backup-runner",
+            image: digest,
+            essential: true,
+            command: ["backup", "run", "--stack", a.stack, "--server", server.spec.name, "--json"],
+            environment: [
+              { name: "AWS_REGION", value: region },
+              { name: "DB_PLATFORM_BACKUP_BUCKET", value: bucket },
+              { name: "DB_PLATFORM_METRICS_NAMESPACE", value: BACKUP_METRICS.namespace },
+            ],
+            secrets: services.map((s, i) => ({ name: loginEnvName(s.spec.name), valueFrom: secrets[i] })),
+            // Nothing is written but /tmp (tsx's compile cache), a task-local scratch volume.
+            readonlyRootFilesystem: true,
+            mountPoints: [{ sourceVolume: "tmp", containerPath: "/tmp", readOnly: false }],
+            user: "node",
+            logConfiguration: {
+              logDriver: "awslogs",
+              options: { "awslogs-group": logGroup, "awslogs-region": region, "awslogs-stream-prefix": server.spec.name },
+            },
+          },
+        ]),
+      );
+    const taskDefinition = new aws.ecs.TaskDefinition(
+      `${prefix}-task`,
+      {
+        family: id,
+        requiresCompatibilities: ["FARGATE"],
+        networkMode: "awsvpc",
+        cpu: "1024",
+        memory: "2048",
+        runtimePlatform: { operatingSystemFamily: "LINUX", cpuArchitecture: "X86_64" },
+        executionRoleArn: executionRole.arn,
+        taskRoleArn: taskRole.arn,
+        containerDefinitions,
+        volumes: [{ name: "tmp" }],
+        tags,
+      },
+      parent,
+    );
+
+    new aws.iam.RolePolicy(
+      `${prefix}-scheduler-policy`,
+      {
+        role: a.schedulerRole.id,
+        policy: pulumi
+          .all([taskDefinition.arnWithoutRevision, this.cluster.arn, executionRole.arn, taskRole.arn])
+          .apply(([task, cluster, exec, role]) =>
+            policyDocument([
+              {
+                Sid: "RunBackupTask",
+                Effect: "Allow",
+                Action: "ecs:RunTask",
+                Resource: `${task}:*`,
+                Condition: { ArnEquals: { "ecs:cluster": cluster } },
+              },
+              {
+                Sid: "PassTaskRoles",
+                Effect: "Allow",
+                Action: "iam:PassRole",
+                Resource: [exec, role],
+                Condition: { StringEquals: { "iam:PassedToService": "ecs-tasks.amazonaws.com" } },
+              },
+            ]),
+          ),
+      },
+      parent,
+    );
+    new aws.scheduler.Schedule(
+      `${prefix}-schedule`,
+      {
+        name: id,
+        description: `db-platform: logical backups of the services on ${server.spec.name}`,
+        scheduleExpression: spec.schedule,
+        scheduleExpressionTimezone: "UTC",
+        flexibleTimeWindow: { mode: "OFF" },
+        state: "ENABLED",
+        target: {
+          arn: this.cluster.arn,
+          roleArn: a.schedulerRole.arn,
+          ecsParameters: {
+            taskDefinitionArn: taskDefinition.arnWithoutRevision,
+            launchType: "FARGATE",
+            taskCount: 1,
+            networkConfiguration: { subnets: [...network.subnetIds], securityGroups: [securityGroup.id], assignPublicIp: false },
+          },
+          retryPolicy: { maximumRetryAttempts: 2, maximumEventAgeInSeconds: 3600 },
+        },
+      },
+      parent,
+    );
+
+    for (const s of services) this.createServiceAlarms(prefix, s.spec.name, spec, environment, tags);
+  }
+
+  /** No completed backup within the RPO (missing data counts), or any failed run. */
+  private createServiceAlarms(prefix: string, service: string, spec: BackupsSpec, environment: string, tags: Record<string, string>): void {
+    const parent = { parent: this };
+    const dimensions = { Environment: environment, Service: service };
+    const actions = [this.alarmTopic.arn];
+    new aws.cloudwatch.MetricAlarm(
+      `${prefix}-${service}-backup-age`,
+      {
+        name: `db-platform-${environment}-${service}-backup-older-than-rpo`,
+        alarmDescription: `${service}: no completed backup in the last ${spec.rpoHours} h (RPO)`,
+        namespace: BACKUP_METRICS.namespace,
+        metricName: BACKUP_METRICS.completed,
+        dimensions,
+        statistic: "Sum",
+        period: 3600,
+        evaluationPeriods: spec.rpoHours,
+        datapointsToAlarm: spec.rpoHours,
+        comparisonOperator: "LessThanThreshold",
+        threshold: 1,
+        treatMissingData: "breaching",
+        alarmActions: actions,
+        okActions: actions,
+        tags,
+      },
+      parent,
+    );
+    new aws.cloudwatch.MetricAlarm(
+      `${prefix}-${service}-backup-failed`,
+      {
+        name: `db-platform-${environment}-${service}-backup-failed`,
+        alarmDescription: `${service}: a backup run failed (no manifest written; see the runner's logs)`,
+        namespace: BACKUP_METRICS.namespace,
+        metricName: BACKUP_METRICS.failed,
+        dimensions,
+        statistic: "Sum",
+        period: 300,
+        evaluationPeriods: 1,
+        comparisonOperator: "GreaterThanOrEqualToThreshold",
+        threshold: 1,
+        treatMissingData: "notBreaching",
+        alarmActions: actions,
+        tags,
+      },
+      parent,
+    );
+  }
+
+  /** RDS automated backups (snapshots and transaction logs) copied to another region, under a key there. */
+  private replicateAutomatedBackups(
+    name: string,
+    server: RdsServer,
+    region: string,
+    accountId: pulumi.Output<string>,
+    tags: Record<string, string>,
+  ): void {
+    const prefix = `${name}-${server.spec.name}-${region}`;
+    const provider = new aws.Provider(`${prefix}-aws`, { region: region as aws.Region }, { parent: this });
+    const opts = { parent: this, provider };
+    const id = `${awsServerName(tags["db-platform:environment"], server.spec.name)}-backups-${region}`;
+    const key = customerManagedKey(prefix, id, `db-platform ${id}: replicated RDS automated backups`, accountId, tags, opts);
+    new aws.rds.InstanceAutomatedBackupsReplication(
+      `${prefix}-automated-backups`,
+      { sourceDbInstanceArn: server.instance.arn, kmsKeyId: key.arn, retentionPeriod: server.spec.backupRetentionDays },
+      opts,
+    );
+  }
+}
