@@ -1,7 +1,7 @@
 // The db-platform program: composition only. Everything is declared in the stack config
 // (Pulumi.<stack>.yaml, namespace db-platform:) and built by components/.
 import { runProgram } from "./components/program";
-import { configFromPulumi } from "./components/spec";
+import { configFromPulumi } from "./components/spec/pulumiConfig";
 
 const outputs = runProgram(configFromPulumi());
 

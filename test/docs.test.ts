@@ -3,6 +3,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
 import { AUDIT_RULES } from "../cli/audit/model";
+import { backupsSchema } from "../components/spec/schema";
 import { ALL_RULES } from "../policies/rules";
 import { ROOT } from "./helpers/synth";
 
@@ -38,8 +39,19 @@ describe("docs/audit.md", () => {
 describe("README", () => {
   const readme = read("README.md");
   it("documents every CLI command", () => {
-    for (const cmd of ["db-platform validate", "db-platform synth", "db-platform policy check", "db-platform local", "db-platform audit"])
+    for (const cmd of [
+      "db-platform validate",
+      "db-platform synth",
+      "db-platform policy check",
+      "db-platform local",
+      "db-platform audit",
+      "db-platform backup run",
+      "db-platform backup drill",
+    ])
       expect(readme).toContain(cmd);
+  });
+  it("documents every backups key in the config reference", () => {
+    for (const key of Object.keys(backupsSchema.shape)) expect(readme, key).toContain(`| \`backups.${key}\``);
   });
   it("documents every npm script", () => {
     const scripts = Object.keys(JSON.parse(read("package.json")).scripts as Record<string, string>);

@@ -94,13 +94,14 @@ export class BackupStorage {
 
   /**
    * Stream `body` to the dump key as a multipart upload: 8 MiB parts, at most 4 in flight (so
-   * memory stays flat whatever the size), each part's SHA-256 checked by S3. On any error the
+   * memory stays flat whatever the size), each part's CRC32 checked by S3 (zlib's, native: the
+   * whole dump's SHA-256 is computed once, by the runner, for the manifest). On any error the
    * upload is aborted and no object is left.
    */
   async uploadDump(key: string, body: Readable, onProgress?: (bytes: number) => void): Promise<{ versionId?: string }> {
     const upload = new Upload({
       client: this.s3,
-      params: { Bucket: this.location.bucket, Key: key, Body: body, ContentType: "application/octet-stream", ChecksumAlgorithm: "SHA256" },
+      params: { Bucket: this.location.bucket, Key: key, Body: body, ContentType: "application/octet-stream", ChecksumAlgorithm: "CRC32" },
       partSize: 8 * 1024 * 1024,
       queueSize: 4,
       leavePartsOnError: false,

@@ -2,5 +2,4 @@ export * from "./model";
 export * from "./naming";
 export * from "./problems";
 export { loadSpec, validateConfig, type ConfigInput, type ValidationResult } from "./validate";
-export { configFromPulumi } from "./pulumiConfig";
 export { HOSTING_KINDS, SUPPORTED_VERSIONS, type HostingKind, type PostgresVersion } from "./schema";

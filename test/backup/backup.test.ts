@@ -74,7 +74,9 @@ describe("backup run, list, drill on the dev stack", () => {
     const s3 = new S3Client((dev.s3 as NonNullable<AppliedStack["s3"]>).clientConfig());
     try {
       const m = first[1].manifest as BackupManifest;
-      const obj = await s3.send(new GetObjectCommand({ Bucket: "db-platform-dev-backups", Key: m.dump.key }));
+      const obj = await s3.send(new GetObjectCommand({ Bucket: "db-platform-dev-backups", Key: m.dump.key, ChecksumMode: "ENABLED" }));
+      // The server checked each part's CRC32 on upload and keeps it: the object carries a checksum.
+      expect(obj.ChecksumCRC32).toMatch(/^[A-Za-z0-9+/=]+(-\d+)?$/);
       const bytes = Buffer.from(await (obj.Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray());
       expect(bytes.length).toBe(m.dump.bytes);
       expect(bytes.subarray(0, 5).toString()).toBe("PGDMP");
