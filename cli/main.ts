@@ -172,6 +172,7 @@ export function buildProgram(
       if (!Number.isInteger(n) || n < 1 || n > 64) throw new UsageError(`--concurrency ${v}: expected a whole number from 1 to 64`);
       return n;
     })
+    .option("--no-backups", "skip the backup freshness check (each service's latest backup against the RPO)")
     .action(
       async (
         opts: StackOptions & {
@@ -182,6 +183,7 @@ export function buildProgram(
           serverUrl: string[];
           passwordMaxAge?: number;
           concurrency?: number;
+          backups: boolean;
         },
       ) => {
         const { file, stack, project } = resolveStack(opts);
@@ -197,6 +199,7 @@ export function buildProgram(
             serverUrls: parseServerUrls(opts.serverUrl),
             passwordMaxAgeDays: opts.passwordMaxAge,
             concurrency: opts.concurrency,
+            backups: opts.backups,
           });
         } catch (e) {
           if (!(e instanceof AuditError || e instanceof ConfigFileError || e instanceof StateFormatError)) throw e;

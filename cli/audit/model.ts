@@ -150,6 +150,7 @@ export const AUDIT_RULES = {
   backdoor: "critical",
   drift: "high",
   "inspection-failed": "high",
+  "backup-freshness": "high",
   "unmanaged-role": "medium",
   "undeclared-database": "medium",
   "password-expiry": "low",

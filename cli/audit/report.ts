@@ -39,6 +39,8 @@ export interface ServerResult {
 export function buildReport(args: {
   stack: string;
   results: readonly ServerResult[];
+  /** Findings that come from outside the catalogs (backup freshness). */
+  extraFindings?: readonly AuditFinding[];
   durationMs: number;
   service?: string;
   now?: Date;
@@ -46,6 +48,7 @@ export function buildReport(args: {
   const keep = (f: AuditFinding) => !args.service || f.services.includes(args.service);
   const findings = args.results
     .flatMap((r) => r.analysis.findings)
+    .concat(args.extraFindings ?? [])
     .filter(keep)
     .sort(bySeverity);
   const summary = Object.fromEntries(SEVERITIES.map((s) => [s, findings.filter((f) => f.severity === s).length])) as Record<

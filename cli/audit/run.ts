@@ -5,6 +5,7 @@
  * Connections: a `local` server is read over its private socket as the bootstrap superuser (the
  * same trust `db-platform local` uses); any server can be given as `--server-url name=URL`, which
  * wins. Every session is read-only (default_transaction_read_only) and only reads catalogs.
+ * With backups configured, each service's latest backup manifest is checked against the RPO.
  */
 import * as path from "node:path";
 import { Client } from "pg";
@@ -18,6 +19,7 @@ import { readJson } from "../policyCheck";
 import { readConfigFile } from "../stackConfig";
 import { synth } from "../synth";
 import { analyzeServer } from "./analyze";
+import { backupFindings } from "./backups";
 import { collectServer, type Connect } from "./catalog";
 import { declaredServers } from "./declared";
 import type { AuditReport } from "./model";
@@ -39,6 +41,10 @@ export interface AuditOptions {
   readonly passwordMaxAgeDays?: number;
   /** Databases read at the same time per server. @default 8 */
   readonly concurrency?: number;
+  /** Check each service's latest backup against the RPO when the stack configures backups. @default true */
+  readonly backups?: boolean;
+  /** AWS region for the backup bucket (the stack's aws:region unless set). */
+  readonly awsRegion?: string;
 }
 
 /** Every audit session: read-only, and no catalog query may hang. */
@@ -121,5 +127,16 @@ export async function runAudit(opts: AuditOptions): Promise<AuditReport> {
     const live = await collectServer(server.name, connect, { concurrency: opts.concurrency });
     results.push({ live, analysis: analyzeServer(d, live, { passwordMaxAgeDays: opts.passwordMaxAgeDays }) });
   }
-  return buildReport({ stack: opts.stack, results, durationMs: performance.now() - started, service: opts.service });
+  const audited = spec.services.filter((s) => !opts.service || s.name === opts.service);
+  const backups =
+    opts.backups === false
+      ? []
+      : await backupFindings({ spec, stack: opts.stack, projectDir: opts.projectDir, awsRegion: input.awsRegion }, audited);
+  return buildReport({
+    stack: opts.stack,
+    results,
+    extraFindings: backups,
+    durationMs: performance.now() - started,
+    service: opts.service,
+  });
 }

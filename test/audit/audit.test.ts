@@ -5,10 +5,16 @@
  * person could make behind the platform's back, with plain SQL as a superuser, must be reported
  * with exactly the right severity, rule, object and subject, and disappear once undone.
  */
+import { spawnSync } from "node:child_process";
+import * as path from "node:path";
+import { DeleteObjectCommand, ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
 import { Client } from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AuditFinding, AuditReport } from "../../cli/audit/model";
+import { backupFindings } from "../../cli/audit/backups";
 import { AUDIT_SESSION_OPTIONS, runAudit } from "../../cli/audit/run";
+import { loadSpec } from "../../components/spec";
+import { readConfigFile } from "../../cli/stackConfig";
 import { type AppliedStack, startAppliedDevStack } from "../helpers/appliedDevStack";
 import { ROOT } from "../helpers/synth";
 
@@ -23,7 +29,13 @@ function audit(extra: { passwordMaxAgeDays?: number; service?: string } = {}): P
 const brief = (f: AuditFinding) => ({ severity: f.severity, rule: f.rule, object: f.object, subject: f.subject });
 
 beforeAll(async () => {
-  fixture = await startAppliedDevStack("audittest");
+  fixture = await startAppliedDevStack("audittest", { s3: true });
+  // A clean stack has fresh backups: the audit checks each service's latest one against the RPO.
+  const backup = spawnSync(process.execPath, [path.join(ROOT, "bin/db-platform.js"), "backup", "run", "--stack", "audittest"], {
+    cwd: ROOT,
+    encoding: "utf8",
+  });
+  if (backup.status !== 0) throw new Error(`backup run: ${backup.stderr}`);
 }, 180_000);
 
 afterAll(async () => {
@@ -274,6 +286,64 @@ describe("read-only sessions", () => {
       await expect(c.query("CREATE ROLE nope")).rejects.toThrow(/read-only transaction/);
     } finally {
       await c.end();
+    }
+  });
+});
+
+describe("backup freshness", () => {
+  const ctx = () => ({ spec: loadSpec(readConfigFile(fixture.file)), stack: fixture.stack, projectDir: ROOT });
+
+  it("reports a service whose backups are gone (no manifest), high, naming its prefix", async () => {
+    const s3 = new S3Client((fixture.s3 as NonNullable<AppliedStack["s3"]>).clientConfig());
+    try {
+      const listed = await s3.send(new ListObjectsV2Command({ Bucket: "db-platform-dev-backups", Prefix: "dev/orders/" }));
+      for (const o of listed.Contents ?? []) await s3.send(new DeleteObjectCommand({ Bucket: "db-platform-dev-backups", Key: o.Key }));
+      const report = await audit();
+      expect(report.findings.map((f) => [f.severity, f.rule, f.object, f.services, f.message])).toEqual([
+        [
+          "high",
+          "backup-freshness",
+          "s3://db-platform-dev-backups/dev/orders/",
+          ["orders"],
+          "orders has no backup (no manifest under s3://db-platform-dev-backups/dev/orders/)",
+        ],
+      ]);
+    } finally {
+      s3.destroy();
+      const again = spawnSync(
+        process.execPath,
+        [path.join(ROOT, "bin/db-platform.js"), "backup", "run", "--stack", fixture.stack, "--service", "orders"],
+        {
+          cwd: ROOT,
+          encoding: "utf8",
+        },
+      );
+      expect(again.status).toBe(0);
+    }
+    expect((await audit()).findings).toEqual([]);
+  });
+
+  it("reports every backup older than the RPO (24 h on the dev stack)", async () => {
+    const tomorrow = new Date(Date.now() + 25 * 3600_000);
+    const findings = await backupFindings(ctx(), ctx().spec.services, tomorrow);
+    expect(findings.map((f) => [f.severity, f.rule, f.services[0]])).toEqual(
+      ["inventory", "orders", "payments", "profile", "sv-sdk"].map((s) => ["high", "backup-freshness", s]),
+    );
+    expect(findings[0].message).toMatch(/^the latest backup of inventory \(\S+\) is 25\.\d h old, older than the RPO of 24 h$/);
+    expect(await backupFindings(ctx(), ctx().spec.services, new Date(Date.now() + 23 * 3600_000))).toEqual([]);
+  });
+
+  it("reports backups it cannot check when the storage is down; --no-backups skips the check", async () => {
+    const s3 = fixture.s3 as NonNullable<AppliedStack["s3"]>;
+    await s3.stop();
+    try {
+      const findings = await backupFindings(ctx(), ctx().spec.services.slice(0, 1));
+      expect(findings.map((f) => [f.severity, f.rule, f.object])).toEqual([["high", "backup-freshness", "backups/inventory"]]);
+      expect(findings[0].message).toContain("the local S3 server of stack audittest is not running");
+      const { file, stack, stateFile: state } = fixture;
+      expect((await runAudit({ file, stack, project: "db-platform", projectDir: ROOT, state, backups: false })).findings).toEqual([]);
+    } finally {
+      await s3.start(["db-platform-dev-backups"]);
     }
   });
 });

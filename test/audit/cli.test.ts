@@ -26,7 +26,13 @@ function audit(...args: string[]) {
 }
 
 beforeAll(async () => {
-  fixture = await startAppliedDevStack("auditcli");
+  fixture = await startAppliedDevStack("auditcli", { s3: true });
+  // A clean stack has fresh backups: the audit checks each service's latest one against the RPO.
+  const backup = spawnSync(process.execPath, [path.join(ROOT, "bin/db-platform.js"), "backup", "run", "--stack", "auditcli"], {
+    cwd: ROOT,
+    encoding: "utf8",
+  });
+  if (backup.status !== 0) throw new Error(`backup run: ${backup.stderr}`);
 }, 180_000);
 
 afterAll(async () => {
