@@ -96,3 +96,6 @@ export function loginSecretName(environment: string, service: string, role: stri
 export function loginEnvName(service: string): string {
   return `DB_PLATFORM_LOGIN_${service.toUpperCase().replace(/[^A-Z0-9]/g, "_")}`;
 }
+
+/** The stack config namespace: keys are `db-platform:<key>`. */
+export const NAMESPACE = "db-platform";

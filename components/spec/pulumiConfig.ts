@@ -1,11 +1,10 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as runtimeConfig from "@pulumi/pulumi/runtime/config";
+import { NAMESPACE } from "./naming";
 import type { ConfigInput } from "./validate";
 
 // Exported by the SDK's runtime but missing from its type declarations.
 const isConfigSecret = (runtimeConfig as unknown as { isConfigSecret(key: string): boolean }).isConfigSecret;
-
-export const NAMESPACE = "db-platform";
 
 /** Pulumi hands structured config to programs as JSON strings; scalars stay strings. */
 export function parseConfigValue(value: string): unknown {
