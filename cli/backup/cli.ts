@@ -191,7 +191,7 @@ export function backupCommands(
           out(
             opts.json
               ? `${JSON.stringify(r, null, 2)}\n`
-              : `${r.service}: restored backup ${r.backup} into ${r.database}: ${r.tables} table(s), ${r.rows} row(s), row counts and schema hash match the manifest (${r.seconds.toFixed(1)} s)\n`,
+              : `${r.service}: restored backup ${r.backup} into ${r.database} as ${r.restoredAs}: ${r.tables} table(s), ${r.rows} row(s), row counts and schema hash match the manifest (${r.seconds.toFixed(1)} s)\n`,
           );
         },
       ),

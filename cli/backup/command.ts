@@ -220,13 +220,18 @@ export async function backupRestore(
   ctx: BackupContext,
   args: { service: string; backup?: string; target: string; overwrite?: boolean },
 ): Promise<RestoreResult> {
-  selectServices(ctx.spec, { service: args.service });
+  const [service] = selectServices(ctx.spec, { service: args.service });
   const { connection, database } = connectionFromUrl(args.target);
   if (!database) throw new BackupCommandError(`--target: name the database to restore into (postgresql://…/<database>)`);
   const storage = await openStorage(ctx);
   try {
     const manifest = await findBackup(storage, args.service, args.backup);
-    return await restoreBackup(storage, manifest, { connection, database, overwrite: args.overwrite }, clientTools(ctx.projectDir));
+    return await restoreBackup(
+      storage,
+      manifest,
+      { connection, database, overwrite: args.overwrite, ownerRole: service.owner.name },
+      clientTools(ctx.projectDir),
+    );
   } finally {
     storage.s3.destroy();
   }
@@ -273,7 +278,12 @@ export async function backupDrill(
         const ageHours = (Date.now() - Date.parse(manifest.finishedAt)) / 3_600_000;
         const database = scratchName(service.name, manifest.id);
         try {
-          const r = await restoreBackup(storage, manifest, { connection: scratchServer, database }, clientTools(ctx.projectDir));
+          const r = await restoreBackup(
+            storage,
+            manifest,
+            { connection: scratchServer, database, ownerRole: service.owner.name },
+            clientTools(ctx.projectDir),
+          );
           const fresh = ageHours <= rpoHours;
           out.push({
             service: service.name,

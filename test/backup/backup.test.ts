@@ -136,7 +136,7 @@ describe("backup run, list, drill on the dev stack", () => {
     expect(r.stderr).toBe("");
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(
-      /^orders: restored backup \S+ into restored_orders: 1 table\(s\), 250 row\(s\), row counts and schema hash match the manifest/,
+      /^orders: restored backup \S+ into restored_orders as platform_admin: 1 table\(s\), 250 row\(s\), row counts and schema hash match the manifest/,
     );
     const again = cli("restore", "--stack", STACK, "--service", "orders", "--target", adminUrl("restored_orders"));
     expect(again.code).toBe(1);
@@ -165,6 +165,56 @@ describe("backup run, list, drill on the dev stack", () => {
 function adminUrl(database: string): string {
   return `postgresql://platform_admin:audit-admin-password@127.0.0.1:${dev.server.opts.port}/${database}`;
 }
+
+describe("restore into the service's own database", () => {
+  it("restores as the owner role into the database pulumi up created: schema, grants and default privileges kept", async () => {
+    // What PostgreSQL 16 gives a CREATEROLE admin on the roles it creates (the provider creates
+    // them as the admin): ADMIN OPTION only. The stand-in for pulumi up creates them as superuser.
+    await dev.sql("postgres", "GRANT orders_owner TO platform_admin WITH ADMIN OPTION, SET FALSE, INHERIT FALSE");
+    // A freshly provisioned service database: the platform's schema, no tables yet.
+    await dev.sql("orders_db", "DROP TABLE orders.orders");
+    const schemaOid = async () => {
+      const c = await dev.server.superuserClient("orders_db");
+      try {
+        return (await c.query<{ oid: number }>("SELECT oid FROM pg_namespace WHERE nspname = 'orders'")).rows[0].oid;
+      } finally {
+        await c.end();
+      }
+    };
+    const oid = await schemaOid();
+    const r = cli("restore", "--stack", STACK, "--service", "orders", "--latest", "--target", adminUrl("orders_db"));
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^orders: restored backup \S+ into orders_db as orders_owner: 1 table\(s\), 250 row\(s\)/);
+    const c = await dev.server.superuserClient("orders_db");
+    try {
+      const { rows } = await c.query(
+        `SELECT pg_get_userbyid(relowner) AS owner,
+                has_table_privilege('orders_app', 'orders.orders', 'INSERT') AS app_writes,
+                has_table_privilege('orders_readonly', 'orders.orders', 'SELECT') AS readonly_reads,
+                has_table_privilege('orders_readonly', 'orders.orders', 'INSERT') AS readonly_writes,
+                has_table_privilege('inventory_app', 'orders.orders', 'SELECT') AS other_service_reads,
+                pg_has_role('platform_admin', 'orders_owner', 'SET') AS admin_still_acts_as_owner
+         FROM pg_class WHERE oid = 'orders.orders'::regclass`,
+      );
+      expect(rows[0]).toEqual({
+        owner: "orders_owner",
+        app_writes: true,
+        readonly_reads: true,
+        readonly_writes: false,
+        other_service_reads: false,
+        admin_still_acts_as_owner: false,
+      });
+    } finally {
+      await c.end();
+    }
+    const over = cli("restore", "--stack", STACK, "--service", "orders", "--latest", "--target", adminUrl("orders_db"), "--overwrite");
+    expect(over.stderr).toBe("");
+    expect(over.code).toBe(0);
+    // The objects were replaced; the schema the platform created (with its grants) is the same one.
+    expect(await schemaOid()).toBe(oid);
+  });
+});
 
 describe("backup run --server", () => {
   it("runs only that server's services (what each scheduled ECS task runs); an unknown server is refused", () => {

@@ -183,7 +183,7 @@ describe("backup faults", () => {
     const earlier = await cli("restore", "--stack", STACK, "--service", "inventory", "--backup", previous.id, "--target", target);
     expect(earlier.stderr).toBe("");
     expect(earlier.code).toBe(0);
-    expect(earlier.stdout).toContain(`restored backup ${previous.id} into corrupt_restore: 1 table(s), ${ROWS} row(s)`);
+    expect(earlier.stdout).toContain(`restored backup ${previous.id} into corrupt_restore as platform_admin: 1 table(s), ${ROWS} row(s)`);
 
     const rerun = await backupOk();
     await drillLosesNothing(rerun);
