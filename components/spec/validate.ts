@@ -124,6 +124,13 @@ export function validateConfig(input: ConfigInput): ValidationResult {
   problems.push(...checkCollisions(services, servers, parsedServices));
   const rawBackups = top.success ? top.data.backups : undefined;
   if (rawBackups) problems.push(...checkBackups(rawBackups, { strict, awsRegion: input.awsRegion, servers: parsedServers }));
+  else if (top.success && strict && [...parsedServers.values()].some((s) => s.hosting === "rds")) {
+    problems.push({
+      path: ["backups"],
+      message:
+        "required in strict environments with rds servers: per-service backups to S3 and RDS backups replicated to another region (storage: s3, replicaRegion: …)",
+    });
+  }
 
   if (problems.length > 0 || !top.success) return { ok: false, problems };
 

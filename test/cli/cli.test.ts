@@ -52,6 +52,7 @@ describe("db-platform validate", () => {
       "services.Billing: service names must be lower-case letters, digits and -, starting with a letter",
       'services.inventory.server: unknown server "mian" (known: main) (did you mean "main"?)',
       "services.payments.database: required when isolation is schema: the shared database the service's schemas live in",
+      "backups: required in strict environments with rds servers: per-service backups to S3 and RDS backups replicated to another region (storage: s3, replicaRegion: …)",
     ]);
   });
 

@@ -28,6 +28,7 @@ export function prodValues(): Values {
   return {
     environment: "prod",
     network: { vpcId: "vpc-1", subnetIds: ["subnet-a", "subnet-b"], allowedSecurityGroupIds: ["sg-app"] },
+    backups: { storage: "s3", replicaRegion: "eu-west-1" },
     servers: { main: { hosting: "rds", version: "16" }, studio: { hosting: "rds" } },
     services: {
       inventory: { server: "main" },

@@ -501,6 +501,11 @@ describe("backups", () => {
       "backups.replicaRegion: required in strict environments: RDS automated backups are replicated to another region",
     ],
     [
+      "prod RDS without backups at all",
+      () => changed(prodValues(), (v) => delete v.backups),
+      "backups: required in strict environments with rds servers: per-service backups to S3 and RDS backups replicated to another region (storage: s3, replicaRegion: …)",
+    ],
+    [
       "a replication region equal to the stack's",
       () => withBackups(prodValues(), { storage: "s3", replicaRegion: "eu-central-1" }),
       "backups.replicaRegion: must differ from aws:region (eu-central-1)",
