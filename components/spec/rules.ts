@@ -158,7 +158,8 @@ export function checkReplicaNames(servers: ReadonlyMap<string, RawServer>): Prob
 }
 
 /** Local and container servers and their standbys all listen on this machine: one port each. */
-export function checkLocalPorts(servers: readonly ServerSpec[]): Problem[] {
+/** Ports on 127.0.0.1 the stack's local tooling listens on: servers, standbys and the local S3 server. */
+export function checkLocalPorts(servers: readonly ServerSpec[], backupsPort?: number): Problem[] {
   const out: Problem[] = [];
   const users = new Map<number, string>();
   const claim = (port: number, path: PathSegment[], label: string) => {
@@ -171,6 +172,7 @@ export function checkLocalPorts(servers: readonly ServerSpec[]): Problem[] {
     claim(s.port, ["servers", s.name, "port"], `servers.${s.name}`);
     s.replicas.forEach((r, i) => claim(r.port, ["servers", s.name, "replicas", i, "port"], `servers.${s.name}.replicas[${i}] (${r.name})`));
   }
+  if (backupsPort !== undefined) claim(backupsPort, ["backups", "port"], "backups (the local S3 server)");
   return out;
 }
 

@@ -17,7 +17,7 @@ import {
   checkService,
 } from "./rules";
 import type { Spec, ServerSpec, ServiceSpec, SharedDatabaseSpec } from "./model";
-import { STRICT_ENVIRONMENTS } from "./defaults";
+import { backupDefaults, STRICT_ENVIRONMENTS } from "./defaults";
 import { fromZod, type PathSegment, type Problem, SpecError } from "./problems";
 import {
   alarmsSchema,
@@ -110,7 +110,9 @@ export function validateConfig(input: ConfigInput): ValidationResult {
     if (found.length === 0) servers.push(buildServer(raw, ctx));
   }
   problems.push(...checkAdminPasswords(input, parsedServers, new Set(Object.keys(rawServers))));
-  problems.push(...checkReplicaNames(parsedServers), ...checkLocalPorts(servers));
+  const rawBackups = top.success ? top.data.backups : undefined;
+  const localS3Port = rawBackups?.storage === "local" ? (rawBackups.port ?? backupDefaults(strict, "").port) : undefined;
+  problems.push(...checkReplicaNames(parsedServers), ...checkLocalPorts(servers, localS3Port));
 
   const rawServices = asRecord(input.values.services);
   const parsedServices = parseEntries("services", "service", rawServices, serviceSchema, known, problems);
@@ -122,7 +124,6 @@ export function validateConfig(input: ConfigInput): ValidationResult {
     if (found.length === 0) services.push(buildService(name, raw));
   }
   problems.push(...checkCollisions(services, servers, parsedServices));
-  const rawBackups = top.success ? top.data.backups : undefined;
   if (rawBackups) problems.push(...checkBackups(rawBackups, { strict, awsRegion: input.awsRegion, servers: parsedServers }));
   else if (top.success && strict && [...parsedServers.values()].some((s) => s.hosting === "rds")) {
     problems.push({

@@ -521,6 +521,11 @@ describe("backups", () => {
       "backups.rpoHours: must be at most 168 (a week): the backup-age alarm evaluates one window of rpoHours",
     ],
     [
+      "a local S3 port a server already listens on",
+      () => withBackups(devValues(), { storage: "local", port: 54329 }),
+      "backups.port: port 54329 is already used by servers.local",
+    ],
+    [
       "a bucket name S3 refuses",
       () => withBackups(devValues(), { storage: "local", bucket: "My_Backups" }),
       "backups.bucket: must be a valid S3 bucket name (3-63 lower-case letters, digits, . and -)",
