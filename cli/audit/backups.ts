@@ -41,9 +41,9 @@ export async function backupFindings(ctx: BackupContext, services: Spec["service
   try {
     for (const s of services) {
       const object = `s3://${storage.location.bucket}/${storage.prefix(s.name)}`;
-      let list;
+      let latest;
       try {
-        list = await storage.list(s.name);
+        latest = await storage.latest(s.name);
       } catch (e) {
         out.push(
           finding(
@@ -55,7 +55,6 @@ export async function backupFindings(ctx: BackupContext, services: Spec["service
         );
         continue;
       }
-      const latest = list.at(-1);
       if (!latest) {
         out.push(finding(s, object, `${s.name} has no backup (no manifest under ${object})`, runFix(s.name)));
         continue;

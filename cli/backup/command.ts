@@ -200,20 +200,16 @@ export async function backupList(ctx: BackupContext, only?: string): Promise<Bac
 
 /** A backup by id, or the latest; never one without a manifest. */
 export async function findBackup(storage: BackupStorage, service: string, id?: string): Promise<BackupManifest> {
-  const backups = await storage.list(service);
-  if (backups.length === 0)
+  const keys = await storage.manifestKeys(service);
+  if (keys.length === 0)
     throw new BackupCommandError(`service ${service} has no backups in s3://${storage.location.bucket}/${storage.prefix(service)}`);
-  if (!id) return backups[backups.length - 1];
-  const found = backups.find((b) => b.id === id);
-  if (!found) {
-    throw new BackupCommandError(
-      `service ${service} has no backup ${id} (latest: ${backups
-        .slice(-3)
-        .map((b) => b.id)
-        .join(", ")})`,
-    );
+  if (!id) return storage.readManifest(keys[keys.length - 1]);
+  const key = storage.manifestKey(service, id);
+  if (!keys.includes(key)) {
+    const ids = keys.slice(-3).map((k) => k.slice(storage.prefix(service).length, -".manifest.json".length));
+    throw new BackupCommandError(`service ${service} has no backup ${id} (latest: ${ids.join(", ")})`);
   }
-  return found;
+  return storage.readManifest(key);
 }
 
 export async function backupRestore(

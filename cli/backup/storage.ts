@@ -139,30 +139,45 @@ export class BackupStorage {
     await this.s3.send(new DeleteObjectCommand({ Bucket: this.location.bucket, Key: key })).catch(() => undefined);
   }
 
-  /** Every committed backup of a service, oldest first. */
-  async list(service: string): Promise<BackupManifest[]> {
-    const manifests: BackupManifest[] = [];
+  /** The manifest keys of a service, oldest first (ids sort by time). Lists keys only: no object is read. */
+  async manifestKeys(service: string): Promise<string[]> {
+    const keys: string[] = [];
     let token: string | undefined;
     try {
       do {
         const page = await this.s3.send(
           new ListObjectsV2Command({ Bucket: this.location.bucket, Prefix: this.prefix(service), ContinuationToken: token }),
         );
-        for (const o of page.Contents ?? []) {
-          if (o.Key?.endsWith(".manifest.json")) manifests.push(await this.readManifest(o.Key));
-        }
+        for (const o of page.Contents ?? []) if (o.Key?.endsWith(".manifest.json")) keys.push(o.Key);
         token = page.IsTruncated ? page.NextContinuationToken : undefined;
       } while (token);
     } catch (e) {
-      if (e instanceof BackupStorageError) throw e;
       throw new BackupStorageError(`listing s3://${this.location.bucket}/${this.prefix(service)} failed: ${message(e)}`);
     }
-    return manifests.sort((a, b) => a.id.localeCompare(b.id));
+    return keys.sort();
+  }
+
+  /** Every committed backup of a service, oldest first. */
+  async list(service: string): Promise<BackupManifest[]> {
+    const manifests: BackupManifest[] = [];
+    for (const key of await this.manifestKeys(service)) manifests.push(await this.readManifest(key));
+    return manifests;
+  }
+
+  /** The newest committed backup of a service (one manifest read), or undefined. */
+  async latest(service: string): Promise<BackupManifest | undefined> {
+    const last = (await this.manifestKeys(service)).at(-1);
+    return last === undefined ? undefined : this.readManifest(last);
   }
 
   async readManifest(key: string): Promise<BackupManifest> {
-    const out = await this.s3.send(new GetObjectCommand({ Bucket: this.location.bucket, Key: key }));
-    const text = (await out.Body?.transformToString()) ?? "";
+    let text: string;
+    try {
+      const out = await this.s3.send(new GetObjectCommand({ Bucket: this.location.bucket, Key: key }));
+      text = (await out.Body?.transformToString()) ?? "";
+    } catch (e) {
+      throw new BackupStorageError(`reading the manifest s3://${this.location.bucket}/${key} failed: ${message(e)}`);
+    }
     let manifest: BackupManifest;
     try {
       manifest = JSON.parse(text) as BackupManifest;

@@ -143,6 +143,11 @@ describe("backup run, list, drill on the dev stack", () => {
     expect(again.stderr).toMatch(
       /the target database restored_orders is not empty \(orders\.orders, orders\.orders_id_seq\); restore into a new or empty database, or pass --overwrite/,
     );
+    const unknown = cli("restore", "--stack", STACK, "--service", "orders", "--backup", "20200101T000000Z-0000", "--target", adminUrl("x"));
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toBe(
+      `db-platform backup: service orders has no backup 20200101T000000Z-0000 (latest: ${first[1].manifest?.id})\n`,
+    );
     const over = cli("restore", "--stack", STACK, "--service", "orders", "--target", adminUrl("restored_orders"), "--overwrite");
     expect(over.code).toBe(0);
     const c = new Client({
