@@ -5,8 +5,6 @@
  * person could make behind the platform's back, with plain SQL as a superuser, must be reported
  * with exactly the right severity, rule, object and subject, and disappear once undone.
  */
-import { spawnSync } from "node:child_process";
-import * as path from "node:path";
 import { DeleteObjectCommand, ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
 import { Client } from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -31,11 +29,7 @@ const brief = (f: AuditFinding) => ({ severity: f.severity, rule: f.rule, object
 beforeAll(async () => {
   fixture = await startAppliedDevStack("audittest", { s3: true });
   // A clean stack has fresh backups: the audit checks each service's latest one against the RPO.
-  const backup = spawnSync(process.execPath, [path.join(ROOT, "bin/db-platform.js"), "backup", "run", "--stack", "audittest"], {
-    cwd: ROOT,
-    encoding: "utf8",
-  });
-  if (backup.status !== 0) throw new Error(`backup run: ${backup.stderr}`);
+  fixture.backUp();
 }, 180_000);
 
 afterAll(async () => {
@@ -310,15 +304,7 @@ describe("backup freshness", () => {
       ]);
     } finally {
       s3.destroy();
-      const again = spawnSync(
-        process.execPath,
-        [path.join(ROOT, "bin/db-platform.js"), "backup", "run", "--stack", fixture.stack, "--service", "orders"],
-        {
-          cwd: ROOT,
-          encoding: "utf8",
-        },
-      );
-      expect(again.status).toBe(0);
+      fixture.backUp("orders");
     }
     expect((await audit()).findings).toEqual([]);
   });

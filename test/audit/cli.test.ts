@@ -5,34 +5,26 @@
  * (0 clean, 1 high, 2 critical, 3 could not run), every format, the HTML page in headless
  * Chromium (screenshot, no page errors, coloured cells) and the Markdown rendered to a table.
  */
-import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { marked } from "marked";
 import puppeteer from "puppeteer-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { runCli } from "../helpers/cli";
 import type { AuditReport } from "../../cli/audit/model";
 import { type AppliedStack, FIXTURE_ADMIN_PASSWORD, startAppliedDevStack } from "../helpers/appliedDevStack";
-import { ROOT } from "../helpers/synth";
 
 let fixture: AppliedStack;
 const out = fs.mkdtempSync(path.join(os.tmpdir(), "db-platform-audit-cli-"));
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 
-function audit(...args: string[]) {
-  const r = spawnSync(process.execPath, [path.join(ROOT, "bin/db-platform.js"), "audit", ...args], { cwd: ROOT, encoding: "utf8" });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const audit = (...args: string[]) => runCli(["audit", ...args]);
 
 beforeAll(async () => {
   fixture = await startAppliedDevStack("auditcli", { s3: true });
   // A clean stack has fresh backups: the audit checks each service's latest one against the RPO.
-  const backup = spawnSync(process.execPath, [path.join(ROOT, "bin/db-platform.js"), "backup", "run", "--stack", "auditcli"], {
-    cwd: ROOT,
-    encoding: "utf8",
-  });
-  if (backup.status !== 0) throw new Error(`backup run: ${backup.stderr}`);
+  fixture.backUp();
 }, 180_000);
 
 afterAll(async () => {

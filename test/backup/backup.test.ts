@@ -4,22 +4,18 @@
  * run, list, restore and drill as commands, the manifest as the commit marker, and the dump
  * taken with each service's read-only login.
  */
-import { spawnSync } from "node:child_process";
 import { GetObjectCommand, ListObjectVersionsCommand, S3Client } from "@aws-sdk/client-s3";
 import { Client } from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { runCli } from "../helpers/cli";
 import type { RunOutcome, DrillOutcome } from "../../cli/backup/command";
 import type { BackupManifest } from "../../cli/backup/storage";
 import { type AppliedStack, startAppliedDevStack } from "../helpers/appliedDevStack";
-import { ROOT } from "../helpers/synth";
 
 const STACK = "backuptest";
 let dev: AppliedStack;
 
-function cli(...args: string[]) {
-  const r = spawnSync(process.execPath, ["bin/db-platform.js", "backup", ...args], { cwd: ROOT, encoding: "utf8" });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const cli = (...args: string[]) => runCli(["backup", ...args]);
 
 const SERVICES = ["inventory", "orders", "payments", "profile", "sv-sdk"];
 

@@ -1,15 +1,10 @@
-import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
-import { ROOT } from "../helpers/synth";
+import { runCli } from "../helpers/cli";
 
-function cli(...args: string[]) {
-  const started = Date.now();
-  const r = spawnSync(process.execPath, [path.join(ROOT, "bin/db-platform.js"), ...args], { cwd: ROOT, encoding: "utf8" });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr, ms: Date.now() - started };
-}
+const cli = (...args: string[]) => runCli(args);
 
 function tempConfig(yaml: string): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "db-platform-cli-"));

@@ -1,18 +1,10 @@
-import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { ROOT } from "../helpers/synth";
+import { runCli } from "../helpers/cli";
 
-function cli(...args: string[]) {
-  const r = spawnSync(process.execPath, [path.join(ROOT, "bin/db-platform.js"), ...args], {
-    cwd: ROOT,
-    encoding: "utf8",
-    maxBuffer: 64 * 1024 * 1024,
-  });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const cli = (...args: string[]) => runCli(args);
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "db-platform-policy-"));
 const write = (name: string, content: unknown) => {

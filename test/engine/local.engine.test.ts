@@ -2,12 +2,12 @@
  * `db-platform local start|status|stop` end to end: the admin password comes out of the stack's
  * encrypted config through the real engine, and the server it starts accepts exactly that login.
  */
-import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { Client } from "pg";
 import { parse, stringify } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { runCli } from "../helpers/cli";
 import { adminPasswords, localRoot } from "../../cli/local";
 import { freePort } from "../helpers/ports";
 import { ROOT } from "../helpers/synth";
@@ -19,14 +19,7 @@ let port: number;
 let replicaPort: number;
 let s3Port: number;
 
-function cli(...args: string[]) {
-  const r = spawnSync(process.execPath, [path.join(ROOT, "bin/db-platform.js"), ...args], {
-    cwd: ROOT,
-    encoding: "utf8",
-    env: { ...process.env, PULUMI_CONFIG_PASSPHRASE: "db-platform-dev" },
-  });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const cli = (...args: string[]) => runCli(args, { PULUMI_CONFIG_PASSPHRASE: "db-platform-dev" });
 
 beforeAll(async () => {
   port = await freePort();

@@ -8,12 +8,12 @@
  * login, under the exact name and password the stack declares (synthesized): `pulumi up` would
  * create them, but the PostgreSQL provider plugin cannot be built on this machine (issue #3).
  */
-import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { Client, escapeIdentifier, escapeLiteral } from "pg";
 import { parse, stringify } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { runCli } from "../helpers/cli";
 import { adminPasswords, localRoot } from "../../cli/local";
 import { readConfigFile } from "../../cli/stackConfig";
 import { synthProgram } from "../../cli/synth";
@@ -28,14 +28,7 @@ let replicaPort: number;
 let admin: string;
 let readonlyUrl: string;
 
-function cli(...args: string[]) {
-  const r = spawnSync(process.execPath, [path.join(ROOT, "bin/db-platform.js"), ...args], {
-    cwd: ROOT,
-    encoding: "utf8",
-    env: { ...process.env, PULUMI_CONFIG_PASSPHRASE: "db-platform-dev" },
-  });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const cli = (...args: string[]) => runCli(args, { PULUMI_CONFIG_PASSPHRASE: "db-platform-dev" });
 
 async function connect(portNumber: number, database = "postgres", user = "platform_admin", password = admin): Promise<Client> {
   const c = new Client({ host: "127.0.0.1", port: portNumber, user, password, database });

@@ -14,6 +14,7 @@ import { loadSpec } from "../../components/spec";
 import { LocalPostgres } from "../../cli/localPostgres";
 import { readConfigFile } from "../../cli/stackConfig";
 import { synth } from "../../cli/synth";
+import { runCli } from "./cli";
 import { materialize } from "./materialize";
 import { freePort } from "./ports";
 import { ROOT } from "./synth";
@@ -64,6 +65,8 @@ export interface AppliedStack {
   readonly server: LocalPostgres;
   /** The stack's local S3 server (MinIO), when asked for. */
   readonly s3?: LocalS3;
+  /** `db-platform backup run` of every service (or one) to the stack's local S3 server; throws when it fails. */
+  backUp(service?: string): void;
   /** Run SQL as the bootstrap superuser in one database: changes "behind the platform's back". */
   sql(database: string, text: string): Promise<void>;
   cleanup(): Promise<void>;
@@ -95,6 +98,10 @@ export async function startAppliedDevStack(stack: string, opts: { s3?: boolean }
       await c.end();
     }
   };
+  const backUp = (service?: string) => {
+    const r = runCli(["backup", "run", "--stack", stack, ...(service ? ["--service", service] : [])]);
+    if (r.code !== 0) throw new Error(`backup run --stack ${stack}: exit ${r.code}: ${r.stderr}`);
+  };
   const cleanup = async () => {
     await s3?.destroy();
     await server.destroy();
@@ -111,5 +118,5 @@ export async function startAppliedDevStack(stack: string, opts: { s3?: boolean }
     await cleanup();
     throw e;
   }
-  return { stack, file, stateFile, server, s3, sql, cleanup };
+  return { stack, file, stateFile, server, s3, backUp, sql, cleanup };
 }
