@@ -77,12 +77,16 @@ async function session(target: { connection: Connection; role?: string }, databa
   const client = new Client(pgConfig(target.connection, database));
   try {
     await client.connect();
+    if (target.role) await client.query(`SET ROLE ${q(target.role)}`);
   } catch (e) {
+    await client.end().catch(() => undefined);
+    // A missing database (3D000) or role (42704) means the stack was never applied to this server.
+    const code = (e as { code?: string }).code;
+    const hint = code === "3D000" || code === "42704" ? " (is the stack applied to this server? pulumi up)" : "";
     throw new BackupError(
-      `cannot connect to ${target.connection.host}:${target.connection.port}/${database} as ${target.connection.user}: ${(e as Error).message}`,
+      `cannot connect to ${target.connection.host}:${target.connection.port}/${database} as ${target.connection.user}${target.role ? ` (SET ROLE ${target.role})` : ""}: ${(e as Error).message}${hint}`,
     );
   }
-  if (target.role) await client.query(`SET ROLE ${q(target.role)}`);
   return client;
 }
 

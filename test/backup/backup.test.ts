@@ -217,6 +217,21 @@ describe("restore into the service's own database", () => {
   });
 });
 
+describe("a stack that is not applied", () => {
+  it("fails the service with a clear message naming the database and login, and a hint", async () => {
+    await dev.sql("postgres", "ALTER DATABASE sv_sdk_db RENAME TO sv_sdk_db_moved");
+    try {
+      const r = cli("run", "--stack", STACK, "--service", "sv-sdk");
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(
+        /^db-platform backup: cannot connect to \S+\/run:\d+\/sv_sdk_db as postgres \(SET ROLE sv_sdk_readonly\): database "sv_sdk_db" does not exist \(is the stack applied to this server\? pulumi up\)$/m,
+      );
+    } finally {
+      await dev.sql("postgres", "ALTER DATABASE sv_sdk_db_moved RENAME TO sv_sdk_db");
+    }
+  });
+});
+
 describe("backup run --server", () => {
   it("runs only that server's services (what each scheduled ECS task runs); an unknown server is refused", () => {
     const r = cli("run", "--stack", STACK, "--server", "local", "--service", "orders", "--json");
