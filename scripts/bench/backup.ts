@@ -12,7 +12,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { LOCAL_BOOTSTRAP_SUPERUSER } from "../../components/spec/defaults";
 import { formatBytes } from "../../cli/local";
-import { clientToolsDir } from "../../cli/localPostgres";
+import { postgresBinDir } from "../../cli/localPostgres";
 import { startAppliedDevStack } from "../../test/helpers/appliedDevStack";
 
 const ROOT = path.resolve(__dirname, "../..");
@@ -57,7 +57,7 @@ async function main(): Promise<void> {
   const largeMiB = Number(process.argv[3] ?? 1100);
   const dev = await startAppliedDevStack(STACK, { s3: true });
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "db-platform-bench-backup-"));
-  const pgDump = path.join(clientToolsDir("16", ROOT), "pg_dump");
+  const pgDump = path.join(postgresBinDir("16", ROOT), "pg_dump");
   try {
     const admin = await dev.server.superuserClient("inventory_db");
     // Setup speed only; the dumps below read, they do not commit.
