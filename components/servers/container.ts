@@ -54,6 +54,7 @@ export function standbyStartScript(primaryHost: string): string {
 export class ContainerServer extends pulumi.ComponentResource implements ServerHandle {
   readonly spec: ContainerServerSpec;
   readonly provider: postgresql.Provider;
+  readonly adminRole: string;
   readonly host: pulumi.Output<string>;
   readonly port: pulumi.Output<number>;
   readonly sslMode = "disable";
@@ -149,6 +150,7 @@ export class ContainerServer extends pulumi.ComponentResource implements ServerH
     this.reader = readerOf(spec.reader, this.replicaEndpoints);
     this.host = pulumi.output("127.0.0.1");
     this.port = pulumi.output(spec.port);
+    this.adminRole = CONTAINER_ADMIN_USER;
     this.provider = new postgresql.Provider(
       `${name}-postgresql`,
       {

@@ -17,6 +17,7 @@ export interface DirectServerArgs {
 export class DirectServer extends pulumi.ComponentResource implements ServerHandle {
   readonly spec: LocalServerSpec | ExternalServerSpec;
   readonly provider: postgresql.Provider;
+  readonly adminRole: string;
   readonly host: pulumi.Output<string>;
   readonly port: pulumi.Output<number>;
   readonly sslMode: string;
@@ -33,6 +34,7 @@ export class DirectServer extends pulumi.ComponentResource implements ServerHand
     this.sslMode = spec.sslMode;
     this.host = pulumi.output(spec.host);
     this.port = pulumi.output(spec.port);
+    this.adminRole = spec.adminUser;
     this.provider = new postgresql.Provider(
       `${name}-postgresql`,
       {

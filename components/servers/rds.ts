@@ -80,6 +80,7 @@ interface ReplicaPlacement {
 export class RdsServer extends pulumi.ComponentResource implements ServerHandle {
   readonly spec: RdsServerSpec;
   readonly provider: postgresql.Provider;
+  readonly adminRole: string;
   readonly host: pulumi.Output<string>;
   readonly port: pulumi.Output<number>;
   readonly sslMode: string;
@@ -161,6 +162,7 @@ export class RdsServer extends pulumi.ComponentResource implements ServerHandle 
       .getSecretVersionOutput({ secretId: this.masterSecretArn }, parent)
       .secretString.apply((s) => JSON.parse(s).password as string);
 
+    this.adminRole = spec.masterUsername;
     this.provider = new postgresql.Provider(
       `${name}-postgresql`,
       {

@@ -10,6 +10,12 @@ export interface ServerHandle {
   readonly spec: ServerSpec;
   /** Every database object on this server is registered with this provider, explicitly. */
   readonly provider: postgresql.Provider;
+  /**
+   * The login the provider connects as (the RDS master user, the local or external admin):
+   * never a superuser on RDS, so it is made a member of each service's owner role (see
+   * docs/isolation.md) to grant and revoke on the objects that role owns.
+   */
+  readonly adminRole: string;
   /** Where clients connect (the primary). */
   readonly host: pulumi.Output<string>;
   readonly port: pulumi.Output<number>;

@@ -58,12 +58,16 @@ export function planService(service: ServiceSpec): ServicePlan {
     grants.push({ key: "db-revoke-public", role: "public", objectType: "database", privileges: [] });
     // The public schema stays, but nobody but the owner may use it.
     grants.push({ key: "public-schema-revoke-public", role: "public", objectType: "schema", schema: "public", privileges: [] });
+  } else {
+    // The shared database belongs to the admin: the owner role (and so the migrator, its member)
+    // needs CONNECT to reach its schemas. Owning its own database gives it that otherwise.
+    grants.push({ key: "owner-db", role: service.owner.name, objectType: "database", privileges: ["CONNECT"] });
   }
 
   // The migrator is a member of the owner and gets everything through it; it needs no grants.
+  // No login gets TEMPORARY: temporary tables are outside the grants and default privileges.
   for (const role of service.logins.filter((r) => r.kind !== "migrator")) {
-    const dbPrivileges = role.kind === "app" ? ["CONNECT", "TEMPORARY"] : ["CONNECT"];
-    grants.push({ key: `${role.key}-db`, role: role.name, objectType: "database", privileges: dbPrivileges });
+    grants.push({ key: `${role.key}-db`, role: role.name, objectType: "database", privileges: ["CONNECT"] });
     for (const schema of service.schemas) {
       const access = schemaAccess(role, schema);
       if (!access) continue;

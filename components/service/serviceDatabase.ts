@@ -62,6 +62,8 @@ export class ServiceDatabase extends pulumi.ComponentResource {
   readonly database: pulumi.Output<string>;
   readonly schemas: pulumi.Output<string>[];
   readonly ownerRole: postgresql.Role;
+  /** The server admin's membership in the owner role. */
+  readonly adminMembership: postgresql.GrantRole;
   readonly loginRoles: Record<string, postgresql.Role> = {};
   /** Connection URLs by login key (app, readonly, migrator, scoped keys), all secret. */
   readonly urls: Record<string, pulumi.Output<string>> = {};
@@ -77,13 +79,25 @@ export class ServiceDatabase extends pulumi.ComponentResource {
     const pg = { parent: this, provider: server.provider };
 
     this.ownerRole = new postgresql.Role(`${name}-owner`, { name: spec.owner.name, login: false, inherit: true, ...UNPRIVILEGED }, pg);
+    // The admin is not a superuser (as on RDS). As a lasting member of the owner role it holds the
+    // owner's rights, so its GRANT/REVOKE on the service's database take effect (the provider takes
+    // no membership for database grants) and the provider never grants and revokes temporary
+    // memberships, which race under parallel applies. Every object of the service waits for it.
+    // WITH ADMIN OPTION: PostgreSQL 16+ gives it to the role's creator anyway, and the admin
+    // administers the role on every version (it grants the role to the migrator).
+    this.adminMembership = new postgresql.GrantRole(
+      `${name}-admin-member`,
+      { role: server.adminRole, grantRole: this.ownerRole.name, withAdminOption: true },
+      pg,
+    );
+    const owned = { ...pg, dependsOn: [this.adminMembership] };
 
     let database: postgresql.Database | undefined = args.sharedDatabase;
     if (spec.isolation === "database") {
       database = new postgresql.Database(
         `${name}-db`,
         { name: spec.database, owner: this.ownerRole.name, template: "template0", encoding: "UTF8", allowConnections: true },
-        { ...pg, protect: args.protect },
+        { ...owned, protect: args.protect },
       );
     }
     if (!database) throw new pulumi.ResourceError(`service ${spec.name}: isolation schema needs its shared database`, this);
@@ -94,7 +108,7 @@ export class ServiceDatabase extends pulumi.ComponentResource {
         new postgresql.Schema(
           `${name}-schema-${schema}`,
           { name: schema, database: database.name, owner: this.ownerRole.name, ifNotExists: false, dropCascade: true },
-          { ...pg, protect: args.protect },
+          { ...owned, protect: args.protect },
         ),
     );
     this.schemas = schemaResources.map((s) => s.name);
@@ -113,7 +127,7 @@ export class ServiceDatabase extends pulumi.ComponentResource {
       new postgresql.Grant(
         `${name}-grant-${g.key}`,
         { database: database.name, role: roleRef(g.role), objectType: g.objectType, schema: g.schema, privileges: [...g.privileges] },
-        { ...pg, dependsOn: schemaResources },
+        { ...pg, dependsOn: [this.adminMembership, ...schemaResources] },
       );
     }
     for (const d of plan.defaultPrivileges) {
@@ -127,14 +141,14 @@ export class ServiceDatabase extends pulumi.ComponentResource {
           objectType: d.objectType,
           privileges: [...d.privileges],
         },
-        { ...pg, dependsOn: schemaResources },
+        { ...pg, dependsOn: [this.adminMembership, ...schemaResources] },
       );
     }
     for (const ext of spec.extensions) {
       new postgresql.Extension(
         `${name}-ext-${ext}`,
         { name: ext, database: database.name, schema: spec.schemas[0] },
-        { ...pg, dependsOn: schemaResources },
+        { ...pg, dependsOn: [this.adminMembership, ...schemaResources] },
       );
     }
 

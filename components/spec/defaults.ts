@@ -88,6 +88,34 @@ export const ROLE_CONNECTION_LIMITS = { app: 100, readonly: 20, migrator: 5, sco
 /** Extensions that open a path to other databases or servers; never created in a service database. */
 export const FORBIDDEN_EXTENSIONS: ReadonlySet<string> = new Set(["dblink", "postgres_fdw", "file_fdw", "adminpack"]);
 
+/**
+ * Extensions a service may ask for: PostgreSQL's trusted extensions (`trusted = true` in their
+ * control files, 15 to 18), which a non-superuser admin holding CREATE on the database may create,
+ * and which RDS allows its master user. Anything else would need a superuser.
+ */
+export const ALLOWED_EXTENSIONS: readonly string[] = [
+  "btree_gin",
+  "btree_gist",
+  "citext",
+  "cube",
+  "dict_int",
+  "fuzzystrmatch",
+  "hstore",
+  "intarray",
+  "isn",
+  "lo",
+  "ltree",
+  "pg_trgm",
+  "pgcrypto",
+  "seg",
+  "tablefunc",
+  "tcn",
+  "tsm_system_rows",
+  "tsm_system_time",
+  "unaccent",
+  "uuid-ossp",
+];
+
 /** Logical backups: keep a day's RPO everywhere; prod keeps a year, locks two weeks, archives after a month. */
 export function backupDefaults(strict: boolean, environment: string) {
   return {

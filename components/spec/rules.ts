@@ -8,6 +8,7 @@ import {
   CONTAINER_IMAGES,
   DEFAULT_VERSION,
   EXTERNAL_DEFAULTS,
+  ALLOWED_EXTENSIONS,
   FORBIDDEN_EXTENSIONS,
   LOCAL_DEFAULTS,
   ROLE_CONNECTION_LIMITS,
@@ -373,8 +374,11 @@ export function checkService(name: string, raw: RawService, servers: ReadonlySet
   (raw.extensions ?? []).forEach((e, i) => {
     if (FORBIDDEN_EXTENSIONS.has(e)) {
       out.push({ path: at("extensions", i), message: `"${e}" reaches outside the service's database and is not allowed` });
-    } else if (!/^[a-z0-9_-]+$/.test(e)) {
-      out.push({ path: at("extensions", i), message: `"${e}" is not an extension name` });
+    } else if (!ALLOWED_EXTENSIONS.includes(e)) {
+      out.push({
+        path: at("extensions", i),
+        message: `"${e}" is not on the extension allow-list (trusted extensions a non-superuser admin can create, as on RDS: ${ALLOWED_EXTENSIONS.join(", ")})${suggestion(e, ALLOWED_EXTENSIONS)}`,
+      });
     }
   });
   return out;

@@ -43,9 +43,12 @@ export class StackGraph {
   readonly schemas = new Map<string, OwnedObject>();
   private readonly serviceCache = new Map<string, string | undefined>();
 
-  constructor(readonly input: StackInput) {
-    for (const r of input.resources) this.byUrn.set(r.urn, r);
-    for (const r of input.resources) {
+  readonly input: StackInput;
+
+  constructor(input: StackInput) {
+    this.input = { ...input, resources: onCanonicalProviders(input.resources) };
+    for (const r of this.input.resources) this.byUrn.set(r.urn, r);
+    for (const r of this.input.resources) {
       const service = this.serviceOf(r);
       if (r.type === PG.role) this.roles.set(key(r.provider, r.props.name), { resource: r, service });
       if (r.type === PG.schema) this.schemas.set(key(r.provider, r.props.database, r.props.name), { resource: r, service });
@@ -56,7 +59,7 @@ export class StackGraph {
       const k = key(s.resource.provider, s.resource.props.database);
       tenants.set(k, (tenants.get(k) ?? new Set()).add(s.service));
     }
-    for (const r of input.resources) {
+    for (const r of this.input.resources) {
       if (r.type !== PG.database) continue;
       const k = key(r.provider, r.props.name);
       const service = this.serviceOf(r);
@@ -104,11 +107,35 @@ export class StackGraph {
     return new Set(this.serviceDatabases().map((d) => d.resource.provider));
   }
 
+  /** The login a provider connects as: the server's admin (the RDS master user, a local admin). */
+  adminOf(provider: string | null): string | undefined {
+    const username = provider ? this.byUrn.get(provider)?.props.username : undefined;
+    return typeof username === "string" ? username : undefined;
+  }
+
   /** Human label for a server: the provider resource's name. */
   serverLabel(provider: string | null): string {
     if (!provider) return "the default provider";
     return this.byUrn.get(provider)?.name.replace(/-postgresql$/, "") ?? provider.split("::").pop() ?? provider;
   }
+}
+
+/**
+ * A server is its address, not its provider resource: objects registered through a second
+ * provider pointed at the same host and port are the same server's objects, so every rule sees
+ * them under the first such provider's URN. Providers whose address is unknown stay apart.
+ */
+function onCanonicalProviders(resources: readonly PolicyInputResource[]): PolicyInputResource[] {
+  const byAddress = new Map<string, string>();
+  const canonical = new Map<string, string>();
+  for (const r of resources) {
+    if (r.type !== PG.provider || anyUnknown(r.props.host, r.props.port) || r.props.host === undefined) continue;
+    const address = `${String(r.props.host)}:${String(r.props.port ?? 5432)}`;
+    if (!byAddress.has(address)) byAddress.set(address, r.urn);
+    canonical.set(r.urn, byAddress.get(address) as string);
+  }
+  if ([...canonical].every(([urn, to]) => urn === to)) return [...resources];
+  return resources.map((r) => (r.provider && canonical.has(r.provider) ? { ...r, provider: canonical.get(r.provider) as string } : r));
 }
 
 /** True when any of the values is unknown (preview). */

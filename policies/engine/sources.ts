@@ -29,6 +29,25 @@ export function normalize(v: unknown): unknown {
 }
 
 const nameOf = (urn: string) => urn.split("::").pop() ?? urn;
+
+/** List properties the PostgreSQL provider returns as `null` when they are empty. */
+const PROVIDER_LISTS: Readonly<Record<string, readonly string[]>> = {
+  "postgresql:index/grant:Grant": ["privileges", "objects", "columns"],
+  "postgresql:index/defaultPrivileges:DefaultPrivileges": ["privileges"],
+};
+
+/**
+ * The provider normalizes an empty list to `null` in what it returns (a revoke-everything grant's
+ * `privileges: []` comes back as `null`), and the engine hands the pack those values: every
+ * source is read the same way, so an export, synth output and the engine decide alike.
+ */
+function providerNormalized(type: string, props: Record<string, unknown>): Record<string, unknown> {
+  const lists = PROVIDER_LISTS[type];
+  if (!lists) return props;
+  const out = { ...props };
+  for (const k of lists) if (out[k] === null || out[k] === undefined) out[k] = [];
+  return out;
+}
 const providerUrn = (ref: unknown) => (typeof ref === "string" && ref !== "" ? ref.split("::").slice(0, -1).join("::") : null);
 
 interface ExportedResource {
@@ -51,7 +70,7 @@ export function fromStackExport(doc: { deployment?: { resources?: ExportedResour
       urn: r.urn,
       parent: r.parent || null,
       provider: providerUrn(r.provider),
-      props: normalize(r.inputs ?? {}) as Record<string, unknown>,
+      props: providerNormalized(r.type, normalize(r.inputs ?? {}) as Record<string, unknown>),
     })),
   };
 }
@@ -63,7 +82,10 @@ export function fromSynth(resources: readonly PolicyInputResource[]): StackInput
       throw new StateFormatError("not synth output: each entry needs type, name, urn, parent, provider and props");
     }
   }
-  return { secretsVisible: true, resources: resources.map((r) => ({ ...r, props: normalize(r.props) as Record<string, unknown> })) };
+  return {
+    secretsVisible: true,
+    resources: resources.map((r) => ({ ...r, props: providerNormalized(r.type, normalize(r.props) as Record<string, unknown>) })),
+  };
 }
 
 /** Either document, detected by shape. */
@@ -114,7 +136,7 @@ export function fromPreview(resources: readonly PreviewResource[]): StackInput {
       urn: r.urn,
       parent: r.parent?.urn ?? null,
       provider: r.provider?.urn ?? null,
-      props: copyKnown(r.props) as Record<string, unknown>,
+      props: providerNormalized(r.type, copyKnown(r.props) as Record<string, unknown>),
     })),
   };
 }

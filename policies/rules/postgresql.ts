@@ -239,6 +239,9 @@ export const noUnmanagedGrantees: Rule = {
     for (const [r, role] of grantees) {
       if (anyUnknown(role)) {
         out.push({ urn: r.urn, message: `${r.name}: cannot verify the grantee during preview (role is unknown)`, unverifiable: true });
+      } else if (r.type === PG.grantRole && role === graph.adminOf(r.provider) && graph.role(r.provider, r.props.grantRole)) {
+        // The server's admin joins the owner roles it manages: it is the platform itself, not a tenant.
+        continue;
       } else if (!isPublic(role) && !graph.role(r.provider, role)) {
         out.push({
           urn: r.urn,
