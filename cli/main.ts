@@ -5,6 +5,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { CommandError } from "@pulumi/pulumi/automation";
 import { Command, CommanderError, Option } from "commander";
 import { formatProblem, validateConfig } from "../components/spec";
 import { ConfigFileError, findProjectDir, projectName, readConfigFile, stackConfigPath } from "./stackConfig";
@@ -16,6 +17,7 @@ import { PolicyConfigError } from "../policies/engine/evaluate";
 import { StateFormatError } from "../policies/engine/sources";
 import { AuditError, parseServerUrls, runAudit } from "./audit/run";
 import { backupCommands } from "./backup/cli";
+import { describeChanges, destroyStack, formatServiceUrls, PluginError, previewStack, upStack } from "./stackApply";
 import { AUDIT_EXIT, exitCodeOf, REPORT_FORMATS, type ReportFormat, render } from "./audit/report";
 
 export const EXIT_OK = 0;
@@ -143,6 +145,52 @@ export function buildProgram(
     });
   }
 
+  const applyContext = (opts: StackOptions) => {
+    const { file, stack, project } = resolveStack(opts);
+    const result = validateConfig(readConfigFile(file));
+    if (!result.ok) {
+      for (const p of result.problems) out(`${formatProblem(p)}\n`);
+      return undefined;
+    }
+    return { spec: result.spec, stack, project, projectDir: findProjectDir(path.dirname(file)), progress: err };
+  };
+  stackOptions(
+    program
+      .command("up")
+      .description(
+        "start the stack's local servers, apply it through the Pulumi engine with the policy pack, and print each service's connection URLs",
+      ),
+  )
+    .option("--show-secrets", "print the URLs' passwords instead of ****")
+    .action(async (opts: StackOptions & { showSecrets?: boolean }) => {
+      const ctx = applyContext(opts);
+      if (!ctx) return void (process.exitCode = EXIT_PROBLEMS);
+      const result = await upStack(ctx);
+      out(`stack ${ctx.stack}: ${describeChanges(result.changes)} in ${result.seconds.toFixed(1)} s\n`);
+      out(formatServiceUrls(result.outputs, opts.showSecrets === true));
+    });
+  stackOptions(
+    program.command("preview").description("preview the stack through the Pulumi engine with the policy pack; exit 1 on policy violations"),
+  )
+    .option("--expect-no-changes", "exit 1 when the preview would change anything")
+    .action(async (opts: StackOptions & { expectNoChanges?: boolean }) => {
+      const ctx = applyContext(opts);
+      if (!ctx) return void (process.exitCode = EXIT_PROBLEMS);
+      out(`stack ${ctx.stack}: ${describeChanges(await previewStack(ctx, opts.expectNoChanges === true))}\n`);
+    });
+  stackOptions(
+    program
+      .command("destroy")
+      .description("delete every resource of the stack through the Pulumi engine (databases, schemas and roles with their data)"),
+  )
+    .option("--yes", "confirm: the stack's databases and their data are deleted")
+    .action(async (opts: StackOptions & { yes?: boolean }) => {
+      if (!opts.yes) throw new UsageError("destroy deletes every database of the stack with its data: confirm with --yes");
+      const ctx = applyContext(opts);
+      if (!ctx) return void (process.exitCode = EXIT_PROBLEMS);
+      out(`stack ${ctx.stack}: ${describeChanges(await destroyStack(ctx))}\n`);
+    });
+
   backupCommands(program, stackOptions, resolveStack, out, err);
 
   stackOptions(
@@ -234,13 +282,19 @@ export async function main(argv: string[]): Promise<number> {
       // --help and --version end here with exit code 0.
       return e.exitCode === 0 ? EXIT_OK : EXIT_USAGE;
     }
+    if (e instanceof CommandError) {
+      // The engine refused the stack (policy violations, provider errors): its own words, exit 1.
+      process.stderr.write(`db-platform: the Pulumi engine failed:\n${e.message.trim()}\n`);
+      return EXIT_PROBLEMS;
+    }
     if (
       e instanceof UsageError ||
       e instanceof ConfigFileError ||
       e instanceof PolicyConfigError ||
       e instanceof StateFormatError ||
       e instanceof LocalCommandError ||
-      e instanceof LocalPostgresError
+      e instanceof LocalPostgresError ||
+      e instanceof PluginError
     ) {
       process.stderr.write(`db-platform: ${e.message}\n`);
       return EXIT_USAGE;

@@ -1,0 +1,164 @@
+/**
+ * `db-platform up` and `db-platform destroy`: a stack applied through the real Pulumi engine
+ * (the CLI from scripts/engine/bootstrap.sh) with the policy pack, the program run in-process by
+ * the Automation API (so no Node.js language host is needed), its state in the local file
+ * backend under .db-platform/state. The provider plugins come the normal way: installed ones are
+ * used, missing ones are installed with `pulumi plugin install`, and when that is impossible the
+ * exact command is named.
+ */
+import { execFileSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { LocalWorkspace, type OutputMap, type Stack } from "@pulumi/pulumi/automation";
+import { runProgram } from "../components/program";
+import type { Spec } from "../components/spec";
+import { configFromPulumi } from "../components/spec/pulumiConfig";
+import { engineEnv, ensureEngine, LocalCommandError, localCommand, localServers } from "./local";
+
+export class PluginError extends Error {}
+
+export interface PluginRequirement {
+  readonly name: string;
+  readonly version: string;
+}
+
+/** The provider plugins a stack's program needs, at the versions of the installed SDK packages. */
+export function requiredPlugins(spec: Spec, projectDir: string): PluginRequirement[] {
+  const sdk = (pkg: string): PluginRequirement => {
+    const file = path.join(projectDir, "node_modules", "@pulumi", pkg, "package.json");
+    const meta = JSON.parse(fs.readFileSync(file, "utf8")) as { version: string; pulumi?: { name?: string; version?: string } };
+    return { name: meta.pulumi?.name ?? pkg, version: (meta.pulumi?.version ?? meta.version).replace(/^v/, "") };
+  };
+  const needs = new Set<string>(["postgresql", "random"]);
+  if (spec.servers.some((s) => s.hosting === "rds") || spec.backups?.storage === "s3") needs.add("aws");
+  if (spec.servers.some((s) => s.hosting === "container") || spec.backups?.storage === "s3") needs.add("docker");
+  return [...needs].sort().map(sdk);
+}
+
+/** The install command a user with a network runs for a plugin. */
+export function installCommand(p: PluginRequirement): string {
+  return `pulumi plugin install resource ${p.name} ${p.version}`;
+}
+
+/** Missing plugins are installed the normal way; when that fails, the error names each command. */
+export function ensurePlugins(required: readonly PluginRequirement[], env: Record<string, string>, say: (s: string) => void): void {
+  const run = (args: string[]) => execFileSync("pulumi", args, { env: { ...process.env, ...env }, encoding: "utf8", stdio: "pipe" });
+  const installed = JSON.parse(run(["plugin", "ls", "--json"]) || "[]") as Array<{ name: string; kind: string; version: string }>;
+  const missing = required.filter((p) => !installed.some((i) => i.kind === "resource" && i.name === p.name && i.version === p.version));
+  const failed: string[] = [];
+  for (const p of missing) {
+    say(`plugins: installing ${p.name} v${p.version}: ${installCommand(p)}\n`);
+    try {
+      run(["plugin", "install", "resource", p.name, p.version]);
+    } catch (e) {
+      const detail = String((e as { stderr?: string }).stderr ?? "").trim().split("\n").pop();
+      failed.push(`  ${installCommand(p)}${detail ? `   (${detail})` : ""}`);
+    }
+  }
+  if (failed.length > 0) {
+    throw new PluginError(`the Pulumi provider plugins this stack needs are missing and could not be installed; run:\n${failed.join("\n")}`);
+  }
+}
+
+export interface ApplyContext {
+  readonly spec: Spec;
+  readonly stack: string;
+  readonly project: string;
+  readonly projectDir: string;
+  /** Engine progress. */
+  readonly progress: (s: string) => void;
+}
+
+/** The stack in the engine, its program run in-process: what `pulumi up` of index.ts would register. */
+async function engineStack(ctx: ApplyContext): Promise<Stack> {
+  ensureEngine(ctx.projectDir);
+  const env = engineEnv(ctx.projectDir, ctx.stack);
+  ensurePlugins(requiredPlugins(ctx.spec, ctx.projectDir), env, ctx.progress);
+  return LocalWorkspace.createOrSelectStack(
+    {
+      stackName: ctx.stack,
+      projectName: ctx.project,
+      program: async () => {
+        const o = runProgram(configFromPulumi());
+        return { environment: o.environment, servers: o.servers, services: o.services, backupBucket: o.backupBucket };
+      },
+    },
+    { workDir: ctx.projectDir, envVars: env },
+  );
+}
+
+/** The stack's policy config file, as `policy check` picks it: policies/config/<stack>.json when present. */
+export function policyPackArgs(projectDir: string, stack: string): { policyPacks: string[]; policyPackConfigs: string[] } {
+  const config = path.join(projectDir, "policies", "config", `${stack}.json`);
+  return { policyPacks: [path.join(projectDir, "policies")], policyPackConfigs: fs.existsSync(config) ? [config] : [] };
+}
+
+export interface UpResult {
+  /** Resource operations by kind (`create`, `update`, `delete`, `same`, …). */
+  readonly changes: Readonly<Record<string, number>>;
+  readonly outputs: OutputMap;
+  readonly seconds: number;
+}
+
+/** Start the stack's local servers, then `pulumi up` with the policy pack. */
+export async function upStack(ctx: ApplyContext): Promise<UpResult> {
+  const started = Date.now();
+  if (localServers(ctx.spec).length > 0) await localCommand("start", ctx.spec, ctx.stack, ctx.projectDir, ctx.progress);
+  const stack = await engineStack(ctx);
+  const result = await stack.up({ ...policyPackArgs(ctx.projectDir, ctx.stack), onOutput: ctx.progress });
+  return {
+    changes: result.summary.resourceChanges ?? {},
+    outputs: result.outputs,
+    seconds: (Date.now() - started) / 1000,
+  };
+}
+
+/** `pulumi preview` with the policy pack; with `expectNoChanges`, any change is an error. */
+export async function previewStack(ctx: ApplyContext, expectNoChanges = false): Promise<Readonly<Record<string, number>>> {
+  const stack = await engineStack(ctx);
+  const result = await stack.preview({ ...policyPackArgs(ctx.projectDir, ctx.stack), expectNoChanges, onOutput: ctx.progress });
+  return result.changeSummary;
+}
+
+/** `pulumi destroy` of the stack's resources; the local servers keep running (stop them with `local stop`). */
+export async function destroyStack(ctx: ApplyContext): Promise<Readonly<Record<string, number>>> {
+  if (localServers(ctx.spec).length > 0) await localCommand("start", ctx.spec, ctx.stack, ctx.projectDir, ctx.progress);
+  const stack = await engineStack(ctx);
+  const result = await stack.destroy({ onOutput: ctx.progress });
+  return result.summary.resourceChanges ?? {};
+}
+
+/** One line for a change summary: `created 186` or `no changes (186 unchanged)`. */
+export function describeChanges(changes: Readonly<Record<string, number>>): string {
+  const verbs: Record<string, string> = { create: "created", update: "updated", delete: "deleted", replace: "replaced" };
+  const done = Object.entries(changes)
+    .filter(([k, n]) => k !== "same" && n > 0)
+    .map(([k, n]) => `${verbs[k] ?? k} ${n}`);
+  const same = changes.same ?? 0;
+  return done.length === 0 ? `no changes (${same} unchanged)` : `${done.join(", ")}${same ? `, ${same} unchanged` : ""}`;
+}
+
+/** `postgresql://user:pass@…` with the password masked. */
+export function maskPassword(url: string): string {
+  return url.replace(/^(postgres(?:ql)?:\/\/[^:/@]+:)[^@]*@/, "$1****@");
+}
+
+interface ServiceOutput {
+  readonly server: string;
+  readonly database: string;
+  readonly schemas: readonly string[];
+  readonly urls: Readonly<Record<string, string>>;
+}
+
+/** Each service's connection URLs from the stack outputs, one line each. */
+export function formatServiceUrls(outputs: OutputMap, showSecrets: boolean): string {
+  const services = (outputs.services?.value ?? {}) as Record<string, ServiceOutput>;
+  const lines: string[] = [];
+  for (const [name, s] of Object.entries(services).sort(([a], [b]) => a.localeCompare(b))) {
+    lines.push(`${name} (server ${s.server}, database ${s.database}, schemas ${s.schemas.join(", ")})`);
+    for (const [login, url] of Object.entries(s.urls)) lines.push(`  ${login.padEnd(9)} ${showSecrets ? url : maskPassword(url)}`);
+  }
+  return `${lines.join("\n")}\n`;
+}
+
+export { LocalCommandError };
