@@ -22,7 +22,8 @@ export interface PlannedDefaultPrivileges {
   /** Objects created by this role get the privileges. */
   readonly owner: string;
   readonly role: string;
-  readonly schema: string;
+  /** Absent: the owner's defaults in the whole database (the only place PUBLIC's defaults live). */
+  readonly schema?: string;
   readonly objectType: "table" | "sequence" | "function";
   readonly privileges: readonly string[];
 }
@@ -63,6 +64,10 @@ export function planService(service: ServiceSpec): ServicePlan {
     // needs CONNECT to reach its schemas. Owning its own database gives it that otherwise.
     grants.push({ key: "owner-db", role: service.owner.name, objectType: "database", privileges: ["CONNECT"] });
   }
+
+  // PostgreSQL lets PUBLIC execute every new function; a schema's default privileges cannot take
+  // that away, the owner's database-wide ones can. Only writers get EXECUTE back, per schema.
+  defaults.push({ key: "functions-revoke-public", owner: service.owner.name, role: "public", objectType: "function", privileges: [] });
 
   // The migrator is a member of the owner and gets everything through it; it needs no grants.
   // No login gets TEMPORARY: temporary tables are outside the grants and default privileges.

@@ -83,12 +83,13 @@ export class ServiceDatabase extends pulumi.ComponentResource {
     // owner's rights, so its GRANT/REVOKE on the service's database take effect (the provider takes
     // no membership for database grants) and the provider never grants and revokes temporary
     // memberships, which race under parallel applies. Every object of the service waits for it.
-    // WITH ADMIN OPTION: PostgreSQL 16+ gives it to the role's creator anyway, and the admin
-    // administers the role on every version (it grants the role to the migrator).
+    // PostgreSQL 16+ already gives the creating admin ADMIN OPTION on the role (granted by the
+    // bootstrap superuser, without INHERIT), and reads back `admin_option` true; 15 does not. The
+    // membership that matters is this plain, inheriting one, so that flag is not compared.
     this.adminMembership = new postgresql.GrantRole(
       `${name}-admin-member`,
-      { role: server.adminRole, grantRole: this.ownerRole.name, withAdminOption: true },
-      pg,
+      { role: server.adminRole, grantRole: this.ownerRole.name, withAdminOption: false },
+      { ...pg, ignoreChanges: ["withAdminOption"] },
     );
     const owned = { ...pg, dependsOn: [this.adminMembership] };
 
