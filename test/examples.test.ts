@@ -29,7 +29,7 @@ describe.each(STACKS)("%s", (file) => {
 });
 
 describe("the isolation check can fail", () => {
-  it("flags a cross-database grant, a cross-service membership and a PUBLIC grant", async () => {
+  it("flags a cross-database grant, cross-service memberships, a PUBLIC grant and a missing admin membership", async () => {
     const file = "Pulumi.dev.yaml";
     const resources = await synthFile(file);
     const provider = resources.one(T.pgProvider, "local-postgresql").urn;
@@ -67,11 +67,21 @@ describe("the isolation check can fail", () => {
         provider,
         props: { role: "public", database: "inventory_db", objectType: "database", privileges: ["CONNECT"] },
       },
-    ];
+      {
+        type: T.grantRole,
+        name: "join",
+        urn: "u4",
+        parent: null,
+        provider,
+        props: { role: "orders_app", grantRole: "inventory_owner" },
+      },
+    ].filter((r) => r.name !== "orders-admin-member");
     expect(isolationViolations(specOf(file), tampered)).toEqual([
       "escape: inventory_app (service inventory) reaches sv_sdk_db/",
       "member: orders_app is a member of inventory_owner",
       "open: grants CONNECT to PUBLIC",
+      "join: unexpected role membership grant (inventory_owner to orders_app)",
+      "service orders: the admin is not a member of orders_owner",
     ]);
   });
 });

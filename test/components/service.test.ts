@@ -25,9 +25,28 @@ describe("ServiceDatabase (isolation database)", () => {
     expect(count(T.password)).toBe(3);
     // PUBLIC x2, app: db + usage + tables + sequences + functions, readonly: db + usage + tables + sequences
     expect(count(T.grant)).toBe(11);
-    // app: tables + sequences + functions, readonly: tables + sequences
-    expect(count(T.defaultPrivileges)).toBe(5);
-    expect(count(T.grantRole)).toBe(0);
+    // PUBLIC's EXECUTE on functions revoked, app: tables + sequences + functions, readonly: tables + sequences
+    expect(count(T.defaultPrivileges)).toBe(6);
+    // the admin's membership in the owner role
+    expect(count(T.grantRole)).toBe(1);
+  });
+
+  it("makes the server's admin a member of the owner role", () => {
+    expect(dev.one(T.grantRole, "inventory-admin-member").props).toEqual({
+      role: "platform_admin",
+      grantRole: "inventory_owner",
+      withAdminOption: false,
+    });
+  });
+
+  it("takes PUBLIC's default EXECUTE on the owner's future functions away, database-wide", () => {
+    expect(dev.one(T.defaultPrivileges, "inventory-default-functions-revoke-public").props).toEqual({
+      database: "inventory_db",
+      owner: "inventory_owner",
+      role: "public",
+      objectType: "function",
+      privileges: [],
+    });
   });
 
   it("makes the owner a NOLOGIN role that owns the database and schema", () => {
@@ -94,7 +113,7 @@ describe("ServiceDatabase (isolation database)", () => {
 
   it("grants read/write to the app and read to the readonly login, now and for future objects", () => {
     const grant = (n: string) => dev.one(T.grant, `inventory-grant-${n}`).props;
-    expect(grant("app-db").privileges).toEqual(["CONNECT", "TEMPORARY"]);
+    expect(grant("app-db").privileges).toEqual(["CONNECT"]);
     expect(grant("readonly-db").privileges).toEqual(["CONNECT"]);
     expect(grant("app-inventory-tables")).toEqual({
       database: "inventory_db",

@@ -48,6 +48,12 @@ export function isolationViolations(spec: Spec, resources: readonly SynthResourc
       const ok = p.objectType === "database" ? p.database === s.database : inService(s, p.database, p.schema);
       if (!ok) out.push(`${r.name}: ${String(p.role)} (service ${s.name}) reaches ${String(p.database)}/${String(p.schema ?? "")}`);
     }
+    if (r.type === T.defaultPrivileges && p.role === "public") {
+      const owner = ownerOf(r.provider, p.owner);
+      if ((p.privileges as unknown[]).length > 0) out.push(`${r.name}: default privileges for PUBLIC (${String(p.privileges)})`);
+      else if (!owner || !inService(owner.service, p.database, p.schema)) out.push(`${r.name}: PUBLIC revoke outside a service`);
+      continue;
+    }
     if (r.type === T.defaultPrivileges) {
       const owner = ownerOf(r.provider, p.owner);
       const grantee = ownerOf(r.provider, p.role);
@@ -67,7 +73,21 @@ export function isolationViolations(spec: Spec, resources: readonly SynthResourc
         if (p[attr] !== false) out.push(`${r.name}: ${attr} is not explicitly false`);
       }
     }
-    if (r.type === T.grantRole) out.push(`${r.name}: unexpected role membership grant`);
+    if (r.type === T.grantRole) {
+      // Only the server's admin may join a role, and only a service's owner role.
+      const admin = resources.find((x) => x.urn === r.provider)?.props.username;
+      const target = ownerOf(r.provider, p.grantRole);
+      if (p.role !== admin || !target || target.service.owner.name !== p.grantRole) {
+        out.push(`${r.name}: unexpected role membership grant (${String(p.grantRole)} to ${String(p.role)})`);
+      }
+    }
+  }
+
+  // The admin holds every owner role, or its grants on the service's database do nothing.
+  for (const s of spec.services) {
+    const provider = providerOf(resources, s.server);
+    const held = resources.some((r) => r.type === T.grantRole && r.provider === provider && r.props.grantRole === s.owner.name);
+    if (!held) out.push(`service ${s.name}: the admin is not a member of ${s.owner.name}`);
   }
 
   // PUBLIC's CONNECT and TEMP are revoked on every database a service uses.
