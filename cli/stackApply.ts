@@ -22,17 +22,26 @@ export interface PluginRequirement {
   readonly version: string;
 }
 
+/** The plugin an installed Pulumi SDK package (`@pulumi/<pkg>`) talks to, at its version. */
+export function sdkPlugin(projectDir: string, pkg: string): PluginRequirement {
+  const file = path.join(projectDir, "node_modules", "@pulumi", pkg, "package.json");
+  const meta = JSON.parse(fs.readFileSync(file, "utf8")) as { version: string; pulumi?: { name?: string; version?: string } };
+  return { name: meta.pulumi?.name ?? pkg, version: (meta.pulumi?.version ?? meta.version).replace(/^v/, "") };
+}
+
 /** The provider plugins a stack's program needs, at the versions of the installed SDK packages. */
 export function requiredPlugins(spec: Spec, projectDir: string): PluginRequirement[] {
-  const sdk = (pkg: string): PluginRequirement => {
-    const file = path.join(projectDir, "node_modules", "@pulumi", pkg, "package.json");
-    const meta = JSON.parse(fs.readFileSync(file, "utf8")) as { version: string; pulumi?: { name?: string; version?: string } };
-    return { name: meta.pulumi?.name ?? pkg, version: (meta.pulumi?.version ?? meta.version).replace(/^v/, "") };
-  };
   const needs = new Set<string>(["postgresql", "random"]);
   if (spec.servers.some((s) => s.hosting === "rds") || spec.backups?.storage === "s3") needs.add("aws");
   if (spec.servers.some((s) => s.hosting === "container") || spec.backups?.storage === "s3") needs.add("docker");
-  return [...needs].sort().map(sdk);
+  return [...needs].sort().map((pkg) => sdkPlugin(projectDir, pkg));
+}
+
+/** Which of the plugins are not installed for the engine (`pulumi plugin ls`). */
+export function missingPlugins(required: readonly PluginRequirement[], env: Record<string, string> = {}): PluginRequirement[] {
+  const listed = execFileSync("pulumi", ["plugin", "ls", "--json"], { env: { ...process.env, ...env }, encoding: "utf8", stdio: "pipe" });
+  const installed = JSON.parse(listed || "[]") as Array<{ name: string; kind: string; version: string }>;
+  return required.filter((p) => !installed.some((i) => i.kind === "resource" && i.name === p.name && i.version === p.version));
 }
 
 /** The install command a user with a network runs for a plugin. */
@@ -42,21 +51,23 @@ export function installCommand(p: PluginRequirement): string {
 
 /** Missing plugins are installed the normal way; when that fails, the error names each command. */
 export function ensurePlugins(required: readonly PluginRequirement[], env: Record<string, string>, say: (s: string) => void): void {
-  const run = (args: string[]) => execFileSync("pulumi", args, { env: { ...process.env, ...env }, encoding: "utf8", stdio: "pipe" });
-  const installed = JSON.parse(run(["plugin", "ls", "--json"]) || "[]") as Array<{ name: string; kind: string; version: string }>;
-  const missing = required.filter((p) => !installed.some((i) => i.kind === "resource" && i.name === p.name && i.version === p.version));
   const failed: string[] = [];
-  for (const p of missing) {
+  for (const p of missingPlugins(required, env)) {
     say(`plugins: installing ${p.name} v${p.version}: ${installCommand(p)}\n`);
     try {
-      run(["plugin", "install", "resource", p.name, p.version]);
+      execFileSync("pulumi", ["plugin", "install", "resource", p.name, p.version], { env: { ...process.env, ...env }, stdio: "pipe" });
     } catch (e) {
-      const detail = String((e as { stderr?: string }).stderr ?? "").trim().split("\n").pop();
+      const detail = String((e as { stderr?: string }).stderr ?? "")
+        .trim()
+        .split("\n")
+        .pop();
       failed.push(`  ${installCommand(p)}${detail ? `   (${detail})` : ""}`);
     }
   }
   if (failed.length > 0) {
-    throw new PluginError(`the Pulumi provider plugins this stack needs are missing and could not be installed; run:\n${failed.join("\n")}`);
+    throw new PluginError(
+      `the Pulumi provider plugins this stack needs are missing and could not be installed; run:\n${failed.join("\n")}`,
+    );
   }
 }
 

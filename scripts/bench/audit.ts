@@ -1,7 +1,7 @@
 /**
  * Audit speed on one local PostgreSQL 16 with N databases (default 1,000): a stack of N services
  * (database isolation, app/readonly/migrator logins each) is synthesized, applied with the
- * provider's SQL (test/helpers/materialize.ts), every service gets a table and a sequence, and
+ * provider's SQL (scripts/bench/catalogFill.ts, a bench-only catalog filler), every service gets a table and a sequence, and
  * `db-platform audit --format json` runs against it as a command, cold, in a fresh process.
  * Usage: npm run bench:audit [-- <databases> <concurrency>]   (defaults: 1000 8; goal < 10 s)
  */
@@ -15,8 +15,8 @@ import type { AuditReport } from "../../cli/audit/model";
 import { localRoot } from "../../cli/local";
 import { readConfigFile } from "../../cli/stackConfig";
 import { synth } from "../../cli/synth";
-import { materialize } from "../../test/helpers/materialize";
-import { appliedServer } from "../../test/helpers/appliedDevStack";
+import { LocalPostgres } from "../../cli/localPostgres";
+import { materialize } from "./catalogFill";
 import { freePort } from "../../test/helpers/ports";
 
 const ROOT = path.resolve(__dirname, "../..");
@@ -44,7 +44,16 @@ async function main(): Promise<void> {
       },
     }),
   );
-  const server = appliedServer(STACK, port);
+  const server = new LocalPostgres({
+    name: "local",
+    version: "16",
+    host: "127.0.0.1",
+    port,
+    adminUser: "platform_admin",
+    adminPassword: "bench-admin-password",
+    root: localRoot(ROOT, STACK),
+    projectDir: ROOT,
+  });
   try {
     let t = performance.now();
     const resources = await synth(readConfigFile(file), "db-platform", STACK);

@@ -10,12 +10,17 @@
  */
 import { execFileSync, spawn } from "node:child_process";
 import { GetObjectCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe as describeAll, expect, it } from "vitest";
+import { ENGINE, SKIPPED_BECAUSE } from "../helpers/engine";
 import type { DrillOutcome, RunOutcome } from "../../cli/backup/command";
 import type { BackupManifest } from "../../cli/backup/storage";
 import type { LocalS3 } from "../../cli/localS3";
 import { type AppliedStack, startAppliedDevStack } from "../helpers/appliedDevStack";
 import { ROOT } from "../helpers/synth";
+
+// What PostgreSQL allows is what the real engine applied: without it these are skipped, saying why.
+const describe = ENGINE.ready ? describeAll : describeAll.skip;
+if (!ENGINE.ready) it.skip(SKIPPED_BECAUSE, () => undefined);
 
 const STACK = "backupfaults";
 const BUCKET = "db-platform-dev-backups";
@@ -99,6 +104,7 @@ async function recovered(before: BackupManifest[]): Promise<void> {
 }
 
 beforeAll(async () => {
+  if (!ENGINE.ready) return;
   dev = await startAppliedDevStack(STACK, { s3: true });
   s3 = dev.s3 as LocalS3;
   // Random bytes, base64: pg_dump's compression cannot shrink them much, so a dump is ~100 MB.
@@ -183,7 +189,7 @@ describe("backup faults", () => {
     const earlier = await cli("restore", "--stack", STACK, "--service", "inventory", "--backup", previous.id, "--target", target);
     expect(earlier.stderr).toBe("");
     expect(earlier.code).toBe(0);
-    expect(earlier.stdout).toContain(`restored backup ${previous.id} into corrupt_restore as platform_admin: 1 table(s), ${ROWS} row(s)`);
+    expect(earlier.stdout).toContain(`restored backup ${previous.id} into corrupt_restore as inventory_owner: 1 table(s), ${ROWS} row(s)`);
 
     const rerun = await backupOk();
     await drillLosesNothing(rerun);

@@ -1,60 +1,42 @@
 /**
- * A real PostgreSQL 16 holding the dev stack as `pulumi up` would leave it (materialized with the
- * provider's SQL, test/helpers/materialize.ts), plus service data created as each owner role,
- * under a copy of the dev stack file named `stack` (no standby: the audit and backups read primaries),
- * with its local S3 server when asked.
+ * A dev-shaped stack applied for real: a copy of the dev stack file under its own stack name, on
+ * its own local PostgreSQL (admin deliberately not a superuser), brought up by `db-platform up`'s
+ * code path — the Pulumi engine, the real PostgreSQL and random provider plugins and the policy
+ * pack — then given service data by each service's own migrator login, the way migrations would.
+ * Nothing here applies the stack with SQL: what PostgreSQL allows is what `pulumi up` left.
+ * Suites using it must be skipped where the engine or the plugins are missing (helpers/engine.ts).
  */
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { LocalWorkspace, type OutputMap } from "@pulumi/pulumi/automation";
+import { Client } from "pg";
 import { parse, stringify } from "yaml";
-import { localRoot, stackS3 } from "../../cli/local";
+import { DEV_PASSPHRASE, engineEnv, ensureEngine, localRoot, stackS3 } from "../../cli/local";
 import type { LocalS3 } from "../../cli/localS3";
-import { loadSpec } from "../../components/spec";
 import { LocalPostgres } from "../../cli/localPostgres";
+import { type ApplyContext, destroyStack, upStack } from "../../cli/stackApply";
 import { readConfigFile } from "../../cli/stackConfig";
 import { synth } from "../../cli/synth";
+import { loadSpec } from "../../components/spec";
 import { runCli } from "./cli";
-import { materialize } from "./materialize";
 import { freePort } from "./ports";
 import { ROOT } from "./synth";
 
-/** Service data the way migrations create it: as the owner role, so default privileges apply. */
+/** Service data the way migrations create it: by each service's migrator login (working as its owner role). */
 const SERVICE_DATA: Array<[string, string]> = [
   [
-    "inventory_db",
-    `SET ROLE inventory_owner;
-     CREATE TABLE inventory.items (id serial PRIMARY KEY, name text NOT NULL);
-     CREATE FUNCTION inventory.item_count() RETURNS bigint LANGUAGE sql AS 'SELECT count(*) FROM inventory.items';
-     RESET ROLE`,
+    "inventory",
+    `CREATE TABLE inventory.items (id serial PRIMARY KEY, name text NOT NULL);
+     CREATE FUNCTION inventory.item_count() RETURNS bigint LANGUAGE sql AS 'SELECT count(*) FROM inventory.items'`,
   ],
-  ["orders_db", "SET ROLE orders_owner; CREATE TABLE orders.orders (id serial PRIMARY KEY, item int); RESET ROLE"],
-  [
-    "platform",
-    `SET ROLE payments_owner; CREATE TABLE payments.payments (id serial PRIMARY KEY, amount numeric); RESET ROLE;
-     SET ROLE profile_owner; CREATE TABLE profile.profiles (id serial PRIMARY KEY, email text); RESET ROLE`,
-  ],
-  [
-    "sv_sdk_db",
-    "SET ROLE sv_sdk_owner; CREATE TABLE auth.users (id serial PRIMARY KEY); CREATE TABLE audit.events (at timestamptz); RESET ROLE",
-  ],
+  ["orders", "CREATE TABLE orders.orders (id serial PRIMARY KEY, item int)"],
+  ["payments", "CREATE TABLE payments.payments (id serial PRIMARY KEY, amount numeric)"],
+  ["profile", "CREATE TABLE profile.profiles (id serial PRIMARY KEY, email text)"],
+  ["sv-sdk", "CREATE TABLE auth.users (id serial PRIMARY KEY); CREATE TABLE audit.events (at timestamptz)"],
 ];
 
 export const FIXTURE_ADMIN_PASSWORD = "audit-admin-password";
-
-/** The PostgreSQL 16 `local` server of a dev-shaped stack, where `db-platform audit --stack` finds it. */
-export function appliedServer(stack: string, port: number): LocalPostgres {
-  return new LocalPostgres({
-    name: "local",
-    version: "16",
-    host: "127.0.0.1",
-    port,
-    adminUser: "platform_admin",
-    adminPassword: FIXTURE_ADMIN_PASSWORD,
-    root: localRoot(ROOT, stack),
-    projectDir: ROOT,
-  });
-}
 
 export interface AppliedStack {
   readonly stack: string;
@@ -65,6 +47,12 @@ export interface AppliedStack {
   readonly server: LocalPostgres;
   /** The stack's local S3 server (MinIO), when asked for. */
   readonly s3?: LocalS3;
+  /** The stack's outputs after `up` (connection URLs in clear: a test fixture's own secrets). */
+  readonly outputs: OutputMap;
+  /** The engine context the stack was applied with (for preview, destroy). */
+  readonly ctx: ApplyContext;
+  /** A service login's connection URL (`app`, `readonly`, `migrator`, scoped keys), always to the primary. */
+  url(service: string, login: string): string;
   /** `db-platform backup run` of every service (or one) to the stack's local S3 server; throws when it fails. */
   backUp(service?: string): void;
   /** Run SQL as the bootstrap superuser in one database: changes "behind the platform's back". */
@@ -72,24 +60,58 @@ export interface AppliedStack {
   cleanup(): Promise<void>;
 }
 
-export async function startAppliedDevStack(stack: string, opts: { s3?: boolean } = {}): Promise<AppliedStack> {
+export interface AppliedStackOptions {
+  /** Start the stack's local S3 server (backups to MinIO); otherwise the stack has no backups. */
+  readonly s3?: boolean;
+  /** PostgreSQL major of the local server. @default "16" */
+  readonly version?: string;
+}
+
+/** Create the stack (if needed) and store one secret config value, encrypted by the engine. */
+async function setStackSecret(stack: string, key: string, value: string): Promise<void> {
+  ensureEngine(ROOT);
+  const ws = await LocalWorkspace.create({ workDir: ROOT, envVars: engineEnv(ROOT, stack) });
+  if (!(await ws.listStacks()).some((s) => s.name === stack)) await ws.createStack(stack);
+  await ws.setConfig(stack, key, { value, secret: true }, true);
+}
+
+async function removeStack(stack: string): Promise<void> {
+  const ws = await LocalWorkspace.create({ workDir: ROOT, envVars: engineEnv(ROOT, stack) });
+  await ws.removeStack(stack, { force: true }).catch(() => undefined);
+}
+
+export async function startAppliedDevStack(stack: string, opts: AppliedStackOptions = {}): Promise<AppliedStack> {
+  // Test stacks use the dev stack's documented passphrase.
+  process.env.PULUMI_CONFIG_PASSPHRASE ??= DEV_PASSPHRASE;
+  const version = opts.version ?? "16";
   const port = await freePort();
-  const s3Port = await freePort();
   const file = path.join(ROOT, `Pulumi.${stack}.yaml`);
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "db-platform-stack-"));
   const stateFile = path.join(tmp, "synth.json");
   const doc = parse(fs.readFileSync(path.join(ROOT, "Pulumi.dev.yaml"), "utf8"));
   const local = doc.config["db-platform:servers"].local;
   local.port = port;
+  local.version = version;
   delete local.replicas;
-  doc.config["db-platform:backups"].port = s3Port;
+  if (opts.s3) doc.config["db-platform:backups"].port = await freePort();
+  else delete doc.config["db-platform:backups"];
+  delete doc.config["db-platform:adminPasswords"];
+  delete doc.encryptionsalt;
   fs.writeFileSync(file, stringify(doc));
-  const resources = await synth(readConfigFile(file), "db-platform", stack);
-  fs.writeFileSync(stateFile, JSON.stringify(resources));
 
-  const server = appliedServer(stack, port);
-  const spec = loadSpec(readConfigFile(file));
-  const s3 = opts.s3 ? stackS3(spec, stack, ROOT) : undefined;
+  const server = new LocalPostgres({
+    name: "local",
+    version,
+    host: "127.0.0.1",
+    port,
+    adminUser: "platform_admin",
+    adminPassword: FIXTURE_ADMIN_PASSWORD,
+    root: localRoot(ROOT, stack),
+    projectDir: ROOT,
+  });
+  let s3: LocalS3 | undefined;
+  let ctx: ApplyContext | undefined;
+  let applied = false;
   const sql = async (database: string, text: string) => {
     const c = await server.superuserClient(database);
     try {
@@ -98,25 +120,46 @@ export async function startAppliedDevStack(stack: string, opts: { s3?: boolean }
       await c.end();
     }
   };
-  const backUp = (service?: string) => {
-    const r = runCli(["backup", "run", "--stack", stack, ...(service ? ["--service", service] : [])]);
-    if (r.code !== 0) throw new Error(`backup run --stack ${stack}: exit ${r.code}: ${r.stderr}`);
-  };
   const cleanup = async () => {
+    if (ctx && applied) await destroyStack(ctx).catch(() => undefined);
     await s3?.destroy();
     await server.destroy();
+    await removeStack(stack);
     fs.rmSync(localRoot(ROOT, stack), { recursive: true, force: true });
     fs.rmSync(file, { force: true });
     fs.rmSync(tmp, { recursive: true, force: true });
   };
   try {
-    await server.start();
-    await materialize(resources, "platform_admin", (db) => server.superuserClient(db));
-    for (const [db, text] of SERVICE_DATA) await sql(db, text);
-    await s3?.start([spec.backups?.bucket as string]);
+    await setStackSecret(stack, "db-platform:adminPasswords.local", FIXTURE_ADMIN_PASSWORD);
+    const config = readConfigFile(file);
+    const spec = loadSpec(config);
+    s3 = opts.s3 ? stackS3(spec, stack, ROOT) : undefined;
+    fs.writeFileSync(stateFile, JSON.stringify(await synth(config, "db-platform", stack)));
+    ctx = { spec, stack, project: "db-platform", projectDir: ROOT, progress: () => undefined };
+    applied = true;
+    const { outputs } = await upStack(ctx);
+    const url = (service: string, login: string) => {
+      const services = outputs.services.value as Record<string, { urls: Record<string, string> }>;
+      const found = services[service]?.urls[login];
+      if (!found) throw new Error(`stack ${stack}: no ${login} login for service ${service}`);
+      return found;
+    };
+    for (const [service, text] of SERVICE_DATA) {
+      const c = new Client({ connectionString: url(service, "migrator") });
+      await c.connect();
+      try {
+        await c.query(text);
+      } finally {
+        await c.end();
+      }
+    }
+    const backUp = (service?: string) => {
+      const r = runCli(["backup", "run", "--stack", stack, ...(service ? ["--service", service] : [])]);
+      if (r.code !== 0) throw new Error(`backup run --stack ${stack}: exit ${r.code}: ${r.stderr}`);
+    };
+    return { stack, file, stateFile, server, s3, outputs, ctx, url, backUp, sql, cleanup };
   } catch (e) {
     await cleanup();
     throw e;
   }
-  return { stack, file, stateFile, server, s3, backUp, sql, cleanup };
 }

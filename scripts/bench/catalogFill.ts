@@ -5,8 +5,10 @@
  * SCHEMA … AUTHORIZATION, REVOKE ALL then GRANT for each Grant and DefaultPrivileges, CREATE
  * EXTENSION … SCHEMA).
  *
- * A stand-in for `pulumi up`, which cannot run here: the provider plugin cannot be built on this
- * machine (issue #3). It runs as the bootstrap superuser; the provider runs as the admin login.
+ * For `npm run bench:audit` only: it fills a catalog with a thousand services' objects in seconds
+ * so the audit's speed can be timed. It proves nothing about what `pulumi up` leaves (it runs as
+ * the bootstrap superuser): no test uses it; the audit's and the isolation's correctness are
+ * proven on stacks applied through the real engine (test/helpers/appliedDevStack.ts, test/e2e).
  */
 import type { Client } from "pg";
 import { escapeIdentifier as q, escapeLiteral } from "pg";

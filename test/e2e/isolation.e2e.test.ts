@@ -1,0 +1,427 @@
+/**
+ * The isolation promise, end to end, on PostgreSQL 15, 16, 17 and 18: a dev-shaped stack applied
+ * by the real Pulumi engine with the real PostgreSQL and random provider plugins and the policy
+ * pack, as an admin that is not a superuser (as on RDS), then probed with the services' own
+ * logins. Every cell of the matrix is a statement that must succeed or fail with PostgreSQL's
+ * "insufficient privilege" (42501). Then a second preview must change nothing, a grant reaching
+ * another service must be refused by the engine's preview (also through a second provider at the
+ * same address), and `destroy` must leave no database, schema or role behind.
+ * Run by `npm run test:e2e`; skipped, saying why, where the engine or the plugins are missing.
+ */
+import * as postgresql from "@pulumi/postgresql";
+import { LocalWorkspace } from "@pulumi/pulumi/automation";
+import { Client } from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { engineEnv } from "../../cli/local";
+import { destroyStack, policyPackArgs, previewStack } from "../../cli/stackApply";
+import { runProgram } from "../../components/program";
+import { configFromPulumi } from "../../components/spec/pulumiConfig";
+import { type AppliedStack, FIXTURE_ADMIN_PASSWORD, startAppliedDevStack } from "../helpers/appliedDevStack";
+import { ENGINE, SKIPPED_BECAUSE } from "../helpers/engine";
+import { ROOT } from "../helpers/synth";
+
+const DENIED = "42501";
+type Outcome = "ok" | string;
+
+/** Run statements as a login in a database; "ok", or the SQLSTATE it failed with. */
+async function attempt(url: string, database: string, sql?: string): Promise<Outcome> {
+  const target = new URL(url);
+  target.pathname = `/${database}`;
+  const c = new Client({ connectionString: target.toString() });
+  try {
+    await c.connect();
+  } catch (e) {
+    return (e as { code?: string }).code ?? String(e);
+  }
+  try {
+    if (sql) await c.query(sql);
+    return "ok";
+  } catch (e) {
+    return (e as { code?: string }).code ?? String(e);
+  } finally {
+    await c.end();
+  }
+}
+
+const SERVICES: Record<string, { database: string; logins: string[] }> = {
+  inventory: { database: "inventory_db", logins: ["app", "readonly", "migrator"] },
+  orders: { database: "orders_db", logins: ["app", "readonly", "migrator"] },
+  payments: { database: "platform", logins: ["app", "readonly", "migrator"] },
+  profile: { database: "platform", logins: ["app", "readonly", "migrator"] },
+  "sv-sdk": { database: "sv_sdk_db", logins: ["app", "readonly", "migrator", "auditor"] },
+};
+const DATABASES = ["inventory_db", "orders_db", "platform", "sv_sdk_db"];
+
+/** One cell: who, where, what, and what PostgreSQL must answer. */
+interface Check {
+  readonly service: string;
+  readonly login: string;
+  readonly database: string;
+  readonly sql?: string;
+  readonly expect: Outcome;
+  readonly what: string;
+}
+
+function connectChecks(): Check[] {
+  const out: Check[] = [];
+  for (const [service, s] of Object.entries(SERVICES)) {
+    for (const login of s.logins) {
+      for (const database of DATABASES) {
+        out.push({ service, login, database, expect: database === s.database ? "ok" : DENIED, what: "connect" });
+      }
+    }
+  }
+  return out;
+}
+
+/** Within each service: read, write, create, temporary tables, sequences, functions, scoped roles. */
+const PRIVILEGE_CHECKS: Check[] = [
+  // read and write
+  {
+    service: "inventory",
+    login: "app",
+    database: "inventory_db",
+    sql: "INSERT INTO inventory.items (name) VALUES ('a')",
+    expect: "ok",
+    what: "write",
+  },
+  { service: "inventory", login: "app", database: "inventory_db", sql: "SELECT * FROM inventory.items", expect: "ok", what: "read" },
+  { service: "inventory", login: "readonly", database: "inventory_db", sql: "SELECT * FROM inventory.items", expect: "ok", what: "read" },
+  {
+    service: "inventory",
+    login: "readonly",
+    database: "inventory_db",
+    sql: "INSERT INTO inventory.items (name) VALUES ('b')",
+    expect: DENIED,
+    what: "write",
+  },
+  { service: "inventory", login: "readonly", database: "inventory_db", sql: "DELETE FROM inventory.items", expect: DENIED, what: "write" },
+  {
+    service: "payments",
+    login: "app",
+    database: "platform",
+    sql: "INSERT INTO payments.payments (amount) VALUES (1)",
+    expect: "ok",
+    what: "write",
+  },
+  { service: "payments", login: "readonly", database: "platform", sql: "SELECT * FROM payments.payments", expect: "ok", what: "read" },
+  // create: only the migrator (as the owner role)
+  {
+    service: "inventory",
+    login: "app",
+    database: "inventory_db",
+    sql: "CREATE TABLE inventory.by_app (x int)",
+    expect: DENIED,
+    what: "create",
+  },
+  {
+    service: "inventory",
+    login: "readonly",
+    database: "inventory_db",
+    sql: "CREATE TABLE inventory.by_ro (x int)",
+    expect: DENIED,
+    what: "create",
+  },
+  {
+    service: "inventory",
+    login: "app",
+    database: "inventory_db",
+    sql: "CREATE TABLE public.by_app (x int)",
+    expect: DENIED,
+    what: "create in public",
+  },
+  { service: "inventory", login: "app", database: "inventory_db", sql: "CREATE SCHEMA rogue", expect: DENIED, what: "create schema" },
+  {
+    service: "payments",
+    login: "migrator",
+    database: "platform",
+    sql: "CREATE TABLE payments.migrated (x int)",
+    expect: "ok",
+    what: "migrate",
+  },
+  {
+    service: "payments",
+    login: "migrator",
+    database: "platform",
+    sql: "CREATE TABLE public.rogue (x int)",
+    expect: DENIED,
+    what: "create in public",
+  },
+  // temporary tables
+  {
+    service: "inventory",
+    login: "app",
+    database: "inventory_db",
+    sql: "CREATE TEMP TABLE t (x int)",
+    expect: DENIED,
+    what: "temporary table",
+  },
+  {
+    service: "inventory",
+    login: "readonly",
+    database: "inventory_db",
+    sql: "CREATE TEMP TABLE t (x int)",
+    expect: DENIED,
+    what: "temporary table",
+  },
+  { service: "payments", login: "app", database: "platform", sql: "CREATE TEMP TABLE t (x int)", expect: DENIED, what: "temporary table" },
+  // sequences
+  { service: "orders", login: "app", database: "orders_db", sql: "SELECT nextval('orders.orders_id_seq')", expect: "ok", what: "sequence" },
+  {
+    service: "orders",
+    login: "readonly",
+    database: "orders_db",
+    sql: "SELECT nextval('orders.orders_id_seq')",
+    expect: DENIED,
+    what: "sequence",
+  },
+  // functions: writers only (PUBLIC's default EXECUTE is revoked)
+  { service: "inventory", login: "app", database: "inventory_db", sql: "SELECT inventory.item_count()", expect: "ok", what: "function" },
+  {
+    service: "inventory",
+    login: "readonly",
+    database: "inventory_db",
+    sql: "SELECT inventory.item_count()",
+    expect: DENIED,
+    what: "function",
+  },
+  // scoped roles: the auditor reads audit only
+  { service: "sv-sdk", login: "auditor", database: "sv_sdk_db", sql: "SELECT * FROM audit.events", expect: "ok", what: "scoped read" },
+  { service: "sv-sdk", login: "auditor", database: "sv_sdk_db", sql: "SELECT * FROM auth.users", expect: DENIED, what: "scoped read" },
+  {
+    service: "sv-sdk",
+    login: "auditor",
+    database: "sv_sdk_db",
+    sql: "INSERT INTO audit.events VALUES (now())",
+    expect: DENIED,
+    what: "scoped write",
+  },
+  { service: "sv-sdk", login: "readonly", database: "sv_sdk_db", sql: "SELECT * FROM auth.users", expect: "ok", what: "read all schemas" },
+  // neighbours' schemas in the shared database
+  {
+    service: "payments",
+    login: "app",
+    database: "platform",
+    sql: "SELECT * FROM profile.profiles",
+    expect: DENIED,
+    what: "neighbour read",
+  },
+  {
+    service: "profile",
+    login: "app",
+    database: "platform",
+    sql: "SELECT * FROM payments.payments",
+    expect: DENIED,
+    what: "neighbour read",
+  },
+  {
+    service: "profile",
+    login: "readonly",
+    database: "platform",
+    sql: "SELECT * FROM payments.payments",
+    expect: DENIED,
+    what: "neighbour read",
+  },
+  {
+    service: "profile",
+    login: "migrator",
+    database: "platform",
+    sql: "CREATE TABLE payments.intruder (x int)",
+    expect: DENIED,
+    what: "neighbour create",
+  },
+  {
+    service: "profile",
+    login: "migrator",
+    database: "platform",
+    sql: "DROP TABLE payments.payments",
+    expect: DENIED,
+    what: "neighbour drop",
+  },
+];
+
+/** Objects the migrator creates after `up`: the default privileges must cover them. */
+const FUTURE_CHECKS: Check[] = [
+  {
+    service: "orders",
+    login: "migrator",
+    database: "orders_db",
+    sql: "CREATE TABLE orders.later (id serial PRIMARY KEY, note text)",
+    expect: "ok",
+    what: "migrate",
+  },
+  {
+    service: "orders",
+    login: "app",
+    database: "orders_db",
+    sql: "INSERT INTO orders.later (note) VALUES ('x')",
+    expect: "ok",
+    what: "future write",
+  },
+  { service: "orders", login: "readonly", database: "orders_db", sql: "SELECT * FROM orders.later", expect: "ok", what: "future read" },
+  {
+    service: "orders",
+    login: "readonly",
+    database: "orders_db",
+    sql: "INSERT INTO orders.later (note) VALUES ('y')",
+    expect: DENIED,
+    what: "future write",
+  },
+  {
+    service: "inventory",
+    login: "app",
+    database: "orders_db",
+    sql: "SELECT * FROM orders.later",
+    expect: DENIED,
+    what: "future neighbour",
+  },
+];
+
+describe.each(["15", "16", "17", "18"])("PostgreSQL %s, applied by the real engine as a non-superuser admin", (version) => {
+  if (!ENGINE.ready) {
+    it.skip(SKIPPED_BECAUSE, () => undefined);
+    return;
+  }
+  let stack: AppliedStack;
+  const passed: string[] = [];
+
+  async function verify(checks: readonly Check[]): Promise<void> {
+    const got: string[] = [];
+    const want: string[] = [];
+    for (const c of checks) {
+      const outcome = await attempt(stack.url(c.service, c.login), c.database, c.sql);
+      const label = `${c.service}_${c.login} ${c.what} in ${c.database}${c.sql ? `: ${c.sql}` : ""}`;
+      const ok = c.expect.split("|").includes(outcome);
+      got.push(`${label} -> ${ok ? c.expect : outcome}`);
+      want.push(`${label} -> ${c.expect}`);
+      if (ok) passed.push(label);
+    }
+    expect(got).toEqual(want);
+  }
+
+  beforeAll(async () => {
+    stack = await startAppliedDevStack(`e2e-pg${version}`, { version });
+  }, 600_000);
+
+  afterAll(async () => {
+    await stack?.cleanup();
+    console.log(`PostgreSQL ${version}: ${passed.length} isolation checks passed`);
+  }, 300_000);
+
+  it("runs the requested major, and its admin is not a superuser", async () => {
+    const c = await stack.server.superuserClient();
+    try {
+      const r = await c.query(
+        "SELECT current_setting('server_version_num')::int / 10000 AS major, rolsuper, rolcreaterole, rolcreatedb FROM pg_roles WHERE rolname = 'platform_admin'",
+      );
+      expect(r.rows[0]).toEqual({ major: Number(version), rolsuper: false, rolcreaterole: true, rolcreatedb: true });
+    } finally {
+      await c.end();
+    }
+  });
+
+  it("lets every service login connect to its own database and to no other", async () => {
+    await verify(connectChecks());
+  });
+
+  it("keeps PUBLIC out: a login of no service reaches no service database, nor the public schemas", async () => {
+    await stack.sql("postgres", `CREATE ROLE outsider LOGIN PASSWORD 'outsider-password'`);
+    try {
+      for (const database of DATABASES) {
+        const outcome = await attempt(`postgresql://outsider:outsider-password@127.0.0.1:${stack.server.opts.port}/postgres`, database);
+        expect(`${database}: ${outcome}`).toBe(`${database}: ${DENIED}`);
+        passed.push(`outsider connect ${database}`);
+      }
+      const c = await stack.server.superuserClient();
+      try {
+        const acl = await c.query(
+          `SELECT datname, has_database_privilege('public', datname, 'CONNECT') AS connect,
+                  has_database_privilege('public', datname, 'TEMPORARY') AS temp
+             FROM pg_database WHERE datname = ANY($1) ORDER BY datname`,
+          [DATABASES],
+        );
+        expect(acl.rows).toEqual(DATABASES.map((datname) => ({ datname, connect: false, temp: false })));
+      } finally {
+        await c.end();
+      }
+      for (const database of DATABASES) {
+        const c2 = await stack.server.superuserClient(database);
+        try {
+          const r = await c2.query(
+            "SELECT has_schema_privilege('public', 'public', 'USAGE') AS usage, has_schema_privilege('public', 'public', 'CREATE') AS create",
+          );
+          expect(r.rows[0]).toEqual({ usage: false, create: false });
+          passed.push(`PUBLIC public schema ${database}`);
+        } finally {
+          await c2.end();
+        }
+      }
+    } finally {
+      await stack.sql("postgres", "DROP ROLE outsider");
+    }
+  });
+
+  it("gives each login exactly its privileges: read, write, create, temporary tables, sequences, functions, scoped roles, neighbours", async () => {
+    await verify(PRIVILEGE_CHECKS);
+  });
+
+  it("applies the default privileges to objects the migrator creates later", async () => {
+    await verify(FUTURE_CHECKS);
+  });
+
+  it("creates the allow-listed extension as the non-superuser admin", async () => {
+    const outcome = await attempt(stack.url("inventory", "app"), "inventory_db", "SELECT inventory.digest('x', 'sha256')");
+    expect(outcome).toBe("ok");
+  });
+
+  it("changes nothing on a second preview with the policy pack", async () => {
+    const changes = await previewStack(stack.ctx, true);
+    expect(Object.keys(changes)).toEqual(["same"]);
+    expect(changes.same).toBeGreaterThan(180);
+  }, 300_000);
+
+  it("refuses in the engine's preview a grant reaching another service, also through a second provider at the same address", async () => {
+    const s = await LocalWorkspace.selectStack(
+      {
+        stackName: stack.stack,
+        projectName: "db-platform",
+        program: async () => {
+          const outputs = runProgram(configFromPulumi());
+          const sneaky = new postgresql.Provider("sneaky", {
+            host: "127.0.0.1",
+            port: stack.server.opts.port,
+            username: "platform_admin",
+            password: FIXTURE_ADMIN_PASSWORD,
+            sslmode: "disable",
+            superuser: false,
+          });
+          new postgresql.Grant(
+            "inventory-into-orders",
+            { database: "orders_db", role: "inventory_app", objectType: "database", privileges: ["CONNECT"] },
+            { provider: sneaky },
+          );
+          return { environment: outputs.environment };
+        },
+      },
+      { workDir: ROOT, envVars: engineEnv(ROOT, stack.stack) },
+    );
+    await expect(s.preview(policyPackArgs(ROOT, stack.stack))).rejects.toThrow(
+      /no-cross-service-privileges[\s\S]*inventory_app[\s\S]*orders_db/,
+    );
+  }, 300_000);
+
+  it("destroys every database, schema and role, even after the service logins created objects", async () => {
+    const changes = await destroyStack(stack.ctx);
+    expect(changes.delete).toBeGreaterThan(180);
+    const c = await stack.server.superuserClient();
+    try {
+      const left = await c.query(
+        `SELECT 'database ' || datname AS left FROM pg_database WHERE datname NOT IN ('postgres', 'template0', 'template1')
+         UNION ALL SELECT 'role ' || rolname FROM pg_roles WHERE rolname !~ '^pg_' AND rolname NOT IN ('postgres', 'platform_admin')`,
+      );
+      expect(left.rows).toEqual([]);
+    } finally {
+      await c.end();
+    }
+  }, 300_000);
+});
