@@ -24,7 +24,10 @@ describe.each(STACKS)("%s", (file) => {
     const resources = await synthFile(file);
     const pg = resources.all.filter((r) => r.type.startsWith("postgresql:index/"));
     expect(pg.length).toBeGreaterThan(0);
-    for (const r of pg) expect(r.provider, r.urn).toMatch(/\$pulumi:providers:postgresql::[a-z0-9-]+-postgresql$/);
+    // The server's provider, or the same server's provider for a shared database (schema-isolated owner roles).
+    for (const r of pg) expect(r.provider, r.urn).toMatch(/\$pulumi:providers:postgresql::[a-z0-9-]+-postgresql(-[a-z0-9_]+)?$/);
+    const perDatabase = pg.filter((r) => /-postgresql-[a-z0-9_]+$/.test(r.provider ?? ""));
+    expect(perDatabase.every((r) => r.type === T.role && /-owner$/.test(r.name))).toBe(true);
   });
 });
 

@@ -45,7 +45,7 @@ const upper = (privileges: unknown) => strings(privileges).map((p) => p.toUpperC
 export function declaredServers(input: StackInput, spec: Spec): Map<string, DeclaredServer> {
   const graph = new StackGraph(input);
   const servers = new Map<string, DeclaredServer>();
-  for (const provider of graph.ofType(PG.provider)) {
+  for (const provider of graph.serverProviders()) {
     const name = graph.serverLabel(provider.urn);
     const server = spec.servers.find((s) => s.name === name);
     servers.set(name, declaredServer(graph, provider, name, server));

@@ -9,7 +9,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import type { ContainerServerSpec } from "../spec";
 import { CONTAINER_ADMIN_USER, CONTAINER_REPLICATION_USER } from "../spec/defaults";
-import { type ReaderEndpoint, type ReplicaEndpoint, readerOf, type ServerHandle } from "./server";
+import { type ReaderEndpoint, type ReplicaEndpoint, readerOf, type ServerHandle, ServerProviders } from "./server";
 
 export { CONTAINER_ADMIN_USER, CONTAINER_REPLICATION_USER };
 
@@ -54,6 +54,7 @@ export function standbyStartScript(primaryHost: string): string {
 export class ContainerServer extends pulumi.ComponentResource implements ServerHandle {
   readonly spec: ContainerServerSpec;
   readonly provider: postgresql.Provider;
+  private readonly providers: ServerProviders;
   readonly adminRole: string;
   readonly host: pulumi.Output<string>;
   readonly port: pulumi.Output<number>;
@@ -63,6 +64,10 @@ export class ContainerServer extends pulumi.ComponentResource implements ServerH
   readonly replicas: Record<string, docker.Container> = {};
   readonly replicaEndpoints: Record<string, ReplicaEndpoint> = {};
   readonly reader?: ReaderEndpoint;
+
+  providerFor(database: string): postgresql.Provider {
+    return this.providers.for(database);
+  }
 
   constructor(name: string, args: ContainerServerArgs, opts?: pulumi.ComponentResourceOptions) {
     super("db-platform:servers:ContainerServer", name, {}, opts);
@@ -151,14 +156,13 @@ export class ContainerServer extends pulumi.ComponentResource implements ServerH
     this.host = pulumi.output("127.0.0.1");
     this.port = pulumi.output(spec.port);
     this.adminRole = CONTAINER_ADMIN_USER;
-    this.provider = new postgresql.Provider(
-      `${name}-postgresql`,
+    this.providers = new ServerProviders(
+      name,
       {
         host: "127.0.0.1",
         port: spec.port,
         username: CONTAINER_ADMIN_USER,
         password: password.result,
-        database: "postgres",
         sslmode: "disable",
         superuser: true,
         expectedVersion: spec.version,
@@ -166,6 +170,7 @@ export class ContainerServer extends pulumi.ComponentResource implements ServerH
       },
       { parent: this, dependsOn: [this.container] },
     );
+    this.provider = this.providers.main;
     this.registerOutputs({
       host: this.host,
       port: this.port,

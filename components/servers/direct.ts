@@ -6,7 +6,7 @@
 import * as postgresql from "@pulumi/postgresql";
 import * as pulumi from "@pulumi/pulumi";
 import type { ExternalServerSpec, LocalServerSpec } from "../spec";
-import { type ReaderEndpoint, type ReplicaEndpoint, readerOf, type ServerHandle } from "./server";
+import { type ReaderEndpoint, type ReplicaEndpoint, readerOf, type ServerHandle, ServerProviders } from "./server";
 
 export interface DirectServerArgs {
   readonly spec: LocalServerSpec | ExternalServerSpec;
@@ -17,6 +17,7 @@ export interface DirectServerArgs {
 export class DirectServer extends pulumi.ComponentResource implements ServerHandle {
   readonly spec: LocalServerSpec | ExternalServerSpec;
   readonly provider: postgresql.Provider;
+  private readonly providers: ServerProviders;
   readonly adminRole: string;
   readonly host: pulumi.Output<string>;
   readonly port: pulumi.Output<number>;
@@ -25,6 +26,10 @@ export class DirectServer extends pulumi.ComponentResource implements ServerHand
   /** Local servers: the streaming standby serving read-only logins (started by `db-platform local start`). */
   readonly reader?: ReaderEndpoint;
   readonly replicaEndpoints: Record<string, ReplicaEndpoint>;
+
+  providerFor(database: string): postgresql.Provider {
+    return this.providers.for(database);
+  }
 
   constructor(name: string, args: DirectServerArgs, opts?: pulumi.ComponentResourceOptions) {
     const type = args.spec.hosting === "local" ? "db-platform:servers:LocalServer" : "db-platform:servers:ExternalServer";
@@ -35,14 +40,13 @@ export class DirectServer extends pulumi.ComponentResource implements ServerHand
     this.host = pulumi.output(spec.host);
     this.port = pulumi.output(spec.port);
     this.adminRole = spec.adminUser;
-    this.provider = new postgresql.Provider(
-      `${name}-postgresql`,
+    this.providers = new ServerProviders(
+      name,
       {
         host: spec.host,
         port: spec.port,
         username: spec.adminUser,
         password: pulumi.secret(args.adminPassword),
-        database: "postgres",
         sslmode: spec.sslMode,
         superuser: spec.hosting === "external" ? spec.superuser : false,
         expectedVersion: spec.version,
@@ -50,6 +54,7 @@ export class DirectServer extends pulumi.ComponentResource implements ServerHand
       },
       { parent: this },
     );
+    this.provider = this.providers.main;
     this.replicaEndpoints = Object.fromEntries(spec.replicas.map((r) => [r.name, { host: this.host, port: pulumi.output(r.port) }]));
     this.reader = readerOf(spec.reader, this.replicaEndpoints);
     this.registerOutputs({ host: this.host, port: this.port, reader: spec.reader, replicas: this.replicaEndpoints });

@@ -9,7 +9,7 @@ import * as pulumi from "@pulumi/pulumi";
 import type { RdsReplicaSpec, RdsServerSpec } from "../spec";
 import { awsServerName } from "../spec";
 import { alarmTopic, customerManagedKey } from "./aws";
-import { type ReaderEndpoint, type ReplicaEndpoint, readerOf, type ServerHandle, serverTags } from "./server";
+import { type ReaderEndpoint, type ReplicaEndpoint, readerOf, type ServerHandle, serverTags, ServerProviders } from "./server";
 
 export interface RdsServerArgs {
   readonly spec: RdsServerSpec;
@@ -80,6 +80,7 @@ interface ReplicaPlacement {
 export class RdsServer extends pulumi.ComponentResource implements ServerHandle {
   readonly spec: RdsServerSpec;
   readonly provider: postgresql.Provider;
+  private readonly providers: ServerProviders;
   readonly adminRole: string;
   readonly host: pulumi.Output<string>;
   readonly port: pulumi.Output<number>;
@@ -97,6 +98,10 @@ export class RdsServer extends pulumi.ComponentResource implements ServerHandle 
   readonly replicaEndpoints: Record<string, ReplicaEndpoint> = {};
   /** The replica serving read-only logins, when the server has one. */
   readonly reader?: ReaderEndpoint;
+
+  providerFor(database: string): postgresql.Provider {
+    return this.providers.for(database);
+  }
 
   constructor(name: string, args: RdsServerArgs, opts?: pulumi.ComponentResourceOptions) {
     super("db-platform:servers:RdsServer", name, {}, opts);
@@ -163,14 +168,13 @@ export class RdsServer extends pulumi.ComponentResource implements ServerHandle 
       .secretString.apply((s) => JSON.parse(s).password as string);
 
     this.adminRole = spec.masterUsername;
-    this.provider = new postgresql.Provider(
-      `${name}-postgresql`,
+    this.providers = new ServerProviders(
+      name,
       {
         host: this.host,
         port: this.port,
         username: spec.masterUsername,
         password: pulumi.secret(masterPassword),
-        database: "postgres",
         sslmode: spec.sslMode,
         // The RDS master user is not a superuser; the provider must not assume it is.
         superuser: false,
@@ -179,6 +183,7 @@ export class RdsServer extends pulumi.ComponentResource implements ServerHandle 
       },
       parent,
     );
+    this.provider = this.providers.main;
 
     this.createAlarms(name, id, tags);
     const sameRegion: ReplicaPlacement = { key, securityGroup, alarmTopic: this.alarmTopic, opts: parent };

@@ -2,8 +2,8 @@
  * What every hosting kind hands to the services placed on it: an explicit PostgreSQL provider
  * and the address services connect to.
  */
+import * as postgresql from "@pulumi/postgresql";
 import type * as pulumi from "@pulumi/pulumi";
-import type * as postgresql from "@pulumi/postgresql";
 import type { ServerSpec } from "../spec";
 
 export interface ServerHandle {
@@ -16,6 +16,13 @@ export interface ServerHandle {
    * docs/isolation.md) to grant and revoke on the objects that role owns.
    */
   readonly adminRole: string;
+  /**
+   * The same server's provider connected to `database` (the main provider for `postgres`). The
+   * provider drops a role's privileges and default privileges (REASSIGN/DROP OWNED) only in the
+   * database it is connected to: a role whose objects live in a shared database is managed
+   * through that database's provider, so deleting it leaves nothing that blocks DROP ROLE.
+   */
+  providerFor(database: string): postgresql.Provider;
   /** Where clients connect (the primary). */
   readonly host: pulumi.Output<string>;
   readonly port: pulumi.Output<number>;
@@ -56,4 +63,28 @@ export function serverTags(environment: string, server: string, extra: Readonly<
     "db-platform:server": server,
     "managed-by": "db-platform",
   };
+}
+
+/** One server's PostgreSQL providers: the main one (database `postgres`) and one per other database asked for. */
+export class ServerProviders {
+  readonly main: postgresql.Provider;
+  private readonly byDatabase = new Map<string, postgresql.Provider>();
+
+  constructor(
+    private readonly name: string,
+    private readonly args: postgresql.ProviderArgs,
+    private readonly opts: pulumi.CustomResourceOptions,
+  ) {
+    this.main = new postgresql.Provider(`${name}-postgresql`, { ...args, database: "postgres" }, opts);
+  }
+
+  for(database: string): postgresql.Provider {
+    if (database === "postgres") return this.main;
+    let provider = this.byDatabase.get(database);
+    if (!provider) {
+      provider = new postgresql.Provider(`${this.name}-postgresql-${database}`, { ...this.args, database }, this.opts);
+      this.byDatabase.set(database, provider);
+    }
+    return provider;
+  }
 }

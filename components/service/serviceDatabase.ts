@@ -78,7 +78,16 @@ export class ServiceDatabase extends pulumi.ComponentResource {
     this.spec = spec;
     const pg = { parent: this, provider: server.provider };
 
-    this.ownerRole = new postgresql.Role(`${name}-owner`, { name: spec.owner.name, login: false, inherit: true, ...UNPRIVILEGED }, pg);
+    // Under schema isolation the owner's objects and default privileges live in the shared
+    // database, which outlives the service: its role is managed through that database's provider,
+    // whose REASSIGN/DROP OWNED on delete then clear them, so DROP ROLE succeeds.
+    this.ownerRole = new postgresql.Role(
+      `${name}-owner`,
+      { name: spec.owner.name, login: false, inherit: true, ...UNPRIVILEGED },
+      spec.isolation === "schema"
+        ? { ...pg, provider: server.providerFor(spec.database), dependsOn: args.sharedDatabase ? [args.sharedDatabase] : [] }
+        : pg,
+    );
     // The admin is not a superuser (as on RDS). As a lasting member of the owner role it holds the
     // owner's rights, so its GRANT/REVOKE on the service's database take effect (the provider takes
     // no membership for database grants) and the provider never grants and revokes temporary

@@ -45,8 +45,12 @@ export class StackGraph {
 
   readonly input: StackInput;
 
+  /** Provider URN -> the URN that stands for its server (itself, or the first provider at its address). */
+  private readonly canonical: Map<string, string>;
+
   constructor(input: StackInput) {
-    this.input = { ...input, resources: onCanonicalProviders(input.resources) };
+    this.canonical = canonicalProviders(input.resources);
+    this.input = { ...input, resources: onCanonicalProviders(input.resources, this.canonical) };
     for (const r of this.input.resources) this.byUrn.set(r.urn, r);
     for (const r of this.input.resources) {
       const service = this.serviceOf(r);
@@ -107,6 +111,11 @@ export class StackGraph {
     return new Set(this.serviceDatabases().map((d) => d.resource.provider));
   }
 
+  /** One provider per server: those that stand for their server. */
+  serverProviders(): PolicyInputResource[] {
+    return this.ofType(PG.provider).filter((p) => (this.canonical.get(p.urn) ?? p.urn) === p.urn);
+  }
+
   /** The login a provider connects as: the server's admin (the RDS master user, a local admin). */
   adminOf(provider: string | null): string | undefined {
     const username = provider ? this.byUrn.get(provider)?.props.username : undefined;
@@ -122,20 +131,33 @@ export class StackGraph {
 
 /**
  * A server is its address, not its provider resource: objects registered through a second
- * provider pointed at the same host and port are the same server's objects, so every rule sees
- * them under the first such provider's URN. Providers whose address is unknown stay apart.
+ * provider pointed at the same host and port (the platform's per-database providers, or anyone
+ * else's) are the same server's objects, so every rule sees them under the first such provider's
+ * URN. Where the address is unknown (an RDS endpoint at preview), the platform's providers of one
+ * server are recognized as the children of the same server component with the same login.
  */
-function onCanonicalProviders(resources: readonly PolicyInputResource[]): PolicyInputResource[] {
-  const byAddress = new Map<string, string>();
+function canonicalProviders(resources: readonly PolicyInputResource[]): Map<string, string> {
+  const first = new Map<string, string>();
   const canonical = new Map<string, string>();
   for (const r of resources) {
-    if (r.type !== PG.provider || anyUnknown(r.props.host, r.props.port) || r.props.host === undefined) continue;
-    const address = `${String(r.props.host)}:${String(r.props.port ?? 5432)}`;
-    if (!byAddress.has(address)) byAddress.set(address, r.urn);
-    canonical.set(r.urn, byAddress.get(address) as string);
+    if (r.type !== PG.provider) continue;
+    const known = !anyUnknown(r.props.host, r.props.port) && r.props.host !== undefined;
+    const identity = known
+      ? `address ${String(r.props.host)}:${String(r.props.port ?? 5432)}`
+      : r.parent
+        ? `server ${r.parent} as ${String(r.props.username)}`
+        : `provider ${r.urn}`;
+    if (!first.has(identity)) first.set(identity, r.urn);
+    canonical.set(r.urn, first.get(identity) as string);
   }
-  if ([...canonical].every(([urn, to]) => urn === to)) return [...resources];
-  return resources.map((r) => (r.provider && canonical.has(r.provider) ? { ...r, provider: canonical.get(r.provider) as string } : r));
+  return canonical;
+}
+
+function onCanonicalProviders(resources: readonly PolicyInputResource[], canonical: Map<string, string>): PolicyInputResource[] {
+  return resources.map((r) => {
+    const to = r.provider ? canonical.get(r.provider) : undefined;
+    return to && to !== r.provider ? { ...r, provider: to } : r;
+  });
 }
 
 /** True when any of the values is unknown (preview). */

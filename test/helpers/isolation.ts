@@ -20,7 +20,19 @@ function providerOf(resources: readonly SynthResource[], server: string): string
   return p.urn;
 }
 
-export function isolationViolations(spec: Spec, resources: readonly SynthResource[]): string[] {
+/** A server's per-database providers (`<server>-postgresql-<db>`) stand for the same server. */
+function onMainProviders(resources: readonly SynthResource[]): SynthResource[] {
+  const main = new Map<string, string>();
+  for (const p of resources.filter((r) => r.type === T.pgProvider)) {
+    const server = /^(.*)-postgresql(?:-[a-z0-9_]+)?$/.exec(p.name)?.[1];
+    const primary = resources.find((r) => r.type === T.pgProvider && r.name === `${server}-postgresql`);
+    if (primary) main.set(p.urn, primary.urn);
+  }
+  return resources.map((r) => (r.provider && main.has(r.provider) ? { ...r, provider: main.get(r.provider) as string } : r));
+}
+
+export function isolationViolations(spec: Spec, all: readonly SynthResource[]): string[] {
+  const resources = onMainProviders(all);
   const out: string[] = [];
   const roleOwner = new Map<string, Owned>();
   for (const s of spec.services) {
