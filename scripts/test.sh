@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# `npm test`: everything the project checks, on a machine with nothing installed beforehand but
+# Node, npm, Go and Python. What the tests need is fetched once and cached:
+#   PostgreSQL 15-18 (server and client tools: scripts/postgres/install.sh), Chromium (Debian, for
+#   the audit's HTML report), MinIO (scripts/s3/minio.sh), the Pulumi CLI
+#   (scripts/engine/bootstrap.sh) and actionlint (Go module proxy).
+# Then: type-check, lint, format, offline stack checks, unit and mock tests, the policy pack in
+# the real engine, and the end-to-end isolation suite through the real engine and provider
+# plugins (reported skipped, with the reason and the install commands, where the plugins are
+# missing). Ends with one line: `N passed, N failed, N skipped`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PULUMI_SKIP_UPDATE_CHECK=true
+
+step() { printf '\n=== %s\n' "$*"; }
+
+step "prerequisites (fetched once, cached)"
+packages=()
+command -v chromium >/dev/null 2>&1 || packages+=(chromium)
+python3 -m pip --version >/dev/null 2>&1 || packages+=(python3-pip)
+if [ "${#packages[@]}" -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "test: missing ${packages[*]}: install them (apt-get install ${packages[*]}) or run as root" >&2
+    exit 2
+  fi
+  echo "installing ${packages[*]} from Debian"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${packages[@]}" >/dev/null
+fi
+for major in 15 16 17 18; do echo "PostgreSQL $major: $(bash scripts/postgres/install.sh "$major")"; done
+echo "MinIO: $(bash scripts/s3/minio.sh --quiet)"
+echo "Pulumi CLI: $(bash scripts/engine/bootstrap.sh --quiet)/pulumi"
+tools="${XDG_CACHE_HOME:-$HOME/.cache}/db-platform/tools"
+[ -x "$tools/actionlint" ] || GOBIN="$tools" go install github.com/rhysd/actionlint/cmd/actionlint@v1.7.12
+PATH="$(bash scripts/engine/bootstrap.sh --quiet):$PATH"
+export PATH
+
+step "type-check, lint, format"
+npm run --silent typecheck
+npm run --silent lint
+npm run --silent format:check
+
+step "stacks and examples, offline: validate, synthesize, policy check"
+for stack in dev prod; do npx db-platform validate --stack "$stack"; done
+start=$(date +%s%N)
+npx db-platform synth --stack prod --json > "${TMPDIR:-/tmp}/db-platform-synth-prod.json"
+echo "synth prod: $(node -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv[1],"utf8")).length)' "${TMPDIR:-/tmp}/db-platform-synth-prod.json") resources in $(( ($(date +%s%N) - start) / 1000000 )) ms"
+for stack in dev prod; do npx db-platform policy check --stack "$stack"; done
+for file in examples/*/Pulumi.*.yaml; do echo "$file"; npx db-platform policy check --config "$file"; done
+"$tools/actionlint" .github/workflows/*.yml && echo "actionlint: ok"
+
+reports=$(mktemp -d)
+trap 'rm -rf "$reports"' EXIT
+status=0
+suite() {
+  local name=$1 config=$2
+  step "$name"
+  npx vitest run --config "$config" --reporter=default --reporter=json --outputFile.json="$reports/$name.json" || status=1
+}
+suite "unit, mock and real-PostgreSQL tests" vitest.config.mts
+suite "the policy pack and local servers in the real engine" vitest.engine.config.mts
+suite "end to end: isolation through the real engine and provider plugins, PostgreSQL 15-18" vitest.e2e.config.mts
+
+step "summary"
+node -e '
+  const fs = require("fs");
+  const dir = process.argv[1];
+  const rs = fs.readdirSync(dir).map((f) => JSON.parse(fs.readFileSync(`${dir}/${f}`, "utf8")));
+  const sum = (k) => rs.reduce((n, r) => n + r[k], 0);
+  // A file that fails to load fails no single test; count it as a failure all the same.
+  const failed = rs.reduce((n, r) => n + Math.max(r.numFailedTests, r.numFailedTestSuites), 0);
+  console.log(`${sum("numPassedTests")} passed, ${failed} failed, ${sum("numPendingTests")} skipped`);
+' "$reports"
+exit "$status"
