@@ -17,7 +17,7 @@ import { PolicyConfigError } from "../policies/engine/evaluate";
 import { StateFormatError } from "../policies/engine/sources";
 import { AuditError, parseServerUrls, runAudit } from "./audit/run";
 import { backupCommands } from "./backup/cli";
-import { describeChanges, destroyStack, formatServiceUrls, PluginError, previewStack, upStack } from "./stackApply";
+import { baselineBackups, describeChanges, destroyStack, formatServiceUrls, PluginError, previewStack, upStack } from "./stackApply";
 import { AUDIT_EXIT, exitCodeOf, REPORT_FORMATS, type ReportFormat, render } from "./audit/report";
 
 export const EXIT_OK = 0;
@@ -168,6 +168,15 @@ export function buildProgram(
       const result = await upStack(ctx);
       out(`stack ${ctx.stack}: ${describeChanges(result.changes)} in ${result.seconds.toFixed(1)} s\n`);
       out(formatServiceUrls(result.outputs, opts.showSecrets === true));
+      const first = await baselineBackups(ctx);
+      for (const b of first) {
+        out(
+          b.ok
+            ? `backups: first backup of ${b.service} (${b.manifest?.id})\n`
+            : `backups: first backup of ${b.service} failed: ${b.error}\n`,
+        );
+      }
+      if (first.some((b) => !b.ok)) process.exitCode = EXIT_PROBLEMS;
     });
   stackOptions(
     program.command("preview").description("preview the stack through the Pulumi engine with the policy pack; exit 1 on policy violations"),

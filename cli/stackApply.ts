@@ -13,6 +13,7 @@ import { LocalWorkspace, type OutputMap, type Stack } from "@pulumi/pulumi/autom
 import { runProgram } from "../components/program";
 import type { Spec } from "../components/spec";
 import { configFromPulumi } from "../components/spec/pulumiConfig";
+import { type BackupContext, backupList, backupRun, type RunOutcome } from "./backup/command";
 import { engineEnv, ensureEngine, LocalCommandError, localCommand, localServers } from "./local";
 
 export class PluginError extends Error {}
@@ -137,6 +138,20 @@ export async function destroyStack(ctx: ApplyContext): Promise<Readonly<Record<s
   const stack = await engineStack(ctx);
   const result = await stack.destroy({ onOutput: ctx.progress });
   return result.summary.resourceChanges ?? {};
+}
+
+/**
+ * With local backups, each service that has none yet gets its first one right after `up`: a
+ * service without a backup is already outside its RPO (the audit reports it). On AWS the
+ * scheduled runner takes them.
+ */
+export async function baselineBackups(ctx: ApplyContext): Promise<RunOutcome[]> {
+  if (ctx.spec.backups?.storage !== "local") return [];
+  const backups: BackupContext = { spec: ctx.spec, stack: ctx.stack, projectDir: ctx.projectDir };
+  const backedUp = new Set((await backupList(backups)).map((m) => m.service));
+  const out: RunOutcome[] = [];
+  for (const s of ctx.spec.services.filter((x) => !backedUp.has(x.name))) out.push(...(await backupRun(backups, { service: s.name })));
+  return out;
 }
 
 /** One line for a change summary: `created 186` or `no changes (186 unchanged)`. */

@@ -221,6 +221,11 @@ const badInput: Array<[string, () => Values, string]> = [
     'services.inventory.extensions[0]: "dblink" reaches outside the service\'s database and is not allowed',
   ],
   [
+    "an extension a non-superuser admin cannot create",
+    () => changed(devValues(), (v) => (services(v).inventory.extensions = ["pgcrypto", "pg_stat_statments"])),
+    'services.inventory.extensions[1]: "pg_stat_statments" is not on the extension allow-list (trusted extensions a non-superuser admin can create, as on RDS: btree_gin, btree_gist, citext, cube, dict_int, fuzzystrmatch, hstore, intarray, isn, lo, ltree, pg_trgm, pgcrypto, seg, tablefunc, tcn, tsm_system_rows, tsm_system_time, unaccent, uuid-ossp)',
+  ],
+  [
     "a local server on a non-loopback host",
     () => changed(devValues(), (v) => (servers(v).local.host = "10.0.0.5")),
     'servers.local.host: "10.0.0.5" is not a loopback address; use hosting external for other hosts',
