@@ -16,16 +16,17 @@ step() { printf '\n=== %s\n' "$*"; }
 
 step "prerequisites (fetched once, cached)"
 packages=()
-command -v chromium >/dev/null 2>&1 || packages+=(chromium)
+[ -n "${CHROMIUM_PATH:-}" ] || command -v chromium >/dev/null 2>&1 || packages+=(chromium)
 python3 -m pip --version >/dev/null 2>&1 || packages+=(python3-pip)
 if [ "${#packages[@]}" -gt 0 ]; then
+  as_root=()
   if [ "$(id -u)" != 0 ]; then
-    echo "test: missing ${packages[*]}: install them (apt-get install ${packages[*]}) or run as root" >&2
-    exit 2
+    command -v sudo >/dev/null 2>&1 || { echo "test: missing ${packages[*]}: apt-get install ${packages[*]} as root" >&2; exit 2; }
+    as_root=(sudo)
   fi
   echo "installing ${packages[*]} from Debian"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${packages[@]}" >/dev/null
+  "${as_root[@]}" apt-get update -qq
+  "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${packages[@]}" >/dev/null
 fi
 for major in 15 16 17 18; do echo "PostgreSQL $major: $(bash scripts/postgres/install.sh "$major")"; done
 echo "MinIO: $(bash scripts/s3/minio.sh --quiet)"
@@ -34,6 +35,19 @@ tools="${XDG_CACHE_HOME:-$HOME/.cache}/db-platform/tools"
 [ -x "$tools/actionlint" ] || GOBIN="$tools" go install github.com/rhysd/actionlint/cmd/actionlint@v1.7.12
 PATH="$(bash scripts/engine/bootstrap.sh --quiet):$PATH"
 export PATH
+# The provider plugins come the normal way; where they cannot be installed, the suites that need
+# them say so and are reported skipped.
+installed=$(pulumi plugin ls --json)
+for pkg in postgresql random; do
+  version=$(node -p "require('@pulumi/$pkg/package.json').version")
+  if node -e 'process.exit(JSON.parse(process.argv[1] || "[]").some((p) => p.kind === "resource" && p.name === process.argv[2] && p.version === process.argv[3]) ? 0 : 1)' "$installed" "$pkg" "$version"; then
+    echo "plugin $pkg v$version: installed"
+  elif pulumi plugin install resource "$pkg" "$version" >/dev/null 2>&1; then
+    echo "plugin $pkg v$version: installed now"
+  else
+    echo "plugin $pkg v$version: cannot be installed here (pulumi plugin install resource $pkg $version failed): the suites that need it are reported skipped"
+  fi
+done
 
 step "type-check, lint, format"
 npm run --silent typecheck
