@@ -1,14 +1,15 @@
 /**
- * Apply a synthesized stack's PostgreSQL resources to a real server with plain SQL, statement
- * for statement what the PostgreSQL provider issues for them (terraform-provider-postgresql:
+ * A synthesized stack's PostgreSQL resources as plain SQL, statement for statement what the
+ * PostgreSQL provider issues for them (terraform-provider-postgresql:
  * CREATE ROLE with explicit attributes, GRANT for `roles`, CREATE DATABASE … OWNER, CREATE
  * SCHEMA … AUTHORIZATION, REVOKE ALL then GRANT for each Grant and DefaultPrivileges, CREATE
  * EXTENSION … SCHEMA).
  *
- * For `npm run bench:audit` only: it fills a catalog with a thousand services' objects in seconds
- * so the audit's speed can be timed. It proves nothing about what `pulumi up` leaves (it runs as
- * the bootstrap superuser): no test uses it; the audit's and the isolation's correctness are
- * proven on stacks applied through the real engine (test/helpers/appliedDevStack.ts, test/e2e).
+ * For benchmarks only: `bench:audit` fills a catalog with a thousand services' objects in
+ * seconds so the audit's speed can be timed; `bench:apply` times it as the plain-SQL floor of
+ * `pulumi up`. It proves nothing about what `pulumi up` leaves (it runs as the bootstrap
+ * superuser): no test uses it; the audit's and the isolation's correctness are proven on stacks
+ * applied through the real engine (test/helpers/appliedDevStack.ts, test/e2e).
  */
 import type { Client } from "pg";
 import { escapeIdentifier as q, escapeLiteral } from "pg";
@@ -57,6 +58,9 @@ export function materializeSql(resources: readonly SynthResource[], admin: strin
       });
     }
   }
+  for (const g of on(PG.grantRole)) {
+    out.push({ database: "postgres", sql: `GRANT ${q(String(g.props.grantRole))} TO ${q(String(g.props.role))}` });
+  }
   for (const d of on(PG.database)) {
     const owner = str(d.props.owner) ?? admin;
     out.push({
@@ -79,11 +83,15 @@ export function materializeSql(resources: readonly SynthResource[], admin: strin
       out.push({ database: String(g.props.database), sql: `GRANT ${privileges.join(", ")} ON ${target} TO ${role}` });
   }
   for (const d of on(PG.defaultPrivileges)) {
-    const head = `ALTER DEFAULT PRIVILEGES FOR ROLE ${q(String(d.props.owner))} IN SCHEMA ${q(String(d.props.schema))}`;
+    const inSchema = str(d.props.schema) ? ` IN SCHEMA ${q(String(d.props.schema))}` : "";
+    const head = `ALTER DEFAULT PRIVILEGES FOR ROLE ${q(String(d.props.owner))}${inSchema}`;
     const kind = DEFAULT_ON[String(d.props.objectType)];
     const role = who(String(d.props.role));
+    const privileges = list(d.props.privileges);
     out.push({ database: String(d.props.database), sql: `${head} REVOKE ALL ON ${kind} FROM ${role}` });
-    out.push({ database: String(d.props.database), sql: `${head} GRANT ${list(d.props.privileges).join(", ")} ON ${kind} TO ${role}` });
+    if (privileges.length > 0) {
+      out.push({ database: String(d.props.database), sql: `${head} GRANT ${privileges.join(", ")} ON ${kind} TO ${role}` });
+    }
   }
   for (const e of on(PG.extension)) {
     out.push({
