@@ -78,7 +78,8 @@ async function list(): Promise<BackupManifest[]> {
 }
 
 async function backupOk(): Promise<BackupManifest> {
-  const r = await cli("run", "--stack", STACK, "--service", "inventory", "--json");
+  // No progress line is due within the run (default: one every 10 s, which a loaded machine crosses).
+  const r = await cli("run", "--stack", STACK, "--service", "inventory", "--json", "--progress", "3600");
   expect(r.stderr).toBe("");
   expect(r.code).toBe(0);
   return (JSON.parse(r.stdout) as RunOutcome[])[0].manifest as BackupManifest;
