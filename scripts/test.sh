@@ -82,7 +82,8 @@ node -e '
   const rs = fs.readdirSync(dir).map((f) => JSON.parse(fs.readFileSync(`${dir}/${f}`, "utf8")));
   const sum = (k) => rs.reduce((n, r) => n + r[k], 0);
   // A file that fails to load fails no single test; count it as a failure all the same.
-  const failed = rs.reduce((n, r) => n + Math.max(r.numFailedTests, r.numFailedTestSuites), 0);
+  const brokenFiles = (r) => r.testResults.filter((f) => f.status === "failed" && !f.assertionResults.some((a) => a.status === "failed")).length;
+  const failed = rs.reduce((n, r) => n + r.numFailedTests + brokenFiles(r), 0);
   console.log(`${sum("numPassedTests")} passed, ${failed} failed, ${sum("numPendingTests")} skipped`);
 ' "$reports"
 exit "$status"
