@@ -13,8 +13,8 @@ import * as path from "node:path";
 import { LocalWorkspace } from "@pulumi/pulumi/automation";
 import { escapeIdentifier } from "pg";
 import { stringify } from "yaml";
-import { DEV_PASSPHRASE, engineEnv, ensureEngine, localRoot } from "../../cli/local";
-import { LocalPostgres } from "../../cli/localPostgres";
+import { DEV_PASSPHRASE, engineEnv, ensureEngine, localInstances, localRoot, localServers } from "../../cli/local";
+import type { LocalPostgres } from "../../cli/localPostgres";
 import { type ApplyContext, destroyStack, missingPlugins, previewStack, sdkPlugin, upStack } from "../../cli/stackApply";
 import { readConfigFile } from "../../cli/stackConfig";
 import { synth } from "../../cli/synth";
@@ -123,16 +123,7 @@ async function measure(services: number): Promise<Row> {
   await ws.setConfig(stack, "db-platform:adminPasswords.local", { value: ADMIN_PASSWORD, secret: true }, true);
   const config = readConfigFile(file);
   const spec = loadSpec(config);
-  const server = new LocalPostgres({
-    name: "local",
-    version: "16",
-    host: "127.0.0.1",
-    port,
-    adminUser: "platform_admin",
-    adminPassword: ADMIN_PASSWORD,
-    root: localRoot(ROOT, stack),
-    projectDir: ROOT,
-  });
+  const { primary: server } = localInstances(localServers(spec)[0], stack, ROOT, ADMIN_PASSWORD);
   const ctx: ApplyContext = { spec, stack, project: "db-platform", projectDir: ROOT, progress: () => undefined };
   const memory = new PeakMemory();
   try {
