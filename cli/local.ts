@@ -36,12 +36,17 @@ export function engineEnv(projectDir: string, stack: string): Record<string, str
   };
 }
 
-/** The decrypted `db-platform:adminPasswords` of a stack. */
-export async function adminPasswords(projectDir: string, stack: string): Promise<Record<string, string>> {
+/** The project's workspace in the engine, with `stack` created in the local state when it is new. */
+export async function stackWorkspace(projectDir: string, stack: string): Promise<LocalWorkspace> {
   ensureEngine(projectDir);
   const ws = await LocalWorkspace.create({ workDir: projectDir, envVars: engineEnv(projectDir, stack) });
-  const stacks = await ws.listStacks();
-  if (!stacks.some((s) => s.name === stack)) await ws.createStack(stack);
+  if (!(await ws.listStacks()).some((s) => s.name === stack)) await ws.createStack(stack);
+  return ws;
+}
+
+/** The decrypted `db-platform:adminPasswords` of a stack. */
+export async function adminPasswords(projectDir: string, stack: string): Promise<Record<string, string>> {
+  const ws = await stackWorkspace(projectDir, stack);
   const value = await ws.getConfig(stack, "db-platform:adminPasswords");
   return JSON.parse(value.value) as Record<string, string>;
 }

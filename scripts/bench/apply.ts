@@ -10,10 +10,9 @@
 import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { LocalWorkspace } from "@pulumi/pulumi/automation";
 import { escapeIdentifier } from "pg";
 import { stringify } from "yaml";
-import { DEV_PASSPHRASE, engineEnv, ensureEngine, localInstances, localRoot, localServers } from "../../cli/local";
+import { DEV_PASSPHRASE, ensureEngine, localInstances, localRoot, localServers, stackWorkspace } from "../../cli/local";
 import type { LocalPostgres } from "../../cli/localPostgres";
 import { type ApplyContext, destroyStack, missingPlugins, previewStack, sdkPlugin, upStack } from "../../cli/stackApply";
 import { readConfigFile } from "../../cli/stackConfig";
@@ -117,9 +116,7 @@ async function measure(services: number): Promise<Row> {
   const file = path.join(ROOT, `Pulumi.${stack}.yaml`);
   const port = await freePort();
   fs.writeFileSync(file, stringify(stackConfig(services, port)));
-  const env = engineEnv(ROOT, stack);
-  const ws = await LocalWorkspace.create({ workDir: ROOT, envVars: env });
-  if (!(await ws.listStacks()).some((s) => s.name === stack)) await ws.createStack(stack);
+  const ws = await stackWorkspace(ROOT, stack);
   await ws.setConfig(stack, "db-platform:adminPasswords.local", { value: ADMIN_PASSWORD, secret: true }, true);
   const config = readConfigFile(file);
   const spec = loadSpec(config);

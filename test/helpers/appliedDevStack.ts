@@ -12,7 +12,7 @@ import * as path from "node:path";
 import { LocalWorkspace, type OutputMap } from "@pulumi/pulumi/automation";
 import { Client } from "pg";
 import { parse, stringify } from "yaml";
-import { DEV_PASSPHRASE, engineEnv, ensureEngine, localRoot, stackS3 } from "../../cli/local";
+import { DEV_PASSPHRASE, engineEnv, localRoot, stackS3, stackWorkspace } from "../../cli/local";
 import type { LocalS3 } from "../../cli/localS3";
 import { LocalPostgres } from "../../cli/localPostgres";
 import { type ApplyContext, destroyStack, upStack } from "../../cli/stackApply";
@@ -68,10 +68,8 @@ export interface AppliedStackOptions {
 }
 
 /** Create the stack (if needed) and store one secret config value, encrypted by the engine. */
-async function setStackSecret(stack: string, key: string, value: string): Promise<void> {
-  ensureEngine(ROOT);
-  const ws = await LocalWorkspace.create({ workDir: ROOT, envVars: engineEnv(ROOT, stack) });
-  if (!(await ws.listStacks()).some((s) => s.name === stack)) await ws.createStack(stack);
+export async function setStackSecret(stack: string, key: string, value: string): Promise<void> {
+  const ws = await stackWorkspace(ROOT, stack);
   await ws.setConfig(stack, key, { value, secret: true }, true);
 }
 
