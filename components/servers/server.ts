@@ -65,7 +65,17 @@ export function serverTags(environment: string, server: string, extra: Readonly<
   };
 }
 
-/** One server's PostgreSQL providers: the main one (database `postgres`) and one per other database asked for. */
+const UNBOUNDED_POOL = { maxConnections: 0 } as const;
+
+/**
+ * One server's PostgreSQL providers: the main one (database `postgres`) and one per other database
+ * asked for. Their connection pools are unbounded (`maxConnections: 0`; the provider's default is
+ * 20): creating a database, the provider holds one connection in a transaction with an advisory
+ * lock on the admin role while it needs a second one, so once the engine runs as many operations
+ * at once as the pool is large, every connection waits for the lock and the lock holder for a
+ * connection — forever (seen at `--parallel 32`). Connections stay bounded by the engine's
+ * parallelism (about three per operation).
+ */
 export class ServerProviders {
   readonly main: postgresql.Provider;
   private readonly byDatabase = new Map<string, postgresql.Provider>();
@@ -75,14 +85,14 @@ export class ServerProviders {
     private readonly args: postgresql.ProviderArgs,
     private readonly opts: pulumi.CustomResourceOptions,
   ) {
-    this.main = new postgresql.Provider(`${name}-postgresql`, { ...args, database: "postgres" }, opts);
+    this.main = new postgresql.Provider(`${name}-postgresql`, { ...args, ...UNBOUNDED_POOL, database: "postgres" }, opts);
   }
 
   for(database: string): postgresql.Provider {
     if (database === "postgres") return this.main;
     let provider = this.byDatabase.get(database);
     if (!provider) {
-      provider = new postgresql.Provider(`${this.name}-postgresql-${database}`, { ...this.args, database }, this.opts);
+      provider = new postgresql.Provider(`${this.name}-postgresql-${database}`, { ...this.args, ...UNBOUNDED_POOL, database }, this.opts);
       this.byDatabase.set(database, provider);
     }
     return provider;

@@ -129,6 +129,8 @@ describe("RdsServer in prod", () => {
       superuser: "false",
       expectedVersion: "16",
       connectTimeout: "30",
+      // Unbounded pool: a bounded one deadlocks the provider under parallel creates (docs/apply-speed.md).
+      maxConnections: "0",
     });
   });
 

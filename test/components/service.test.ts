@@ -175,6 +175,8 @@ describe("local server", () => {
       superuser: "false",
       expectedVersion: "16",
       connectTimeout: "15",
+      // Unbounded pool: a bounded one deadlocks the provider under parallel creates (docs/apply-speed.md).
+      maxConnections: "0",
     });
   });
 });
