@@ -102,42 +102,52 @@ export class ServiceDatabase extends pulumi.ComponentResource {
     );
     const owned = { ...pg, dependsOn: [this.adminMembership] };
 
+    const passwords: Record<string, random.RandomPassword> = {};
+    for (const login of spec.logins) {
+      passwords[login.key] = new random.RandomPassword(`${name}-${login.key}-password`, { length: 40, special: false }, { parent: this });
+      this.loginRoles[login.key] = this.createLogin(name, login, passwords[login.key].result, pg);
+    }
+    // Containers outlive the logins' privileges in them: the database (or, under schema isolation,
+    // the schemas) is dropped before any login role, and takes every grant and default privilege
+    // inside it along. Those are then not revoked one by one (`deletedWith`); removed alone, they are.
+    const logins = Object.values(this.loginRoles);
+
     let database: postgresql.Database | undefined = args.sharedDatabase;
     if (spec.isolation === "database") {
       database = new postgresql.Database(
         `${name}-db`,
         { name: spec.database, owner: this.ownerRole.name, template: "template0", encoding: "UTF8", allowConnections: true },
-        { ...owned, protect: args.protect },
+        { ...owned, dependsOn: [this.adminMembership, ...logins], protect: args.protect },
       );
     }
     if (!database) throw new pulumi.ResourceError(`service ${spec.name}: isolation schema needs its shared database`, this);
     this.database = database.name;
+    const ownDatabase = spec.isolation === "database" ? database : undefined;
 
     const schemaResources = spec.schemas.map(
       (schema) =>
         new postgresql.Schema(
           `${name}-schema-${schema}`,
           { name: schema, database: database.name, owner: this.ownerRole.name, ifNotExists: false, dropCascade: true },
-          { ...owned, protect: args.protect },
+          { ...owned, dependsOn: [this.adminMembership, ...logins], protect: args.protect, deletedWith: ownDatabase },
         ),
     );
     this.schemas = schemaResources.map((s) => s.name);
 
-    const passwords: Record<string, random.RandomPassword> = {};
-    for (const login of spec.logins) {
-      passwords[login.key] = new random.RandomPassword(`${name}-${login.key}-password`, { length: 40, special: false }, { parent: this });
-      this.loginRoles[login.key] = this.createLogin(name, login, passwords[login.key].result, pg);
-    }
-
     // Referencing the role resources (not just their names) orders grants after the roles.
     const rolesByName = new Map(spec.logins.map((l) => [l.name, this.loginRoles[l.key]]));
     const roleRef = (roleName: string) => rolesByName.get(roleName)?.name ?? roleName;
+    const schemaByName = new Map(spec.schemas.map((schema, i) => [schema, schemaResources[i]]));
+    // What drops a grant or default privilege with itself: the service's own database, or under
+    // schema isolation the schema it is in (database-wide ones in the shared database: nothing).
+    const container = (schema?: string) => ownDatabase ?? (schema ? schemaByName.get(schema) : undefined);
+    const inside = (schema?: string) => ({ ...pg, dependsOn: [this.adminMembership, ...schemaResources], deletedWith: container(schema) });
     const plan = planService(spec);
     for (const g of plan.grants) {
       new postgresql.Grant(
         `${name}-grant-${g.key}`,
         { database: database.name, role: roleRef(g.role), objectType: g.objectType, schema: g.schema, privileges: [...g.privileges] },
-        { ...pg, dependsOn: [this.adminMembership, ...schemaResources] },
+        inside(g.schema),
       );
     }
     for (const d of plan.defaultPrivileges) {
@@ -151,14 +161,14 @@ export class ServiceDatabase extends pulumi.ComponentResource {
           objectType: d.objectType,
           privileges: [...d.privileges],
         },
-        { ...pg, dependsOn: [this.adminMembership, ...schemaResources] },
+        inside(d.schema),
       );
     }
     for (const ext of spec.extensions) {
       new postgresql.Extension(
         `${name}-ext-${ext}`,
         { name: ext, database: database.name, schema: spec.schemas[0] },
-        { ...pg, dependsOn: [this.adminMembership, ...schemaResources] },
+        inside(spec.schemas[0]),
       );
     }
 
