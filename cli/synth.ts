@@ -6,6 +6,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { type ProgramOutputs, runProgram } from "../components/program";
 import type { ConfigInput } from "../components/spec";
 import { normalize } from "../policies/engine/sources";
+import { withoutPromiseStacks } from "./promiseStacks";
 
 export interface SynthResource {
   readonly type: string;
@@ -151,18 +152,15 @@ export async function synthProgram(
   let failure: unknown;
   const onError = (e: unknown) => (failure ??= e);
   process.on("unhandledRejection", onError);
-  let outputs: ProgramOutputs;
-  // The SDK records a stack trace for every promise it creates (for leak reports). With source
-  // maps on, formatting those traces is most of synth's time; synth never prints them.
-  const stackTraceLimit = Error.stackTraceLimit;
-  Error.stackTraceLimit = 0;
+  let outputs: ProgramOutputs | undefined;
   try {
-    outputs = runProgram(input);
-    await pulumi.runtime.disconnect();
+    await withoutPromiseStacks(async () => {
+      outputs = runProgram(input);
+      await pulumi.runtime.disconnect();
+    });
   } finally {
-    Error.stackTraceLimit = stackTraceLimit;
     process.off("unhandledRejection", onError);
   }
   if (failure) throw failure;
-  return { resources, outputs };
+  return { resources, outputs: outputs as ProgramOutputs };
 }
