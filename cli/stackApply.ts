@@ -15,6 +15,7 @@ import type { Spec } from "../components/spec";
 import { configFromPulumi } from "../components/spec/pulumiConfig";
 import { type BackupContext, backupList, backupRun, type RunOutcome } from "./backup/command";
 import { engineEnv, ensureEngine, LocalCommandError, localCommand, localServers } from "./local";
+import { withoutPromiseStacks } from "./promiseStacks";
 
 export class PluginError extends Error {}
 
@@ -117,7 +118,7 @@ export async function upStack(ctx: ApplyContext): Promise<UpResult> {
   const started = Date.now();
   if (localServers(ctx.spec).length > 0) await localCommand("start", ctx.spec, ctx.stack, ctx.projectDir, ctx.progress);
   const stack = await engineStack(ctx);
-  const result = await stack.up({ ...policyPackArgs(ctx.projectDir, ctx.stack), onOutput: ctx.progress });
+  const result = await withoutPromiseStacks(() => stack.up({ ...policyPackArgs(ctx.projectDir, ctx.stack), onOutput: ctx.progress }));
   return {
     changes: result.summary.resourceChanges ?? {},
     outputs: result.outputs,
@@ -128,7 +129,9 @@ export async function upStack(ctx: ApplyContext): Promise<UpResult> {
 /** `pulumi preview` with the policy pack; with `expectNoChanges`, any change is an error. */
 export async function previewStack(ctx: ApplyContext, expectNoChanges = false): Promise<Readonly<Record<string, number>>> {
   const stack = await engineStack(ctx);
-  const result = await stack.preview({ ...policyPackArgs(ctx.projectDir, ctx.stack), expectNoChanges, onOutput: ctx.progress });
+  const result = await withoutPromiseStacks(() =>
+    stack.preview({ ...policyPackArgs(ctx.projectDir, ctx.stack), expectNoChanges, onOutput: ctx.progress }),
+  );
   return result.changeSummary;
 }
 
@@ -136,7 +139,7 @@ export async function previewStack(ctx: ApplyContext, expectNoChanges = false): 
 export async function destroyStack(ctx: ApplyContext): Promise<Readonly<Record<string, number>>> {
   if (localServers(ctx.spec).length > 0) await localCommand("start", ctx.spec, ctx.stack, ctx.projectDir, ctx.progress);
   const stack = await engineStack(ctx);
-  const result = await stack.destroy({ onOutput: ctx.progress });
+  const result = await withoutPromiseStacks(() => stack.destroy({ onOutput: ctx.progress }));
   return result.summary.resourceChanges ?? {};
 }
 
