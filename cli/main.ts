@@ -152,7 +152,24 @@ export function buildProgram(
       for (const p of result.problems) out(`${formatProblem(p)}\n`);
       return undefined;
     }
-    return { spec: result.spec, stack, project, projectDir: findProjectDir(path.dirname(file)), progress: err };
+    return {
+      spec: result.spec,
+      stack,
+      project,
+      projectDir: findProjectDir(path.dirname(file)),
+      progress: err,
+      tty: process.stderr.isTTY === true,
+    };
+  };
+  // Ctrl-C reaches the engine too, which finishes the operations in flight and saves the state;
+  // this process waits for it. A second Ctrl-C quits at once (the next `up` then recovers).
+  const waitForEngineOnInterrupt = () => {
+    let interrupted = false;
+    process.on("SIGINT", () => {
+      if (interrupted) process.exit(130);
+      interrupted = true;
+      err("\ninterrupted: the engine finishes what is in flight and saves the state (Ctrl-C again to quit at once)\n");
+    });
   };
   stackOptions(
     program
@@ -165,6 +182,7 @@ export function buildProgram(
     .action(async (opts: StackOptions & { showSecrets?: boolean }) => {
       const ctx = applyContext(opts);
       if (!ctx) return void (process.exitCode = EXIT_PROBLEMS);
+      waitForEngineOnInterrupt();
       const result = await upStack(ctx);
       out(`stack ${ctx.stack}: ${describeChanges(result.changes)} in ${result.seconds.toFixed(1)} s\n`);
       out(formatServiceUrls(result.outputs, opts.showSecrets === true));
@@ -197,6 +215,7 @@ export function buildProgram(
       if (!opts.yes) throw new UsageError("destroy deletes every database of the stack with its data: confirm with --yes");
       const ctx = applyContext(opts);
       if (!ctx) return void (process.exitCode = EXIT_PROBLEMS);
+      waitForEngineOnInterrupt();
       out(`stack ${ctx.stack}: ${describeChanges(await destroyStack(ctx))}\n`);
     });
 

@@ -1,0 +1,128 @@
+/**
+ * A local stack saves its state once, at the end of an operation. `db-platform up` killed with
+ * SIGKILL mid-apply (engine, plugins and all) leaves roles and databases the state does not
+ * know; the next `up` must recover on its own (release the lock, refresh, drop what the dead
+ * operation created) and then apply the whole stack, with nothing left to change.
+ */
+import { spawn } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { Client } from "pg";
+import { stringify } from "yaml";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DEV_PASSPHRASE, localRoot } from "../../cli/local";
+import { LocalPostgres } from "../../cli/localPostgres";
+import { FIXTURE_ADMIN_PASSWORD, removeStack, setStackSecret } from "../helpers/appliedDevStack";
+import { runCli } from "../helpers/cli";
+import { ENGINE, SKIPPED_BECAUSE } from "../helpers/engine";
+import { freePort } from "../helpers/ports";
+import { ROOT } from "../helpers/synth";
+
+const STACK = "unsavedtest";
+const file = path.join(ROOT, `Pulumi.${STACK}.yaml`);
+const marker = path.join(ROOT, ".db-platform", "state", `${STACK}.applying.json`);
+const env = { PULUMI_CONFIG_PASSPHRASE: DEV_PASSPHRASE };
+let server: LocalPostgres;
+
+const SERVICES = Array.from({ length: 12 }, (_, i) => `svc${String(i).padStart(2, "0")}`);
+
+async function serviceRoles(): Promise<number> {
+  let c: Client;
+  try {
+    c = await server.superuserClient();
+  } catch {
+    return 0;
+  }
+  try {
+    const r = await c.query("SELECT count(*)::int AS n FROM pg_roles WHERE rolname ~ '^svc'");
+    return r.rows[0].n as number;
+  } finally {
+    await c.end();
+  }
+}
+
+describe("an up killed before the engine saved the state", () => {
+  if (!ENGINE.ready) {
+    it.skip(SKIPPED_BECAUSE, () => undefined);
+    return;
+  }
+
+  beforeAll(async () => {
+    process.env.PULUMI_CONFIG_PASSPHRASE ??= DEV_PASSPHRASE;
+    const port = await freePort();
+    const services = Object.fromEntries(
+      SERVICES.map((s, i) => [s, i % 4 === 3 ? { server: "local", isolation: "schema", database: "shared" } : { server: "local" }]),
+    );
+    fs.writeFileSync(
+      file,
+      stringify({
+        config: {
+          "db-platform:environment": "dev",
+          "db-platform:servers": { local: { hosting: "local", version: "16", host: "127.0.0.1", port } },
+          "db-platform:services": services,
+        },
+      }),
+    );
+    await setStackSecret(STACK, "db-platform:adminPasswords.local", FIXTURE_ADMIN_PASSWORD);
+    server = new LocalPostgres({
+      name: "local",
+      version: "16",
+      host: "127.0.0.1",
+      port,
+      adminUser: "platform_admin",
+      adminPassword: FIXTURE_ADMIN_PASSWORD,
+      root: localRoot(ROOT, STACK),
+      projectDir: ROOT,
+    });
+    // Started apart from the `up` that gets killed, so the kill cannot take the server down.
+    expect(runCli(["local", "start", "--stack", STACK], env).code).toBe(0);
+  }, 300_000);
+
+  afterAll(async () => {
+    runCli(["destroy", "--yes", "--stack", STACK], env);
+    await server?.destroy();
+    await removeStack(STACK);
+    fs.rmSync(localRoot(ROOT, STACK), { recursive: true, force: true });
+    fs.rmSync(file, { force: true });
+    fs.rmSync(marker, { force: true });
+  }, 300_000);
+
+  it("recovers on the next up, which then applies everything", async () => {
+    const child = spawn(process.execPath, [path.join(ROOT, "bin/db-platform.js"), "up", "--stack", STACK], {
+      cwd: ROOT,
+      env: { ...process.env, ...env },
+      detached: true,
+      stdio: "ignore",
+    });
+    const exited = new Promise((resolve) => child.once("exit", resolve));
+    // Kill the whole process group (the CLI, the engine, the plugins) once the apply is under way.
+    const deadline = Date.now() + 240_000;
+    while ((await serviceRoles()) < 6 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    process.kill(-(child.pid as number), "SIGKILL");
+    await exited;
+    const rolesLeft = await serviceRoles();
+    // The kill came mid-operation: its marker is left, and it had created roles but not all 48.
+    expect(fs.existsSync(marker)).toBe(true);
+    expect(rolesLeft).toBeGreaterThanOrEqual(6);
+    expect(rolesLeft).toBeLessThan(SERVICES.length * 4);
+
+    const up = runCli(["up", "--stack", STACK, "--show-secrets"], env);
+    if (process.env.SHOW_CLI) console.log(up.stderr);
+    expect(up.stderr).toMatch(/the up started .* ended without saving its state; recovering/);
+    expect(up.stderr).toMatch(/dropped role svc\d\d_/);
+    expect(up.code).toBe(0);
+    expect(fs.existsSync(marker)).toBe(false);
+    expect(await serviceRoles()).toBe(SERVICES.length * 4);
+
+    const url = up.stdout.match(/^ {2}app +(postgresql:\/\/svc05_app:\S+)$/m)?.[1];
+    expect(url).toBeDefined();
+    const c = new Client({ connectionString: url });
+    await c.connect();
+    try {
+      expect((await c.query("SELECT current_database() AS d")).rows[0].d).toBe("svc05_db");
+    } finally {
+      await c.end();
+    }
+    expect(runCli(["preview", "--stack", STACK, "--expect-no-changes"], env).code).toBe(0);
+  }, 600_000);
+});
