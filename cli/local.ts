@@ -23,14 +23,23 @@ export function ensureEngine(projectDir: string): string {
   return bin;
 }
 
-/** Engine settings for a stack of this project: local file state under .db-platform/. */
+/**
+ * Engine settings for a stack of this project. The state lives in DB_PLATFORM_BACKEND_URL when
+ * set (a team's shared backend, e.g. `s3://bucket?region=…`; docs/engine.md), else in the local
+ * file backend under .db-platform/state — never in whatever backend the user's own Pulumi CLI is
+ * logged in to.
+ */
 export function engineEnv(projectDir: string, stack: string): Record<string, string> {
-  const state = path.join(projectDir, ".db-platform", "state");
-  fs.mkdirSync(state, { recursive: true });
+  let backend = process.env.DB_PLATFORM_BACKEND_URL;
+  if (!backend) {
+    const state = path.join(projectDir, ".db-platform", "state");
+    fs.mkdirSync(state, { recursive: true });
+    backend = `file://${state}`;
+  }
   const passphrase = process.env.PULUMI_CONFIG_PASSPHRASE ?? (stack === "dev" ? DEV_PASSPHRASE : undefined);
   if (passphrase === undefined) throw new LocalCommandError(`stack ${stack}: set PULUMI_CONFIG_PASSPHRASE to read its secrets`);
   return {
-    PULUMI_BACKEND_URL: `file://${state}`,
+    PULUMI_BACKEND_URL: backend,
     PULUMI_CONFIG_PASSPHRASE: passphrase,
     PULUMI_SKIP_UPDATE_CHECK: "true",
   };

@@ -180,6 +180,27 @@ async function recoverUnsaved(ctx: ApplyContext, stack: Stack): Promise<void> {
   clearUnsavedOperation(ctx.projectDir, ctx.stack);
 }
 
+/**
+ * The provider drops a database after terminating every session in it, autovacuum workers
+ * included, which a non-superuser admin may not ("permission denied to terminate process",
+ * 42501): seen at 200 services, when autovacuum visited a new database at that moment. It has
+ * already closed the database to new connections, so the engine's saved state plus one more run
+ * of the same operation finishes the delete.
+ */
+const AUTOVACUUM_RACE = /error terminating database connections: pq: permission denied to terminate process/;
+
+export async function retryingAutovacuumRace<T>(operation: string, say: (s: string) => void, f: () => Promise<T>): Promise<T> {
+  try {
+    return await f();
+  } catch (e) {
+    if (!AUTOVACUUM_RACE.test(e instanceof Error ? e.message : String(e))) throw e;
+    say(
+      `${operation}: a database's sessions could not all be closed (an autovacuum worker, which the admin may not end); running the ${operation} again\n`,
+    );
+    return f();
+  }
+}
+
 /** Run an operation that writes the state: on a local stack, recovered first and marked while it runs. */
 async function stateOperation<T>(ctx: ApplyContext, stack: Stack, operation: string, f: () => Promise<T>): Promise<T> {
   if (!isLocalStack(ctx.spec)) return f();
@@ -194,7 +215,9 @@ export async function upStack(ctx: ApplyContext): Promise<UpResult> {
   const stack = await engineStack(ctx);
   const { parallel } = engineSettings(ctx.spec);
   const result = await stateOperation(ctx, stack, "up", () =>
-    withProgress(ctx, "up", (onEvent) => stack.up({ ...policyPackArgs(ctx.projectDir, ctx.stack), parallel, onEvent })),
+    retryingAutovacuumRace("up", ctx.progress, () =>
+      withProgress(ctx, "up", (onEvent) => stack.up({ ...policyPackArgs(ctx.projectDir, ctx.stack), parallel, onEvent })),
+    ),
   );
   return {
     changes: result.summary.resourceChanges ?? {},
@@ -219,7 +242,7 @@ export async function destroyStack(ctx: ApplyContext): Promise<Readonly<Record<s
   const stack = await engineStack(ctx);
   const { parallel } = engineSettings(ctx.spec);
   const result = await stateOperation(ctx, stack, "destroy", () =>
-    withProgress(ctx, "destroy", (onEvent) => stack.destroy({ parallel, onEvent })),
+    retryingAutovacuumRace("destroy", ctx.progress, () => withProgress(ctx, "destroy", (onEvent) => stack.destroy({ parallel, onEvent }))),
   );
   return result.summary.resourceChanges ?? {};
 }

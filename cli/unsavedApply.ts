@@ -36,12 +36,23 @@ function alive(pid: number): boolean {
   }
 }
 
-/** Run an engine operation with the marker in place; it is removed once the engine has returned (state saved). */
+/**
+ * Run an engine operation with the marker in place; it is removed once the engine has returned
+ * (state saved). Refused while another live process holds the marker of the stack.
+ */
 export async function markedOperation<T>(projectDir: string, stack: string, operation: string, f: () => Promise<T>): Promise<T> {
   const file = markerFile(projectDir, stack);
   fs.mkdirSync(path.dirname(file), { recursive: true });
   const marker: ApplyMarker = { pid: process.pid, operation, started: new Date().toISOString() };
-  fs.writeFileSync(file, JSON.stringify(marker));
+  try {
+    fs.writeFileSync(file, JSON.stringify(marker), { flag: "wx" });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+    const other = JSON.parse(fs.readFileSync(file, "utf8")) as ApplyMarker;
+    throw new RecoveryError(
+      `stack ${stack}: a ${other.operation} started ${other.started} (pid ${other.pid}) is still running; wait for it`,
+    );
+  }
   try {
     return await f();
   } finally {

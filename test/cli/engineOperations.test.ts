@@ -1,11 +1,13 @@
 /**
- * The progress display of engine operations, fed the Automation API's engine events: counts by
- * kind of change, what is in flight, warnings and policy violations as lines, one line rewritten
- * on a terminal, a line every few seconds elsewhere.
+ * How `up`, `preview` and `destroy` drive the engine, without a server: the progress display fed
+ * the Automation API's engine events (counts by kind of change, what is in flight, warnings and
+ * policy violations as lines, one line rewritten on a terminal, a line every few seconds
+ * elsewhere), the engine settings per kind of stack, and the one retry of the provider's
+ * autovacuum race.
  */
 import type { EngineEvent } from "@pulumi/pulumi/automation";
 import { describe, expect, it } from "vitest";
-import { engineSettings, isLocalStack, LOCAL_PARALLEL } from "../../cli/stackApply";
+import { engineSettings, isLocalStack, LOCAL_PARALLEL, retryingAutovacuumRace } from "../../cli/stackApply";
 import { EngineProgress } from "../../cli/progress";
 import { readConfigFile } from "../../cli/stackConfig";
 import { loadSpec } from "../../components/spec";
@@ -105,5 +107,55 @@ describe("engine settings", () => {
       envVars: {},
       parallel: undefined,
     });
+  });
+});
+
+describe("the provider's autovacuum race on DROP DATABASE", () => {
+  const race = new Error(
+    "error: deleting urn:…:svc128-db: 1 error occurred:\n\t* error terminating database connections: pq: permission denied to terminate process (42501)",
+  );
+
+  it("runs the operation once more, and says why", async () => {
+    const said: string[] = [];
+    let calls = 0;
+    const result = await retryingAutovacuumRace(
+      "destroy",
+      (s) => said.push(s),
+      async () => {
+        if (++calls === 1) throw race;
+        return "done";
+      },
+    );
+    expect(result).toBe("done");
+    expect(calls).toBe(2);
+    expect(said.join("")).toMatch(/autovacuum worker.*running the destroy again/);
+  });
+
+  it("gives up after the second failure, and passes other errors through untouched", async () => {
+    let calls = 0;
+    await expect(
+      retryingAutovacuumRace(
+        "up",
+        () => undefined,
+        async () => {
+          calls++;
+          throw race;
+        },
+      ),
+    ).rejects.toBe(race);
+    expect(calls).toBe(2);
+    const other = new Error('role "x" already exists');
+    calls = 0;
+    await expect(
+      retryingAutovacuumRace(
+        "up",
+        () => undefined,
+        async () => {
+          calls++;
+          throw other;
+        },
+      ),
+    ).rejects.toBe(other);
+    expect(calls).toBe(1);
   });
 });
