@@ -1,20 +1,21 @@
 /**
  * Apply speed: generated local stacks of N services (four in five with a database of their own,
- * the rest sharing one database by schema) applied through the real Pulumi engine and provider
- * plugins on one local PostgreSQL 16, against the floor of the same DDL run as plain SQL (written
+ * the rest sharing one database by schema) applied with the commands a user runs (`db-platform up`
+ * = `npm start -- --stack NAME`, a second `up`, `preview --expect-no-changes`, `destroy --yes`, each
+ * its own process) through the real Pulumi engine and provider plugins on one local PostgreSQL 16, against the floor of the same DDL run as plain SQL (written
  * from the synthesized state, scripts/bench/catalogFill.ts) on the same server in the same run.
  * Per size: resources, resources per service, `up` cold, `up` with nothing to change, `preview`,
  * `destroy`, peak memory of the engine's process tree, and the ratios to the floor.
  * Usage: npm run bench:apply [-- <services> …]   (default 10 50 200; needs the provider plugins)
  */
-import { execFileSync } from "node:child_process";
+import { execFile, execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { escapeIdentifier } from "pg";
 import { stringify } from "yaml";
 import { DEV_PASSPHRASE, ensureEngine, localInstances, localRoot, localServers, stackWorkspace } from "../../cli/local";
 import type { LocalPostgres } from "../../cli/localPostgres";
-import { type ApplyContext, destroyStack, missingPlugins, previewStack, sdkPlugin, upStack } from "../../cli/stackApply";
+import { LOCAL_PARALLEL, missingPlugins, sdkPlugin } from "../../cli/stackApply";
 import { readConfigFile } from "../../cli/stackConfig";
 import { synth } from "../../cli/synth";
 import { loadSpec } from "../../components/spec";
@@ -93,6 +94,18 @@ interface Row {
   floorDestroy: number;
 }
 
+/** One `db-platform` command as its own process, as `npm start` runs it; its stdout. */
+function cli(args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(
+      process.execPath,
+      [path.join(ROOT, "bin/db-platform.js"), ...args],
+      { cwd: ROOT, maxBuffer: 256 * 1024 ** 2 },
+      (e, stdout, stderr) => (e ? reject(new Error(`db-platform ${args.join(" ")}: ${e.message}\n${stderr}`)) : resolve(stdout)),
+    );
+  });
+}
+
 async function timed<T>(f: () => Promise<T>): Promise<[T, number]> {
   const t = performance.now();
   const result = await f();
@@ -121,7 +134,6 @@ async function measure(services: number): Promise<Row> {
   const config = readConfigFile(file);
   const spec = loadSpec(config);
   const { primary: server } = localInstances(localServers(spec)[0], stack, ROOT, ADMIN_PASSWORD);
-  const ctx: ApplyContext = { spec, stack, project: "db-platform", projectDir: ROOT, progress: () => undefined };
   const memory = new PeakMemory();
   try {
     await server.start();
@@ -132,14 +144,15 @@ async function measure(services: number): Promise<Row> {
     const [, floorUp] = await timed(() => materialize(resources, "platform_admin", (db) => server.superuserClient(db)));
     const [, floorDestroy] = await timed(() => dropAll(server, databases, roles));
 
+    // The commands a user runs: `npm start -- --stack NAME`, a second one, preview, `npm run destroy -- --stack NAME`.
     memory.start();
-    const [, upCold] = await timed(() => upStack(ctx));
+    const [first, upCold] = await timed(() => cli(["up", "--stack", stack]));
     const peak = memory.stop();
-    const [same, upSame] = await timed(() => upStack(ctx));
-    if (Object.keys(same.changes).some((k) => k !== "same"))
-      throw new Error(`second up changed something: ${JSON.stringify(same.changes)}`);
-    const [, preview] = await timed(() => previewStack(ctx, true));
-    const [, destroy] = await timed(() => destroyStack(ctx));
+    if (!/created \d+/.test(first)) throw new Error(`first up created nothing:\n${first}`);
+    const [same, upSame] = await timed(() => cli(["up", "--stack", stack]));
+    if (!/: no changes/.test(same)) throw new Error(`second up changed something:\n${same}`);
+    const [, preview] = await timed(() => cli(["preview", "--stack", stack, "--expect-no-changes"]));
+    const [, destroy] = await timed(() => cli(["destroy", "--stack", stack, "--yes"]));
     return {
       services,
       resources: resources.length,
@@ -167,8 +180,11 @@ async function main(): Promise<void> {
   if (missing.length > 0)
     throw new Error(`bench:apply needs the provider plugins: ${missing.map((p) => `${p.name} v${p.version}`).join(", ")}`);
   const cpu = execFileSync("nproc", { encoding: "utf8" }).trim();
+  const overrides = ["PULUMI_SKIP_CHECKPOINTS", "PULUMI_PARALLEL"]
+    .filter((k) => process.env[k] !== undefined)
+    .map((k) => `${k}=${process.env[k]}`);
   console.log(
-    `bench:apply on ${cpu} cores, PostgreSQL 16, local file backend, ${process.env.PULUMI_SKIP_CHECKPOINTS ? "PULUMI_SKIP_CHECKPOINTS=true" : "checkpoints on"}`,
+    `bench:apply on ${cpu} cores, PostgreSQL 16, local file backend; local-stack engine settings (state saved once per operation, --parallel ${LOCAL_PARALLEL})${overrides.length > 0 ? `, overridden: ${overrides.join(" ")}` : ""}`,
   );
   console.log(
     "| services | resources | per service | up cold | up, no changes | preview | destroy | peak memory | SQL up | SQL destroy | up ÷ SQL | destroy ÷ SQL |",
