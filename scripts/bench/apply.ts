@@ -2,8 +2,9 @@
  * Apply speed: generated local stacks of N services (four in five with a database of their own,
  * the rest sharing one database by schema) applied with the commands a user runs (`db-platform up`
  * = `npm start -- --stack NAME`, a second `up`, `preview --expect-no-changes`, `destroy --yes`, each
- * its own process) through the real Pulumi engine and provider plugins on one local PostgreSQL 16, against the floor of the same DDL run as plain SQL (written
- * from the synthesized state, scripts/bench/catalogFill.ts) on the same server in the same run.
+ * its own process) through the real Pulumi engine and provider plugins on one local PostgreSQL 16,
+ * against the floor of the same DDL run as plain SQL (written from the synthesized state,
+ * scripts/bench/catalogFill.ts) on the same server in the same run.
  * Per size: resources, resources per service, `up` cold, `up` with nothing to change, `preview`,
  * `destroy`, peak memory of the engine's process tree, and the ratios to the floor.
  * Usage: npm run bench:apply [-- <services> …]   (default 10 50 200; needs the provider plugins)
