@@ -8,17 +8,25 @@ import * as path from "node:path";
 import { CommandError } from "@pulumi/pulumi/automation";
 import { Command, CommanderError, Option } from "commander";
 import { formatProblem, validateConfig } from "../components/spec";
-import { ConfigFileError, findProjectDir, projectName, readConfigFile, stackConfigPath } from "./stackConfig";
-import { synth } from "./synth";
-import { LocalCommandError, localCommand } from "./local";
-import { LocalPostgresError } from "./localPostgres";
-import { formatViolations, policyCheck } from "./policyCheck";
+import { ConfigFileError, findProjectDir, projectName, readConfigFile, stackConfigPath } from "../operations/stack/stackConfig";
+import { synth } from "../operations/stack/synth";
+import { LocalCommandError, localCommand } from "../operations/local/local";
+import { LocalPostgresError } from "../operations/local/postgres";
+import { formatViolations, policyCheck } from "../operations/stack/policyCheck";
 import { PolicyConfigError } from "../policies/engine/evaluate";
 import { StateFormatError } from "../policies/engine/sources";
-import { AuditError, parseServerUrls, runAudit } from "./audit/run";
-import { backupCommands } from "./backup/cli";
-import { baselineBackups, describeChanges, destroyStack, formatServiceUrls, PluginError, previewStack, upStack } from "./stackApply";
-import { AUDIT_EXIT, exitCodeOf, REPORT_FORMATS, type ReportFormat, render } from "./audit/report";
+import { AuditError, parseServerUrls, runAudit } from "../operations/audit/run";
+import { backupCommands } from "./backup";
+import {
+  baselineBackups,
+  describeChanges,
+  destroyStack,
+  formatServiceUrls,
+  PluginError,
+  previewStack,
+  upStack,
+} from "../operations/stack/stackApply";
+import { AUDIT_EXIT, exitCodeOf, REPORT_FORMATS, type ReportFormat, render } from "../operations/audit/report";
 
 export const EXIT_OK = 0;
 export const EXIT_PROBLEMS = 1;

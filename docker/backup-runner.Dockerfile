@@ -25,6 +25,7 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 COPY bin ./bin
 COPY cli ./cli
+COPY operations ./operations
 COPY components ./components
 COPY policies ./policies
 COPY scripts/postgres ./scripts/postgres

@@ -2,7 +2,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
-import { AUDIT_RULES } from "../cli/audit/model";
+import { AUDIT_RULES } from "../operations/audit/model";
 import { backupsSchema } from "../components/spec/schema";
 import { ALL_RULES } from "../policies/rules";
 import { ROOT } from "./helpers/synth";

@@ -4,7 +4,7 @@
  */
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
-import { readConfigFile } from "../cli/stackConfig";
+import { readConfigFile } from "../operations/stack/stackConfig";
 import { loadSpec } from "../components/spec";
 import { isolationViolations } from "./helpers/isolation";
 import { ROOT, STACK_FILES, synthFile, T } from "./helpers/synth";

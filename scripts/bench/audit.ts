@@ -11,11 +11,11 @@ import * as os from "node:os";
 import * as path from "node:path";
 import pLimit from "p-limit";
 import { stringify } from "yaml";
-import type { AuditReport } from "../../cli/audit/model";
-import { localRoot } from "../../cli/local";
-import { readConfigFile } from "../../cli/stackConfig";
-import { synth } from "../../cli/synth";
-import { LocalPostgres } from "../../cli/localPostgres";
+import type { AuditReport } from "../../operations/audit/model";
+import { localRoot } from "../../operations/local/local";
+import { readConfigFile } from "../../operations/stack/stackConfig";
+import { synth } from "../../operations/stack/synth";
+import { LocalPostgres } from "../../operations/local/postgres";
 import { materialize } from "./catalogFill";
 import { freePort } from "../../test/helpers/ports";
 

@@ -11,8 +11,8 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { LOCAL_BOOTSTRAP_SUPERUSER } from "../../components/spec/defaults";
-import { formatBytes } from "../../cli/local";
-import { postgresBinDir } from "../../cli/localPostgres";
+import { formatBytes } from "../../operations/local/local";
+import { postgresBinDir } from "../../operations/local/postgres";
 import { startAppliedDevStack } from "../../test/helpers/appliedDevStack";
 
 const ROOT = path.resolve(__dirname, "../..");

@@ -13,7 +13,7 @@
  */
 import type { Client } from "pg";
 import { escapeIdentifier as q, escapeLiteral } from "pg";
-import type { SynthResource } from "../../cli/synth";
+import type { SynthResource } from "../../operations/stack/synth";
 import { PG } from "../../policies/engine/graph";
 
 const str = (v: unknown) => (typeof v === "string" ? v : undefined);

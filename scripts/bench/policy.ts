@@ -3,7 +3,7 @@
  * (default 1,000, on 10 RDS servers) under the SDK's mocks, then times the policy pack's rules
  * over it, several times. Usage: npm run bench:policy [-- <services>]
  */
-import { synth } from "../../cli/synth";
+import { synth } from "../../operations/stack/synth";
 import { evaluate, resolveConfig } from "../../policies/engine/evaluate";
 import { fromSynth } from "../../policies/engine/sources";
 

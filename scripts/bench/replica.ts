@@ -11,7 +11,7 @@ import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { Client } from "pg";
-import { LocalPostgres } from "../../cli/localPostgres";
+import { LocalPostgres } from "../../operations/local/postgres";
 
 const root = path.resolve(__dirname, "../..");
 

@@ -10,8 +10,8 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
-import { withoutPromiseStacks } from "../../cli/promiseStacks";
-import { type SynthResource, synth } from "../../cli/synth";
+import { withoutPromiseStacks } from "../../operations/stack/promiseStacks";
+import { type SynthResource, synth } from "../../operations/stack/synth";
 import { evaluate, resolveConfig } from "../../policies/engine/evaluate";
 import { fromSynth } from "../../policies/engine/sources";
 

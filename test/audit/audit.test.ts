@@ -9,11 +9,11 @@ import { DeleteObjectCommand, ListObjectsV2Command, S3Client } from "@aws-sdk/cl
 import { Client } from "pg";
 import { afterAll, beforeAll, describe as describeAll, expect, it } from "vitest";
 import { ENGINE, SKIPPED_BECAUSE } from "../helpers/engine";
-import type { AuditFinding, AuditReport } from "../../cli/audit/model";
-import { backupFindings } from "../../cli/audit/backups";
-import { AUDIT_SESSION_OPTIONS, runAudit } from "../../cli/audit/run";
+import type { AuditFinding, AuditReport } from "../../operations/audit/model";
+import { backupFindings } from "../../operations/audit/backups";
+import { AUDIT_SESSION_OPTIONS, runAudit } from "../../operations/audit/run";
 import { loadSpec } from "../../components/spec";
-import { readConfigFile } from "../../cli/stackConfig";
+import { readConfigFile } from "../../operations/stack/stackConfig";
 import { type AppliedStack, startAppliedDevStack } from "../helpers/appliedDevStack";
 import { ROOT } from "../helpers/synth";
 

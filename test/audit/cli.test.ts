@@ -13,7 +13,7 @@ import puppeteer from "puppeteer-core";
 import { afterAll, beforeAll, describe as describeAll, expect, it } from "vitest";
 import { ENGINE, SKIPPED_BECAUSE } from "../helpers/engine";
 import { runCli } from "../helpers/cli";
-import type { AuditReport } from "../../cli/audit/model";
+import type { AuditReport } from "../../operations/audit/model";
 import { type AppliedStack, FIXTURE_ADMIN_PASSWORD, startAppliedDevStack } from "../helpers/appliedDevStack";
 
 // What PostgreSQL allows is what the real engine applied: without it these are skipped, saying why.

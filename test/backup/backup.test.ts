@@ -9,8 +9,8 @@ import { Client } from "pg";
 import { afterAll, beforeAll, describe as describeAll, expect, it } from "vitest";
 import { ENGINE, SKIPPED_BECAUSE } from "../helpers/engine";
 import { runCli } from "../helpers/cli";
-import type { RunOutcome, DrillOutcome } from "../../cli/backup/command";
-import type { BackupManifest } from "../../cli/backup/storage";
+import type { RunOutcome, DrillOutcome } from "../../operations/backup/command";
+import type { BackupManifest } from "../../operations/backup/storage";
 import { type AppliedStack, startAppliedDevStack } from "../helpers/appliedDevStack";
 
 // What PostgreSQL allows is what the real engine applied: without it these are skipped, saying why.

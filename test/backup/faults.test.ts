@@ -12,9 +12,9 @@ import { execFileSync, spawn } from "node:child_process";
 import { GetObjectCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe as describeAll, expect, it } from "vitest";
 import { ENGINE, SKIPPED_BECAUSE } from "../helpers/engine";
-import type { DrillOutcome, RunOutcome } from "../../cli/backup/command";
-import type { BackupManifest } from "../../cli/backup/storage";
-import type { LocalS3 } from "../../cli/localS3";
+import type { DrillOutcome, RunOutcome } from "../../operations/backup/command";
+import type { BackupManifest } from "../../operations/backup/storage";
+import type { LocalS3 } from "../../operations/local/s3";
 import { type AppliedStack, startAppliedDevStack } from "../helpers/appliedDevStack";
 import { ROOT } from "../helpers/synth";
 

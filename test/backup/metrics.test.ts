@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
-import type { RunOutcome } from "../../cli/backup/command";
-import { backupMetricData } from "../../cli/backup/metrics";
-import type { BackupManifest } from "../../cli/backup/storage";
+import type { RunOutcome } from "../../operations/backup/command";
+import { backupMetricData } from "../../operations/backup/metrics";
+import type { BackupManifest } from "../../operations/backup/storage";
 
 describe("backup metrics for the CloudWatch alarms", () => {
   it("counts a completed and a failed service, with size and duration for the completed one", () => {

@@ -7,9 +7,9 @@
  */
 import type { EngineEvent } from "@pulumi/pulumi/automation";
 import { describe, expect, it } from "vitest";
-import { engineSettings, isLocalStack, LOCAL_PARALLEL, retryingAutovacuumRace } from "../../cli/stackApply";
-import { EngineProgress } from "../../cli/progress";
-import { readConfigFile } from "../../cli/stackConfig";
+import { engineSettings, isLocalStack, LOCAL_PARALLEL, retryingAutovacuumRace } from "../../operations/stack/stackApply";
+import { EngineProgress } from "../../operations/stack/progress";
+import { readConfigFile } from "../../operations/stack/stackConfig";
 import { loadSpec } from "../../components/spec";
 import { ROOT } from "../helpers/synth";
 import * as path from "node:path";

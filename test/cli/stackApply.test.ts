@@ -7,7 +7,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
-import { ensureEngine } from "../../cli/local";
+import { ensureEngine } from "../../operations/local/local";
 import {
   describeChanges,
   ensurePlugins,
@@ -16,8 +16,8 @@ import {
   maskPassword,
   PluginError,
   requiredPlugins,
-} from "../../cli/stackApply";
-import { readConfigFile } from "../../cli/stackConfig";
+} from "../../operations/stack/stackApply";
+import { readConfigFile } from "../../operations/stack/stackConfig";
 import { loadSpec } from "../../components/spec";
 import { ROOT } from "../helpers/synth";
 

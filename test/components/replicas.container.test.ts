@@ -3,7 +3,7 @@
  * a private Docker network, with a replication login that only that network can use.
  */
 import { beforeAll, describe, expect, it } from "vitest";
-import { synthProgram } from "../../cli/synth";
+import { synthProgram } from "../../operations/stack/synth";
 import type { ProgramOutputs } from "../../components/program";
 import { CONTAINER_REPLICATION_USER, PRIMARY_REPLICATION_INIT, standbyStartScript } from "../../components/servers/container";
 import { changed, devValues, input, servers } from "../helpers/config";

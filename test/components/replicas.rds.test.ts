@@ -3,8 +3,8 @@
  * cross-region disaster-recovery replica, asserted input by input as `synth --json` shows them.
  */
 import { beforeAll, describe, expect, it } from "vitest";
-import { readConfigFile } from "../../cli/stackConfig";
-import { synthProgram } from "../../cli/synth";
+import { readConfigFile } from "../../operations/stack/stackConfig";
+import { synthProgram } from "../../operations/stack/synth";
 import type { ProgramOutputs } from "../../components/program";
 import { Resources, resolve, ROOT, T } from "../helpers/synth";
 

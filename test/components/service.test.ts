@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from "vitest";
-import { synthProgram } from "../../cli/synth";
+import { synthProgram } from "../../operations/stack/synth";
 import type { ProgramOutputs } from "../../components/program";
 import { devValues, input } from "../helpers/config";
 import { Resources, resolve, T } from "../helpers/synth";

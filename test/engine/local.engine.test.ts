@@ -8,7 +8,7 @@ import { Client } from "pg";
 import { parse, stringify } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runCli } from "../helpers/cli";
-import { adminPasswords, localRoot } from "../../cli/local";
+import { adminPasswords, localRoot } from "../../operations/local/local";
 import { freePort } from "../helpers/ports";
 import { ROOT } from "../helpers/synth";
 

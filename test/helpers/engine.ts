@@ -5,8 +5,8 @@
  * piece is missing they are reported skipped with the reason and the install commands, never
  * passed and never faked.
  */
-import { ensureEngine } from "../../cli/local";
-import { installCommand, missingPlugins, sdkPlugin } from "../../cli/stackApply";
+import { ensureEngine } from "../../operations/local/local";
+import { installCommand, missingPlugins, sdkPlugin } from "../../operations/stack/stackApply";
 import { ROOT } from "./synth";
 
 export interface EngineReadiness {

@@ -4,7 +4,7 @@
  * and schemas, and PUBLIC is revoked on every database a service uses. It reads only the
  * resources and the spec's ownership, never the components' code, so a component bug shows up.
  */
-import type { SynthResource } from "../../cli/synth";
+import type { SynthResource } from "../../operations/stack/synth";
 import type { ServiceSpec, Spec } from "../../components/spec";
 import { T } from "./synth";
 

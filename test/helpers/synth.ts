@@ -1,12 +1,12 @@
 /**
- * The shared mock harness: runs the real program under the SDK's mocks (cli/synth.ts), which
+ * The shared mock harness: runs the real program under the SDK's mocks (operations/stack/synth.ts), which
  * records every registered resource with exact type, name, parent, provider and inputs, and
  * throws on any invoke it does not expect.
  */
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
-import { readConfigFile } from "../../cli/stackConfig";
-import { synth, type SynthResource } from "../../cli/synth";
+import { readConfigFile } from "../../operations/stack/stackConfig";
+import { synth, type SynthResource } from "../../operations/stack/synth";
 import type { ConfigInput } from "../../components/spec";
 import { PG } from "../../policies/engine/graph";
 

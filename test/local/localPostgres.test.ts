@@ -8,7 +8,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { Client } from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { LocalPostgres, LocalPostgresError, postgresBinDir, slotName } from "../../cli/localPostgres";
+import { LocalPostgres, LocalPostgresError, postgresBinDir, slotName } from "../../operations/local/postgres";
 import { freePort } from "../helpers/ports";
 import { ROOT } from "../helpers/synth";
 

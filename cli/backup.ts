@@ -6,9 +6,9 @@
 import * as path from "node:path";
 import Table from "cli-table3";
 import type { Command } from "commander";
-import { formatProblem, validateConfig } from "../../components/spec";
-import { formatBytes } from "../local";
-import { findProjectDir, readConfigFile } from "../stackConfig";
+import { formatProblem, validateConfig } from "../components/spec";
+import { formatBytes } from "../operations/local/local";
+import { findProjectDir, readConfigFile } from "../operations/stack/stackConfig";
 import {
   type BackupContext,
   BackupCommandError,
@@ -19,10 +19,10 @@ import {
   type DrillOutcome,
   parseNamedUrls,
   type RunOutcome,
-} from "./command";
-import { backupMetricData, publishBackupMetrics } from "./metrics";
-import { BackupError } from "./runner";
-import { BackupStorageError } from "./storage";
+} from "../operations/backup/command";
+import { backupMetricData, publishBackupMetrics } from "../operations/backup/metrics";
+import { BackupError } from "../operations/backup/runner";
+import { BackupStorageError } from "../operations/backup/storage";
 
 interface StackOptions {
   stack?: string;

@@ -4,9 +4,9 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { evaluate, type PolicyConfigFile, resolveConfig, type Violation } from "../policies/engine/evaluate";
-import { fromStateDocument, fromSynth } from "../policies/engine/sources";
-import { validateConfig, formatProblem } from "../components/spec";
+import { evaluate, type PolicyConfigFile, resolveConfig, type Violation } from "../../policies/engine/evaluate";
+import { fromStateDocument, fromSynth } from "../../policies/engine/sources";
+import { validateConfig, formatProblem } from "../../components/spec";
 import { ConfigFileError, findProjectDir, readConfigFile } from "./stackConfig";
 import { synth } from "./synth";
 

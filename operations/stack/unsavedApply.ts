@@ -12,8 +12,8 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { escapeIdentifier } from "pg";
-import type { Spec } from "../components/spec";
-import { localInstances, localServers } from "./local";
+import type { Spec } from "../../components/spec";
+import { localInstances, localServers } from "../local/local";
 
 export interface ApplyMarker {
   readonly pid: number;

@@ -11,8 +11,8 @@
 import * as path from "node:path";
 import { loginEnvName, type ServerSpec, type ServiceSpec, type Spec } from "../../components/spec";
 import { LOCAL_BOOTSTRAP_SUPERUSER } from "../../components/spec/defaults";
-import { localRoot, stackS3 } from "../local";
-import { postgresBinDir } from "../localPostgres";
+import { localRoot, stackS3 } from "../local/local";
+import { postgresBinDir } from "../local/postgres";
 import { Client, escapeIdentifier } from "pg";
 import { type Connection, pgConfig, type RestoreResult, restoreBackup, runBackup, type ServiceTarget } from "./runner";
 import { type BackupManifest, BackupStorage } from "./storage";

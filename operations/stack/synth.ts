@@ -3,9 +3,9 @@
  * credentials, and record every resource it registers with its parent, provider and inputs.
  */
 import * as pulumi from "@pulumi/pulumi";
-import { type ProgramOutputs, runProgram } from "../components/program";
-import type { ConfigInput } from "../components/spec";
-import { normalize } from "../policies/engine/sources";
+import { type ProgramOutputs, runProgram } from "../../components/program";
+import type { ConfigInput } from "../../components/spec";
+import { normalize } from "../../policies/engine/sources";
 import { withoutPromiseStacks } from "./promiseStacks";
 
 export interface SynthResource {

@@ -6,8 +6,8 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { parse } from "yaml";
-import type { ConfigInput } from "../components/spec";
-import { NAMESPACE } from "../components/spec/naming";
+import type { ConfigInput } from "../../components/spec";
+import { NAMESPACE } from "../../components/spec/naming";
 
 export const SECRET_PLACEHOLDER = "[secret]";
 

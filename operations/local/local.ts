@@ -7,9 +7,9 @@ import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { LocalWorkspace } from "@pulumi/pulumi/automation";
-import type { LocalServerSpec, Spec } from "../components/spec";
-import { LocalPostgres } from "./localPostgres";
-import { LocalS3 } from "./localS3";
+import type { LocalServerSpec, Spec } from "../../components/spec";
+import { LocalPostgres } from "./postgres";
+import { LocalS3 } from "./s3";
 
 /** The passphrase of the dev stack's secrets, documented in the README; other stacks need PULUMI_CONFIG_PASSPHRASE. */
 export const DEV_PASSPHRASE = "db-platform-dev";

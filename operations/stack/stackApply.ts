@@ -10,11 +10,11 @@ import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { type EngineEvent, LocalWorkspace, type OutputMap, type Stack } from "@pulumi/pulumi/automation";
-import { runProgram } from "../components/program";
-import type { Spec } from "../components/spec";
-import { configFromPulumi } from "../components/spec/pulumiConfig";
-import { type BackupContext, backupList, backupRun, type RunOutcome } from "./backup/command";
-import { engineEnv, ensureEngine, LocalCommandError, localCommand, localServers } from "./local";
+import { runProgram } from "../../components/program";
+import type { Spec } from "../../components/spec";
+import { configFromPulumi } from "../../components/spec/pulumiConfig";
+import { type BackupContext, backupList, backupRun, type RunOutcome } from "../backup/command";
+import { engineEnv, ensureEngine, LocalCommandError, localCommand, localServers } from "../local/local";
 import { EngineProgress } from "./progress";
 import { withoutPromiseStacks } from "./promiseStacks";
 import { clearUnsavedOperation, dropOrphans, findOrphans, knownObjects, markedOperation, unsavedOperation } from "./unsavedApply";
@@ -98,7 +98,7 @@ export const LOCAL_PARALLEL = 16;
  * The engine settings of a stack. Local stacks: the state is saved once, at the end of each
  * operation, not after every step (the file backend rewrites the whole state each time: 90 % of
  * a 50-service `up`), and LOCAL_PARALLEL operations run at once; an operation killed before its
- * save is recovered by the next one (cli/unsavedApply.ts). Other stacks keep the engine's
+ * save is recovered by the next one (operations/stack/unsavedApply.ts). Other stacks keep the engine's
  * defaults: a checkpoint after every step. PULUMI_SKIP_CHECKPOINTS and PULUMI_PARALLEL, when set,
  * win.
  */
@@ -159,7 +159,7 @@ async function withProgress<T>(ctx: ApplyContext, operation: string, f: (onEvent
 /**
  * Before an operation on a local stack: if the last one died before the engine saved the state,
  * release its lock, refresh the state from the servers and drop what it created that the state
- * does not know (cli/unsavedApply.ts).
+ * does not know (operations/stack/unsavedApply.ts).
  */
 async function recoverUnsaved(ctx: ApplyContext, stack: Stack): Promise<void> {
   const marker = unsavedOperation(ctx.projectDir, ctx.stack);
