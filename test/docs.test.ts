@@ -58,3 +58,33 @@ describe("README", () => {
     for (const s of scripts) expect(readme, s).toMatch(new RegExp(`npm (run )?${s.replace(/[:]/g, "\\:")}\\b`));
   });
 });
+
+describe("docs/architecture.md", () => {
+  const doc = read("docs/architecture.md");
+  const dirs = (at: string) =>
+    fs
+      .readdirSync(path.join(ROOT, at), { withFileTypes: true })
+      .filter((e) => e.isDirectory() && !e.name.startsWith(".") && !["node_modules", "dist", "coverage"].includes(e.name))
+      .map((e) => (at === "." ? e.name : `${at}/${e.name}`));
+  const tracked = (dir: string) => fs.readdirSync(path.join(ROOT, dir)).length > 0;
+
+  it.each(dirs(".").filter(tracked))("names and explains the top-level folder %s", (dir) => {
+    expect(doc).toContain(`\`${dir}/\``);
+  });
+
+  it.each(["components", "policies", "operations"].flatMap(dirs))("names the folder %s", (dir) => {
+    expect(doc).toContain(`${dir}/`);
+  });
+
+  it("keeps cli/ to command wiring: nothing outside it imports it", () => {
+    const offenders: string[] = [];
+    for (const top of ["components", "policies", "operations", "scripts", "test"]) {
+      for (const f of fs.readdirSync(path.join(ROOT, top), { recursive: true, encoding: "utf8" })) {
+        if (!f.endsWith(".ts")) continue;
+        const text = read(path.join(top, f));
+        if (/from "(\.\.\/)+cli\//.test(text)) offenders.push(path.join(top, f));
+      }
+    }
+    expect(offenders).toEqual([]);
+  });
+});
