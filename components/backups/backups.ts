@@ -22,17 +22,14 @@ import * as pulumi from "@pulumi/pulumi";
 import type { RdsServer } from "../servers/rds";
 import { alarmTopic, customerManagedKey } from "../servers/aws";
 import { serverTags } from "../servers/server";
-import type { BackupsSpec, ServiceSpec } from "../spec";
-import { awsServerName, loginEnvName } from "../spec";
+import type { BackupsSpec } from "../spec";
+import { awsServerName } from "../spec";
 import { BACKUP_METRICS } from "../spec/defaults";
+import { type BackedUpService, policyDocument, runnerNames, serverRunner } from "./runner";
+
+export type { BackedUpService } from "./runner";
 
 export const RUNNER_DOCKERFILE = "docker/backup-runner.Dockerfile";
-
-export interface BackedUpService {
-  readonly spec: ServiceSpec;
-  /** ARN of the service's read-only login secret (Secrets Manager, RDS secret JSON). */
-  readonly readonlySecretArn: pulumi.Output<string>;
-}
 
 export interface BackupsArgs {
   readonly spec: BackupsSpec;
@@ -43,8 +40,6 @@ export interface BackupsArgs {
   readonly tags?: Readonly<Record<string, string>>;
   readonly alarmEmail?: string;
 }
-
-const policyDocument = (statements: unknown[]) => JSON.stringify({ Version: "2012-10-17", Statement: statements });
 
 export class Backups extends pulumi.ComponentResource {
   readonly bucket: aws.s3.Bucket;
@@ -141,15 +136,25 @@ export class Backups extends pulumi.ComponentResource {
     );
 
     for (const { server, services } of args.servers) {
-      this.createServerRunner(name, {
+      const serverTagged = { ...tags, ...serverTags(environment, server.spec.name, args.tags ?? {}) };
+      serverRunner({
         ...args,
+        name,
+        parent: this,
+        bucket: this.bucket,
+        key: this.key,
+        repository: this.repository,
+        images: this.images,
+        cluster: this.cluster,
         region,
         logGroup,
         schedulerRole,
         server,
         services,
-        tags: { ...tags, ...serverTags(environment, server.spec.name, args.tags ?? {}) },
+        tags: serverTagged,
       });
+      const { prefix } = runnerNames(name, environment, server.spec.name);
+      for (const s of services) this.createServiceAlarms(prefix, s.spec.name, spec, environment, serverTagged);
       if (spec.replicaRegion) this.replicateAutomatedBackups(name, server, spec.replicaRegion, identity.accountId, tags);
     }
 
@@ -243,244 +248,6 @@ export class Backups extends pulumi.ComponentResource {
       );
     }
     return bucket;
-  }
-
-  /**
-   * One server's runner: a task definition whose container gets only the read-only login secrets
-   * of the server's services, a task role that writes only below their prefixes, a security group
-   * that reaches only the server (and HTTPS for S3, Secrets Manager, ECR, CloudWatch), the schedule,
-   * and per service the alarms.
-   */
-  private createServerRunner(
-    name: string,
-    a: BackupsArgs & {
-      region: pulumi.Output<string>;
-      logGroup: aws.cloudwatch.LogGroup;
-      schedulerRole: aws.iam.Role;
-      server: RdsServer;
-      services: readonly BackedUpService[];
-      tags: Record<string, string>;
-    },
-  ): void {
-    const { server, services, spec, environment, tags } = a;
-    const parent = { parent: this };
-    const prefix = `${name}-${server.spec.name}`;
-    const id = `${awsServerName(environment, server.spec.name)}-backup`;
-    const taskAssume = policyDocument([{ Effect: "Allow", Principal: { Service: "ecs-tasks.amazonaws.com" }, Action: "sts:AssumeRole" }]);
-
-    const executionRole = new aws.iam.Role(
-      `${prefix}-execution-role`,
-      { name: `${id}-execution`, assumeRolePolicy: taskAssume, tags },
-      parent,
-    );
-    new aws.iam.RolePolicy(
-      `${prefix}-execution-policy`,
-      {
-        role: executionRole.id,
-        policy: pulumi
-          .all([this.repository.arn, a.logGroup.arn, server.kmsKeyArn, this.key.arn, ...services.map((s) => s.readonlySecretArn)])
-          .apply(([repository, logGroup, serverKey, backupKey, ...secrets]) =>
-            policyDocument([
-              {
-                Sid: "PullRunnerImage",
-                Effect: "Allow",
-                Action: ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
-                Resource: repository,
-              },
-              { Sid: "EcrLogin", Effect: "Allow", Action: "ecr:GetAuthorizationToken", Resource: "*" },
-              { Sid: "WriteLogs", Effect: "Allow", Action: ["logs:CreateLogStream", "logs:PutLogEvents"], Resource: `${logGroup}:*` },
-              { Sid: "ReadBackupLogins", Effect: "Allow", Action: "secretsmanager:GetSecretValue", Resource: secrets },
-              { Sid: "DecryptLoginsAndImage", Effect: "Allow", Action: "kms:Decrypt", Resource: [serverKey, backupKey] },
-            ]),
-          ),
-      },
-      parent,
-    );
-
-    const taskRole = new aws.iam.Role(`${prefix}-task-role`, { name: `${id}-task`, assumeRolePolicy: taskAssume, tags }, parent);
-    const prefixes = services.map((s) => `${environment}/${s.spec.name}/`);
-    new aws.iam.RolePolicy(
-      `${prefix}-task-policy`,
-      {
-        role: taskRole.id,
-        policy: pulumi.all([this.bucket.arn, this.key.arn]).apply(([bucket, key]) =>
-          policyDocument([
-            {
-              Sid: "WriteAndReadOwnPrefixes",
-              Effect: "Allow",
-              Action: ["s3:PutObject", "s3:GetObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
-              Resource: prefixes.map((p) => `${bucket}/${p}*`),
-            },
-            {
-              Sid: "ListOwnPrefixes",
-              Effect: "Allow",
-              Action: "s3:ListBucket",
-              Resource: bucket,
-              Condition: { StringLike: { "s3:prefix": prefixes.map((p) => `${p}*`) } },
-            },
-            { Sid: "EncryptWithBucketKey", Effect: "Allow", Action: ["kms:GenerateDataKey", "kms:Decrypt"], Resource: key },
-            {
-              Sid: "PublishBackupMetrics",
-              Effect: "Allow",
-              Action: "cloudwatch:PutMetricData",
-              Resource: "*",
-              Condition: { StringEquals: { "cloudwatch:namespace": BACKUP_METRICS.namespace } },
-            },
-          ]),
-        ),
-      },
-      parent,
-    );
-
-    const network = server.spec.network;
-    const securityGroup = new aws.ec2.SecurityGroup(
-      `${prefix}-runner-sg`,
-      {
-        name: id,
-        description: `db-platform ${id}: the backup runner; reaches its server and HTTPS only`,
-        vpcId: network.vpcId,
-        egress: [],
-        tags,
-      },
-      parent,
-    );
-    new aws.vpc.SecurityGroupEgressRule(
-      `${prefix}-runner-egress-postgres`,
-      {
-        securityGroupId: securityGroup.id,
-        ipProtocol: "tcp",
-        fromPort: 5432,
-        toPort: 5432,
-        referencedSecurityGroupId: server.securityGroupId,
-        description: "PostgreSQL to its server",
-        tags,
-      },
-      parent,
-    );
-    new aws.vpc.SecurityGroupEgressRule(
-      `${prefix}-runner-egress-https`,
-      {
-        securityGroupId: securityGroup.id,
-        ipProtocol: "tcp",
-        fromPort: 443,
-        toPort: 443,
-        cidrIpv4: "0.0.0.0/0",
-        description: "HTTPS to S3, Secrets Manager, ECR, CloudWatch (VPC endpoints or NAT)",
-        tags,
-      },
-      parent,
-    );
-    new aws.vpc.SecurityGroupIngressRule(
-      `${prefix}-ingress-backup-runner`,
-      {
-        securityGroupId: server.securityGroupId,
-        ipProtocol: "tcp",
-        fromPort: 5432,
-        toPort: 5432,
-        referencedSecurityGroupId: securityGroup.id,
-        description: "PostgreSQL from the backup runner",
-        tags,
-      },
-      parent,
-    );
-
-    const image = this.images[server.spec.version];
-    const containerDefinitions = pulumi
-      .all([image.repoDigest, a.logGroup.name, a.region, this.bucket.bucket, ...services.map((s) => s.readonlySecretArn)])
-      .apply(([digest, logGroup, region, bucket, ...secrets]) =>
-        JSON.stringify([
-          {
-            name: "backup-runner",
-            image: digest,
-            essential: true,
-            command: ["backup", "run", "--stack", a.stack, "--server", server.spec.name, "--json"],
-            environment: [
-              { name: "AWS_REGION", value: region },
-              { name: "DB_PLATFORM_BACKUP_BUCKET", value: bucket },
-              { name: "DB_PLATFORM_METRICS_NAMESPACE", value: BACKUP_METRICS.namespace },
-            ],
-            secrets: services.map((s, i) => ({ name: loginEnvName(s.spec.name), valueFrom: secrets[i] })),
-            // Nothing is written but /tmp (tsx's compile cache), a task-local scratch volume.
-            readonlyRootFilesystem: true,
-            mountPoints: [{ sourceVolume: "tmp", containerPath: "/tmp", readOnly: false }],
-            user: "node",
-            logConfiguration: {
-              logDriver: "awslogs",
-              options: { "awslogs-group": logGroup, "awslogs-region": region, "awslogs-stream-prefix": server.spec.name },
-            },
-          },
-        ]),
-      );
-    const taskDefinition = new aws.ecs.TaskDefinition(
-      `${prefix}-task`,
-      {
-        family: id,
-        requiresCompatibilities: ["FARGATE"],
-        networkMode: "awsvpc",
-        cpu: "1024",
-        memory: "2048",
-        runtimePlatform: { operatingSystemFamily: "LINUX", cpuArchitecture: "X86_64" },
-        executionRoleArn: executionRole.arn,
-        taskRoleArn: taskRole.arn,
-        containerDefinitions,
-        volumes: [{ name: "tmp" }],
-        tags,
-      },
-      parent,
-    );
-
-    new aws.iam.RolePolicy(
-      `${prefix}-scheduler-policy`,
-      {
-        role: a.schedulerRole.id,
-        policy: pulumi
-          .all([taskDefinition.arnWithoutRevision, this.cluster.arn, executionRole.arn, taskRole.arn])
-          .apply(([task, cluster, exec, role]) =>
-            policyDocument([
-              {
-                Sid: "RunBackupTask",
-                Effect: "Allow",
-                Action: "ecs:RunTask",
-                Resource: `${task}:*`,
-                Condition: { ArnEquals: { "ecs:cluster": cluster } },
-              },
-              {
-                Sid: "PassTaskRoles",
-                Effect: "Allow",
-                Action: "iam:PassRole",
-                Resource: [exec, role],
-                Condition: { StringEquals: { "iam:PassedToService": "ecs-tasks.amazonaws.com" } },
-              },
-            ]),
-          ),
-      },
-      parent,
-    );
-    new aws.scheduler.Schedule(
-      `${prefix}-schedule`,
-      {
-        name: id,
-        description: `db-platform: logical backups of the services on ${server.spec.name}`,
-        scheduleExpression: spec.schedule,
-        scheduleExpressionTimezone: "UTC",
-        flexibleTimeWindow: { mode: "OFF" },
-        state: "ENABLED",
-        target: {
-          arn: this.cluster.arn,
-          roleArn: a.schedulerRole.arn,
-          ecsParameters: {
-            taskDefinitionArn: taskDefinition.arnWithoutRevision,
-            launchType: "FARGATE",
-            taskCount: 1,
-            networkConfiguration: { subnets: [...network.subnetIds], securityGroups: [securityGroup.id], assignPublicIp: false },
-          },
-          retryPolicy: { maximumRetryAttempts: 2, maximumEventAgeInSeconds: 3600 },
-        },
-      },
-      parent,
-    );
-
-    for (const s of services) this.createServiceAlarms(prefix, s.spec.name, spec, environment, tags);
   }
 
   /** No completed backup within the RPO (missing data counts), or any failed run. */
