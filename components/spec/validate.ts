@@ -4,18 +4,9 @@
  * fixes them all in one round; a Spec is returned only when there are none.
  */
 import { z } from "zod";
-import {
-  buildBackups,
-  buildServer,
-  checkBackups,
-  buildService,
-  checkAdminPasswords,
-  checkCollisions,
-  checkLocalPorts,
-  checkReplicaNames,
-  checkServer,
-  checkService,
-} from "./rules";
+import { buildBackups, checkBackups } from "./backupRules";
+import { buildServer, checkAdminPasswords, checkLocalPorts, checkReplicaNames, checkServer } from "./serverRules";
+import { buildService, checkCollisions, checkService } from "./serviceRules";
 import type { Spec, ServerSpec, ServiceSpec, SharedDatabaseSpec } from "./model";
 import { backupDefaults, STRICT_ENVIRONMENTS } from "./defaults";
 import { fromZod, type PathSegment, type Problem, SpecError } from "./problems";

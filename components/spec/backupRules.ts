@@ -1,0 +1,69 @@
+/** Backup rules: the `backups` entry checked against the environment and its servers, and built with its defaults. */
+import { backupDefaults } from "./defaults";
+import type { BackupsSpec } from "./model";
+import { type PathSegment, type Problem } from "./problems";
+import { type RawBackups, type RawServer } from "./schema";
+const S3_ONLY = [
+  "schedule",
+  "archiveAfterDays",
+  "expireAfterDays",
+  "noncurrentExpireAfterDays",
+  "objectLockDays",
+  "replicaRegion",
+] as const;
+
+/** Where backups go must fit the stack's servers; prod replicates RDS backups to another region. */
+export function checkBackups(
+  raw: RawBackups,
+  ctx: { strict: boolean; awsRegion?: string; servers: ReadonlyMap<string, RawServer> },
+): Problem[] {
+  const out: Problem[] = [];
+  const at = (...p: PathSegment[]) => ["backups", ...p];
+  const rds = [...ctx.servers].filter(([, s]) => s.hosting === "rds").map(([n]) => n);
+  if (raw.storage === "local") {
+    if (rds.length > 0) {
+      out.push({ path: at("storage"), message: `local is for stacks without rds servers (servers ${rds.join(", ")} are rds): use s3` });
+    }
+    for (const key of S3_ONLY) if (raw[key] !== undefined) out.push({ path: at(key), message: "only applies to storage s3" });
+    return out;
+  }
+  if (raw.port !== undefined) out.push({ path: at("port"), message: "only applies to storage local" });
+  if (!ctx.awsRegion) out.push({ path: at("storage"), message: "s3 needs aws:region (pulumi config set aws:region …)" });
+  const d = backupDefaults(ctx.strict, "");
+  const archive = raw.archiveAfterDays ?? d.archiveAfterDays;
+  const expire = raw.expireAfterDays ?? d.expireAfterDays;
+  if (expire <= archive) {
+    out.push({
+      path: at("expireAfterDays"),
+      message: `must be more than archiveAfterDays (${archive}): dumps would expire before they are archived`,
+    });
+  }
+  const lock = raw.objectLockDays ?? d.objectLockDays;
+  if (lock >= expire) out.push({ path: at("objectLockDays"), message: `must be less than expireAfterDays (${expire})` });
+  if (ctx.strict && rds.length > 0 && raw.replicaRegion === undefined) {
+    out.push({
+      path: at("replicaRegion"),
+      message: "required in strict environments: RDS automated backups are replicated to another region",
+    });
+  }
+  if (raw.replicaRegion !== undefined && raw.replicaRegion === ctx.awsRegion) {
+    out.push({ path: at("replicaRegion"), message: `must differ from aws:region (${ctx.awsRegion})` });
+  }
+  return out;
+}
+
+export function buildBackups(raw: RawBackups, strict: boolean, environment: string): BackupsSpec {
+  const d = backupDefaults(strict, environment);
+  return {
+    storage: raw.storage,
+    bucket: raw.bucket ?? (raw.storage === "local" ? d.bucket : undefined),
+    rpoHours: raw.rpoHours ?? d.rpoHours,
+    schedule: raw.schedule ?? d.schedule,
+    archiveAfterDays: raw.archiveAfterDays ?? d.archiveAfterDays,
+    expireAfterDays: raw.expireAfterDays ?? d.expireAfterDays,
+    noncurrentExpireAfterDays: raw.noncurrentExpireAfterDays ?? d.noncurrentExpireAfterDays,
+    objectLockDays: raw.storage === "local" ? 0 : (raw.objectLockDays ?? d.objectLockDays),
+    replicaRegion: raw.replicaRegion,
+    port: raw.port ?? d.port,
+  };
+}

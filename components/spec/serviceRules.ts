@@ -1,0 +1,172 @@
+/**
+ * Service rules: each service entry checked (its server, isolation, roles, schemas, extensions)
+ * and built into its model; names that would collide across services or servers.
+ */
+import { ALLOWED_EXTENSIONS, FORBIDDEN_EXTENSIONS, ROLE_CONNECTION_LIMITS } from "./defaults";
+import type { RoleSpec, ServerSpec, ServiceSpec } from "./model";
+import { BUILTIN_ROLE_SUFFIXES, identifierProblem, serviceDatabaseName, serviceRoleName, serviceSchemaName, toIdentifier } from "./naming";
+import { type PathSegment, type Problem, suggestion } from "./problems";
+import { type RawService } from "./schema";
+export function checkService(name: string, raw: RawService, servers: ReadonlySet<string>): Problem[] {
+  const at = (...p: PathSegment[]) => ["services", name, ...p];
+  const out: Problem[] = [];
+  const ident = toIdentifier(name);
+
+  if (!servers.has(raw.server)) {
+    const known = [...servers];
+    out.push({
+      path: at("server"),
+      message: `unknown server "${raw.server}" (known: ${known.join(", ") || "none"})${suggestion(raw.server, known)}`,
+    });
+  }
+  const isolation = raw.isolation ?? "database";
+  if (isolation === "schema" && !raw.database) {
+    out.push({ path: at("database"), message: "required when isolation is schema: the shared database the service's schemas live in" });
+  }
+  const identifierChecks: Array<[PathSegment[], string]> = [[at(), ident]];
+  if (raw.database) identifierChecks.push([at("database"), raw.database]);
+  (raw.schemas ?? []).forEach((s, i) => identifierChecks.push([at("schemas", i), s]));
+  const roleKeys = Object.keys(raw.roles ?? {});
+  for (const key of roleKeys) identifierChecks.push([at("roles", key), serviceRoleName(name, key)]);
+  for (const suffix of Object.values(BUILTIN_ROLE_SUFFIXES)) identifierChecks.push([at(), serviceRoleName(name, suffix)]);
+  if (isolation === "database") identifierChecks.push([at(), serviceDatabaseName(name, raw.database)]);
+  for (const [path, id] of identifierChecks) {
+    const p = identifierProblem(id);
+    if (p) out.push({ path, message: p });
+  }
+
+  const schemas = raw.schemas ?? [serviceSchemaName(name)];
+  const dup = schemas.find((s, i) => schemas.indexOf(s) !== i);
+  if (dup) out.push({ path: at("schemas"), message: `schema "${dup}" is listed twice` });
+
+  for (const [key, role] of Object.entries(raw.roles ?? {})) {
+    if (key === "owner" || key === "migrator") {
+      out.push({ path: at("roles", key), message: `"${key}" is a built-in role and cannot be scoped (scopable built-ins: app, readonly)` });
+      continue;
+    }
+    if (!role.read?.length && !role.write?.length) {
+      out.push({ path: at("roles", key), message: "grants nothing: give it read or write schemas" });
+    }
+    if (key === "readonly" && role.write?.length) {
+      out.push({ path: at("roles", key, "write"), message: "the readonly login cannot write" });
+    }
+    for (const field of ["read", "write"] as const) {
+      for (const s of role[field] ?? []) {
+        if (s !== "*" && !schemas.includes(s)) {
+          out.push({
+            path: at("roles", key, field),
+            message: `schema "${s}" is not a schema of service ${name} (its schemas: ${schemas.join(", ")})${suggestion(s, schemas)}`,
+          });
+        }
+      }
+    }
+  }
+  (raw.extensions ?? []).forEach((e, i) => {
+    if (FORBIDDEN_EXTENSIONS.has(e)) {
+      out.push({ path: at("extensions", i), message: `"${e}" reaches outside the service's database and is not allowed` });
+    } else if (!ALLOWED_EXTENSIONS.includes(e)) {
+      out.push({
+        path: at("extensions", i),
+        message: `"${e}" is not on the extension allow-list (trusted extensions a non-superuser admin can create, as on RDS: ${ALLOWED_EXTENSIONS.join(", ")})${suggestion(e, ALLOWED_EXTENSIONS)}`,
+      });
+    }
+  });
+  return out;
+}
+
+export function buildService(name: string, raw: RawService): ServiceSpec {
+  const isolation = raw.isolation ?? "database";
+  const schemas = raw.schemas ?? [serviceSchemaName(name)];
+  const expand = (list: readonly string[] | undefined) => (list?.includes("*") ? [...schemas] : [...(list ?? [])]);
+  const role = (key: string, kind: RoleSpec["kind"], read: string[], write: string[], limit: number, login = true): RoleSpec => ({
+    name: serviceRoleName(name, key),
+    key,
+    kind,
+    login,
+    // Writing implies reading.
+    read: [...new Set([...read, ...write])],
+    write,
+    connectionLimit: limit,
+  });
+  const scoped = raw.roles ?? {};
+  const app = scoped.app
+    ? role(
+        "app",
+        "app",
+        expand(scoped.app.read),
+        expand(scoped.app.write),
+        scoped.app.connectionLimit ?? raw.connectionLimit ?? ROLE_CONNECTION_LIMITS.app,
+      )
+    : role("app", "app", [...schemas], [...schemas], raw.connectionLimit ?? ROLE_CONNECTION_LIMITS.app);
+  const readonly = scoped.readonly
+    ? role("readonly", "readonly", expand(scoped.readonly.read), [], scoped.readonly.connectionLimit ?? ROLE_CONNECTION_LIMITS.readonly)
+    : role("readonly", "readonly", [...schemas], [], ROLE_CONNECTION_LIMITS.readonly);
+  const logins: RoleSpec[] = [app, readonly, role("migrator", "migrator", [...schemas], [...schemas], ROLE_CONNECTION_LIMITS.migrator)];
+  for (const [key, r] of Object.entries(scoped)) {
+    if (key === "app" || key === "readonly") continue;
+    logins.push(role(key, "scoped", expand(r.read), expand(r.write), r.connectionLimit ?? ROLE_CONNECTION_LIMITS.scoped));
+  }
+  return {
+    name,
+    server: raw.server,
+    isolation,
+    database: isolation === "database" ? serviceDatabaseName(name, raw.database) : (raw.database as string),
+    schemas,
+    owner: role("owner", "owner", [...schemas], [...schemas], -1, false),
+    logins,
+    extensions: raw.extensions ?? [],
+  };
+}
+
+/**
+ * Names that must be unique on one server: roles (cluster-wide), databases, and schemas within
+ * a shared database. A collision is reported at the later service, naming the earlier one.
+ */
+export function checkCollisions(
+  services: readonly ServiceSpec[],
+  servers: readonly ServerSpec[],
+  raws: ReadonlyMap<string, RawService>,
+): Problem[] {
+  const out: Problem[] = [];
+  const claims = new Map<string, string>();
+  const claim = (key: string, owner: string, path: PathSegment[], what: string) => {
+    const prior = claims.get(key);
+    if (prior && prior !== owner) out.push({ path, message: `${what} is also produced by ${prior}` });
+    else claims.set(key, owner);
+  };
+  for (const server of servers) {
+    const admin = server.hosting === "rds" ? server.masterUsername : "adminUser" in server ? server.adminUser : undefined;
+    if (admin) claims.set(`${server.name}/role/${admin}`, `servers.${server.name} (its admin login)`);
+  }
+  const dbIsolated = new Map<string, string>();
+  for (const s of services) if (s.isolation === "database") dbIsolated.set(`${s.server}/${s.database}`, s.name);
+
+  for (const s of services) {
+    const at = (...p: PathSegment[]) => ["services", s.name, ...p];
+    const owner = `services.${s.name}`;
+    for (const r of [s.owner, ...s.logins]) {
+      const path = r.kind === "scoped" || raws.get(s.name)?.roles?.[r.key] ? at("roles", r.key) : at();
+      claim(`${s.server}/role/${r.name}`, owner, path, `role "${r.name}" on server ${s.server}`);
+    }
+    if (s.isolation === "database") {
+      claim(`${s.server}/db/${s.database}`, owner, at("database"), `database "${s.database}" on server ${s.server}`);
+    } else {
+      const other = dbIsolated.get(`${s.server}/${s.database}`);
+      if (other) {
+        out.push({
+          path: at("database"),
+          message: `"${s.database}" is the database of service ${other} (isolation database); a shared database cannot be another service's own`,
+        });
+      }
+      s.schemas.forEach((schema, i) =>
+        claim(
+          `${s.server}/schema/${s.database}/${schema}`,
+          owner,
+          at("schemas", i),
+          `schema "${schema}" in database ${s.database} on server ${s.server}`,
+        ),
+      );
+    }
+  }
+  return out;
+}
