@@ -14,7 +14,8 @@ import { LOCAL_BOOTSTRAP_SUPERUSER } from "../../components/spec/defaults";
 import { localRoot, stackS3 } from "../local/local";
 import { postgresBinDir } from "../local/postgres";
 import { Client, escapeIdentifier } from "pg";
-import { type Connection, pgConfig, type RestoreResult, restoreBackup, runBackup, type ServiceTarget } from "./runner";
+import { type RestoreResult, restoreBackup } from "./restore";
+import { type Connection, pgConfig, runBackup, type ServiceTarget } from "./runner";
 import { type BackupManifest, BackupStorage } from "./storage";
 
 export class BackupCommandError extends Error {}
