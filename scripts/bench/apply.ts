@@ -20,7 +20,7 @@ import { LOCAL_PARALLEL, missingPlugins, sdkPlugin } from "../../operations/stac
 import { readConfigFile } from "../../operations/stack/stackConfig";
 import { synth } from "../../operations/stack/synth";
 import { loadSpec } from "../../components/spec";
-import { freePort } from "../../test/helpers/ports";
+import { freePort } from "../../operations/local/ports";
 import { materialize, materializeSql } from "./catalogFill";
 
 const ROOT = path.resolve(__dirname, "../..");

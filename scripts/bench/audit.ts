@@ -17,7 +17,7 @@ import { readConfigFile } from "../../operations/stack/stackConfig";
 import { synth } from "../../operations/stack/synth";
 import { LocalPostgres } from "../../operations/local/postgres";
 import { materialize } from "./catalogFill";
-import { freePort } from "../../test/helpers/ports";
+import { freePort } from "../../operations/local/ports";
 
 const ROOT = path.resolve(__dirname, "../..");
 const STACK = "auditbench";
