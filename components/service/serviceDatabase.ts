@@ -143,12 +143,20 @@ export class ServiceDatabase extends pulumi.ComponentResource {
     const container = (schema?: string) => ownDatabase ?? (schema ? schemaByName.get(schema) : undefined);
     const inside = (schema?: string) => ({ ...pg, dependsOn: [this.adminMembership, ...schemaResources], deletedWith: container(schema) });
     const plan = planService(spec);
+    // Privileges on one schema and its objects change one grant at a time. For them the provider
+    // locks only the grantee role, so two grants on the same schema (or its tables) for different
+    // roles at once both update the same catalog rows, and one fails with "tuple concurrently
+    // updated" (seen on PostgreSQL 15 at --parallel 16). Database-level grants it locks itself.
+    const lastInSchema = new Map<string, postgresql.Grant>();
     for (const g of plan.grants) {
-      new postgresql.Grant(
+      const previous = g.schema ? lastInSchema.get(g.schema) : undefined;
+      const opts = inside(g.schema);
+      const grant = new postgresql.Grant(
         `${name}-grant-${g.key}`,
         { database: database.name, role: roleRef(g.role), objectType: g.objectType, schema: g.schema, privileges: [...g.privileges] },
-        inside(g.schema),
+        previous ? { ...opts, dependsOn: [...opts.dependsOn, previous] } : opts,
       );
+      if (g.schema) lastInSchema.set(g.schema, grant);
     }
     for (const d of plan.defaultPrivileges) {
       new postgresql.DefaultPrivileges(
