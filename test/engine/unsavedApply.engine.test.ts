@@ -26,6 +26,30 @@ let server: LocalPostgres;
 
 const SERVICES = Array.from({ length: 12 }, (_, i) => `svc${String(i).padStart(2, "0")}`);
 
+/** Every process below `root`: the engine starts its plugins in process groups of their own. */
+function descendants(root: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const entry of fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, "utf8");
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      children.set(ppid, [...(children.get(ppid) ?? []), Number(entry)]);
+    } catch {
+      // the process ended while being read
+    }
+  }
+  const out: number[] = [];
+  for (let todo = [root]; todo.length > 0;) {
+    const pid = todo.pop() as number;
+    for (const c of children.get(pid) ?? []) {
+      out.push(c);
+      todo.push(c);
+    }
+  }
+  return out;
+}
+
 async function serviceRoles(): Promise<number> {
   let c: Client;
   try {
@@ -91,14 +115,22 @@ describe("an up killed before the engine saved the state", () => {
     const child = spawn(process.execPath, [path.join(ROOT, "bin/db-platform.js"), "up", "--stack", STACK], {
       cwd: ROOT,
       env: { ...process.env, ...env },
-      detached: true,
       stdio: "ignore",
     });
     const exited = new Promise((resolve) => child.once("exit", resolve));
-    // Kill the whole process group (the CLI, the engine, the plugins) once the apply is under way.
+    // Kill it once the apply is under way.
     const deadline = Date.now() + 240_000;
     while ((await serviceRoles()) < 6 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-    process.kill(-(child.pid as number), "SIGKILL");
+    // Everything the `up` started dies at once, as in a crash: the CLI, the engine, the language
+    // host and the plugins (which the engine starts in process groups of their own).
+    const tree = [child.pid as number, ...descendants(child.pid as number)];
+    for (const pid of tree) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        // already gone
+      }
+    }
     await exited;
     const rolesLeft = await serviceRoles();
     // The kill came mid-operation: its marker is left, and it had created roles but not all 48.
