@@ -15,6 +15,7 @@ import {
   S3Client,
   type S3ClientConfig,
 } from "@aws-sdk/client-s3";
+import { isAlive } from "./processes";
 
 export class LocalS3Error extends Error {}
 
@@ -31,15 +32,6 @@ interface Credentials {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 export class LocalS3 {
   readonly dataDir: string;
@@ -73,7 +65,7 @@ export class LocalS3 {
   pid(): number | undefined {
     if (!fs.existsSync(this.pidFile)) return undefined;
     const pid = Number(fs.readFileSync(this.pidFile, "utf8").trim());
-    return Number.isInteger(pid) && alive(pid) ? pid : undefined;
+    return Number.isInteger(pid) && isAlive(pid) ? pid : undefined;
   }
 
   async isRunning(): Promise<boolean> {
@@ -120,7 +112,7 @@ export class LocalS3 {
       fs.writeFileSync(this.pidFile, String(child.pid));
       const deadline = Date.now() + 30_000;
       while (!(await this.healthy())) {
-        if (child.exitCode !== null || !alive(child.pid as number)) {
+        if (child.exitCode !== null || !isAlive(child.pid as number)) {
           throw new LocalS3Error(`MinIO exited at start; see ${this.logFile}:\n${this.tail()}`);
         }
         if (Date.now() > deadline) throw new LocalS3Error(`MinIO did not answer on ${this.endpoint} within 30 s; see ${this.logFile}`);
@@ -148,8 +140,8 @@ export class LocalS3 {
     if (pid === undefined) return;
     process.kill(pid, "SIGTERM");
     const deadline = Date.now() + 15_000;
-    while (alive(pid) && Date.now() < deadline) await sleep(100);
-    if (alive(pid)) process.kill(pid, "SIGKILL");
+    while (isAlive(pid) && Date.now() < deadline) await sleep(100);
+    if (isAlive(pid)) process.kill(pid, "SIGKILL");
     fs.rmSync(this.pidFile, { force: true });
   }
 

@@ -14,6 +14,7 @@ import * as path from "node:path";
 import { escapeIdentifier } from "pg";
 import type { Spec } from "../../components/spec";
 import { localInstances, localServers } from "../local/local";
+import { isAlive } from "../local/processes";
 
 export interface ApplyMarker {
   readonly pid: number;
@@ -25,15 +26,6 @@ export class RecoveryError extends Error {}
 
 function markerFile(projectDir: string, stack: string): string {
   return path.join(projectDir, ".db-platform", "state", `${stack}.applying.json`);
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
-  }
 }
 
 /**
@@ -65,7 +57,7 @@ export function unsavedOperation(projectDir: string, stack: string): ApplyMarker
   const file = markerFile(projectDir, stack);
   if (!fs.existsSync(file)) return undefined;
   const marker = JSON.parse(fs.readFileSync(file, "utf8")) as ApplyMarker;
-  return alive(marker.pid) ? undefined : marker;
+  return isAlive(marker.pid) ? undefined : marker;
 }
 
 export function clearUnsavedOperation(projectDir: string, stack: string): void {

@@ -21,6 +21,7 @@ import { readConfigFile } from "../../operations/stack/stackConfig";
 import { synth } from "../../operations/stack/synth";
 import { loadSpec } from "../../components/spec";
 import { freePort } from "../../operations/local/ports";
+import { descendants, processes } from "../../operations/local/processes";
 import { materialize, materializeSql } from "./catalogFill";
 
 const ROOT = path.resolve(__dirname, "../..");
@@ -43,29 +44,8 @@ class PeakMemory {
 }
 
 function treeRss(root: number): number {
-  const parents = new Map<number, number>();
-  const rss = new Map<number, number>();
-  for (const entry of fs.readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = fs.readFileSync(`/proc/${entry}/stat`, "utf8");
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      parents.set(Number(entry), Number(fields[1]));
-      rss.set(Number(entry), Number(fields[21]) * 4096);
-    } catch {
-      // the process ended while being read
-    }
-  }
-  let total = 0;
-  for (const [pid, bytes] of rss) {
-    for (let p: number | undefined = pid; p; p = parents.get(p)) {
-      if (p === root) {
-        total += bytes;
-        break;
-      }
-    }
-  }
-  return total;
+  const table = processes();
+  return [...table.filter((p) => p.pid === root), ...descendants(root, table)].reduce((sum, p) => sum + p.rssBytes, 0);
 }
 
 function stackConfig(services: number, port: number): Record<string, unknown> {

@@ -12,6 +12,7 @@ import { stringify } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DEV_PASSPHRASE, localRoot } from "../../operations/local/local";
 import { LocalPostgres } from "../../operations/local/postgres";
+import { descendants } from "../../operations/local/processes";
 import { FIXTURE_ADMIN_PASSWORD, removeStack, setStackSecret } from "../helpers/appliedDevStack";
 import { runCli } from "../helpers/cli";
 import { ENGINE, SKIPPED_BECAUSE } from "../helpers/engine";
@@ -25,30 +26,6 @@ const env = { PULUMI_CONFIG_PASSPHRASE: DEV_PASSPHRASE };
 let server: LocalPostgres;
 
 const SERVICES = Array.from({ length: 12 }, (_, i) => `svc${String(i).padStart(2, "0")}`);
-
-/** Every process below `root`: the engine starts its plugins in process groups of their own. */
-function descendants(root: number): number[] {
-  const children = new Map<number, number[]>();
-  for (const entry of fs.readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = fs.readFileSync(`/proc/${entry}/stat`, "utf8");
-      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-      children.set(ppid, [...(children.get(ppid) ?? []), Number(entry)]);
-    } catch {
-      // the process ended while being read
-    }
-  }
-  const out: number[] = [];
-  for (let todo = [root]; todo.length > 0;) {
-    const pid = todo.pop() as number;
-    for (const c of children.get(pid) ?? []) {
-      out.push(c);
-      todo.push(c);
-    }
-  }
-  return out;
-}
 
 async function serviceRoles(): Promise<number> {
   let c: Client;
@@ -123,7 +100,7 @@ describe("an up killed before the engine saved the state", () => {
     while ((await serviceRoles()) < 6 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     // Everything the `up` started dies at once, as in a crash: the CLI, the engine, the language
     // host and the plugins (which the engine starts in process groups of their own).
-    const tree = [child.pid as number, ...descendants(child.pid as number)];
+    const tree = [child.pid as number, ...descendants(child.pid as number).map((p) => p.pid)];
     for (const pid of tree) {
       try {
         process.kill(pid, "SIGKILL");
