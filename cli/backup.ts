@@ -3,26 +3,20 @@
  * failure named on stderr); 2 the command could not run (bad arguments, no backups configured,
  * storage unreachable, no such backup).
  */
-import * as path from "node:path";
 import Table from "cli-table3";
 import type { Command } from "commander";
-import { formatProblem, validateConfig } from "../components/spec";
 import { formatBytes } from "../operations/local/local";
-import { findProjectDir, readConfigFile } from "../operations/stack/stackConfig";
 import {
   type BackupContext,
   BackupCommandError,
   backupDrill,
   backupList,
   backupRestore,
-  backupRun,
   type DrillOutcome,
   parseNamedUrls,
   type RunOutcome,
 } from "../operations/backup/command";
-import { backupMetricData, publishBackupMetrics } from "../operations/backup/metrics";
-import { BackupError } from "../operations/backup/runner";
-import { BackupStorageError } from "../operations/backup/storage";
+import { backupFailureCode, backupRunPublished, loadBackupContext, runExitCode } from "../operations/backup/task";
 
 interface StackOptions {
   stack?: string;
@@ -65,20 +59,11 @@ export function backupCommands(
   /** The stack's spec and context, or undefined after printing its problems (exit 1). */
   const context = (opts: StackOptions & { url?: string[] }): BackupContext | undefined => {
     const { file, stack } = resolveStack(opts);
-    const input = readConfigFile(file);
-    const result = validateConfig(input);
-    if (!result.ok) {
-      for (const p of result.problems) out(`${formatProblem(p)}\n`);
-      process.exitCode = 1;
-      return undefined;
-    }
-    return {
-      spec: result.spec,
-      stack,
-      projectDir: findProjectDir(path.dirname(file)),
-      awsRegion: input.awsRegion,
-      urls: parseNamedUrls("--url", opts.url ?? []),
-    };
+    const loaded = loadBackupContext(file, stack, parseNamedUrls("--url", opts.url ?? []));
+    if (loaded.ok) return loaded.context;
+    for (const p of loaded.problems) out(`${p}\n`);
+    process.exitCode = 1;
+    return undefined;
   };
 
   /** Known failures end with their message on stderr: exit 1 when the operation failed, 2 when it could not run; anything else is a bug and throws. */
@@ -88,9 +73,10 @@ export function backupCommands(
       try {
         await f(...a);
       } catch (e) {
-        if (!(e instanceof BackupCommandError || e instanceof BackupError || e instanceof BackupStorageError)) throw e;
-        err(`db-platform backup: ${e.message}\n`);
-        process.exitCode = e instanceof BackupError ? 1 : 2;
+        const code = backupFailureCode(e);
+        if (code === undefined) throw e;
+        err(`db-platform backup: ${(e as Error).message}\n`);
+        process.exitCode = code;
       }
     };
 
@@ -110,23 +96,12 @@ export function backupCommands(
       guarded(async (opts: StackOptions & { service?: string; server?: string; url: string[]; progress?: number; json?: boolean }) => {
         const ctx = context(opts);
         if (!ctx) return;
-        const results = await backupRun(ctx, { service: opts.service, server: opts.server }, progressReporter(err, opts.progress));
-        const namespace = process.env.DB_PLATFORM_METRICS_NAMESPACE;
-        if (namespace) {
-          // The alarms watch these; failing to publish them is a failed run too.
-          await publishBackupMetrics(
-            namespace,
-            backupMetricData(results, ctx.spec.environment),
-            process.env.AWS_REGION ?? ctx.awsRegion,
-          ).catch((e: unknown) => {
-            err(`db-platform backup: publishing metrics to CloudWatch ${namespace} failed: ${(e as Error).message}\n`);
-            process.exitCode = 1;
-          });
-        }
-        if (opts.json) out(`${JSON.stringify(results, null, 2)}\n`);
-        else for (const r of results) out(runLine(r));
-        for (const r of results.filter((x) => !x.ok)) err(`db-platform backup: ${r.error}\n`);
-        if (results.some((r) => !r.ok)) process.exitCode = 1;
+        const run = await backupRunPublished(ctx, { service: opts.service, server: opts.server }, progressReporter(err, opts.progress));
+        if (run.metricsError) err(`db-platform backup: ${run.metricsError}\n`);
+        if (opts.json) out(`${JSON.stringify(run.results, null, 2)}\n`);
+        else for (const r of run.results) out(runLine(r));
+        for (const r of run.results.filter((x) => !x.ok)) err(`db-platform backup: ${r.error}\n`);
+        if (runExitCode(run) !== 0) process.exitCode = 1;
       }),
     );
 

@@ -1,4 +1,5 @@
-# The backup runner: `db-platform backup …` with the PostgreSQL client tools of one major version
+# The backup runner: bin/backup-task.js (operations/backup/task.ts, the same backup as
+# `db-platform backup run --server`) with the PostgreSQL client tools of one major version
 # (pg_dump and pg_restore must match the server's major). Built and pushed to ECR by the stack
 # (components/backups/backups.ts, one image per major in use); run by ECS Fargate on a schedule.
 # Build context: the repository root.   docker build -f docker/backup-runner.Dockerfile --build-arg PG_MAJOR=16 .
@@ -23,14 +24,12 @@ RUN set -eux; \
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
-COPY bin ./bin
-COPY cli ./cli
+COPY bin/backup-task.js ./bin/
 COPY operations ./operations
 COPY components ./components
-COPY policies ./policies
 COPY scripts/postgres ./scripts/postgres
 COPY Pulumi.yaml Pulumi.*.yaml tsconfig.json ./
 
 USER node
-ENTRYPOINT ["node", "bin/db-platform.js"]
-CMD ["backup", "--help"]
+# The task definition names the stack and server (DB_PLATFORM_STACK, DB_PLATFORM_SERVER).
+ENTRYPOINT ["node", "bin/backup-task.js"]

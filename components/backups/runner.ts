@@ -1,7 +1,8 @@
 /**
  * One RDS server's backup runner (see backups.ts): the task's IAM roles, a security group that
- * reaches only its server and HTTPS, the Fargate task definition running `db-platform backup run
- * --server <server>`, and the EventBridge Scheduler schedule that starts it.
+ * reaches only its server and HTTPS, the Fargate task definition running the image's backup task
+ * (bin/backup-task.js: `db-platform backup run --server <server>` without the CLI), and the
+ * EventBridge Scheduler schedule that starts it.
  */
 import * as aws from "@pulumi/aws";
 import type * as docker from "@pulumi/docker";
@@ -208,8 +209,9 @@ function runnerTask(c: RunnerContext, { prefix, id }: Names, { executionRole, ta
           name: "backup-runner",
           image: digest,
           essential: true,
-          command: ["backup", "run", "--stack", c.stack, "--server", server.spec.name, "--json"],
           environment: [
+            { name: "DB_PLATFORM_STACK", value: c.stack },
+            { name: "DB_PLATFORM_SERVER", value: server.spec.name },
             { name: "AWS_REGION", value: region },
             { name: "DB_PLATFORM_BACKUP_BUCKET", value: bucket },
             { name: "DB_PLATFORM_METRICS_NAMESPACE", value: BACKUP_METRICS.namespace },

@@ -8,7 +8,7 @@ import { GetObjectCommand, ListObjectVersionsCommand, S3Client } from "@aws-sdk/
 import { Client } from "pg";
 import { afterAll, beforeAll, describe as describeAll, expect, it } from "vitest";
 import { ENGINE, SKIPPED_BECAUSE } from "../helpers/engine";
-import { runCli } from "../helpers/cli";
+import { runBackupTask, runCli } from "../helpers/cli";
 import type { RunOutcome, DrillOutcome } from "../../operations/backup/command";
 import type { BackupManifest } from "../../operations/backup/storage";
 import { type AppliedStack, startAppliedDevStack } from "../helpers/appliedDevStack";
@@ -245,5 +245,39 @@ describe("backup run --server", () => {
     const bad = cli("run", "--stack", STACK, "--server", "main");
     expect(bad.code).toBe(2);
     expect(bad.stderr).toBe("db-platform backup: --server main: no such server (local)\n");
+  });
+});
+
+describe("the backup runner's container entrypoint (bin/backup-task.js)", () => {
+  it("backs up its server's services and prints what `backup run --server --json` prints", () => {
+    const task = runBackupTask({ DB_PLATFORM_STACK: STACK, DB_PLATFORM_SERVER: "local" });
+    expect(task.stderr).toBe("");
+    expect(task.code).toBe(0);
+    const fromTask = JSON.parse(task.stdout) as RunOutcome[];
+    const fromCli = JSON.parse(cli("run", "--stack", STACK, "--server", "local", "--json").stdout) as RunOutcome[];
+    // Same services, same shape; only the backup ids, times and sizes differ between two runs.
+    const shape = (o: RunOutcome) => ({
+      service: o.service,
+      ok: o.ok,
+      keys: Object.keys(o).sort(),
+      manifest: Object.keys(o.manifest ?? {}).sort(),
+    });
+    expect(fromTask.map(shape)).toEqual(fromCli.map(shape));
+    expect(fromTask.map((o) => o.service)).toEqual(SERVICES);
+    expect(fromTask.map((o) => o.manifest?.dumpedAs)).toEqual(SERVICES.map((s) => `${s.replace(/-/g, "_")}_readonly`));
+  });
+
+  it("refuses to run without its stack and server, or for a server the stack lacks (exit 2)", () => {
+    const none = runBackupTask({ DB_PLATFORM_STACK: "", DB_PLATFORM_SERVER: "" });
+    expect(none.code).toBe(2);
+    expect(none.stderr).toBe(
+      "db-platform backup task: DB_PLATFORM_STACK and DB_PLATFORM_SERVER not set (the task definition sets them: stack name, server name)\n",
+    );
+    const bad = runBackupTask({ DB_PLATFORM_STACK: STACK, DB_PLATFORM_SERVER: "main" });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toBe("db-platform backup: --server main: no such server (local)\n");
+    const noStack = runBackupTask({ DB_PLATFORM_STACK: "nosuchstack", DB_PLATFORM_SERVER: "local" });
+    expect(noStack.code).toBe(2);
+    expect(noStack.stdout).toBe("");
   });
 });

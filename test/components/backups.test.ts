@@ -170,12 +170,12 @@ describe("runner image", () => {
     ]);
   });
 
-  it("the Dockerfile installs the client tools of PG_MAJOR, copies only files that exist and the context sends, runs the CLI as node", () => {
+  it("the Dockerfile installs the client tools of PG_MAJOR, copies only files that exist and the context sends, runs the task as node", () => {
     const dockerfile = fs.readFileSync(path.join(ROOT, "docker/backup-runner.Dockerfile"), "utf8");
     expect(dockerfile).toMatch(/^ARG PG_MAJOR$/m);
     expect(dockerfile).toContain('apt-get install -y --no-install-recommends "postgresql-client-${PG_MAJOR}"');
     expect(dockerfile).toMatch(/^USER node$/m);
-    expect(dockerfile).toMatch(/^ENTRYPOINT \["node", "bin\/db-platform\.js"\]$/m);
+    expect(dockerfile).toMatch(/^ENTRYPOINT \["node", "bin\/backup-task\.js"\]$/m);
     const ignore = fs
       .readFileSync(path.join(ROOT, ".dockerignore"), "utf8")
       .split("\n")
@@ -188,8 +188,38 @@ describe("runner image", () => {
       expect(matches.length > 0 || fs.existsSync(path.join(ROOT, source)), `COPY ${source}: nothing in the repo`).toBe(true);
       expect(sent.includes(source) || sent.some((s) => source.startsWith(`${s}/`)), `COPY ${source}: excluded by .dockerignore`).toBe(true);
     }
+    // What the entrypoint loads: every file sent and copied, none of the CLI.
+    const loaded = importClosure("bin/backup-task.js");
+    expect(loaded).toContain("operations/backup/task.ts");
+    expect(loaded).toContain("operations/backup/runner.ts");
+    for (const file of loaded) {
+      expect(file.startsWith("cli/"), `${file}: the runner imports CLI code`).toBe(false);
+      const inImage = (list: readonly string[]) => list.some((s) => file === s || file.startsWith(`${s}/`));
+      expect(inImage(sent), `${file}: excluded by .dockerignore`).toBe(true);
+      expect(inImage(copied), `${file}: not copied into the image`).toBe(true);
+    }
   });
 });
+
+/** The repository files a module loads through relative imports, transitively (packages aside). */
+function importClosure(entry: string): string[] {
+  const seen = new Set<string>();
+  const visit = (file: string) => {
+    if (seen.has(file)) return;
+    seen.add(file);
+    const text = fs.readFileSync(path.join(ROOT, file), "utf8");
+    for (const m of text.matchAll(/(?:from|require\()\s*"(\.{1,2}\/[^"]+)"/g)) {
+      const base = path.join(path.dirname(file), m[1]);
+      const found = [base, `${base}.ts`, `${base}/index.ts`].find(
+        (f) => fs.existsSync(path.join(ROOT, f)) && fs.statSync(path.join(ROOT, f)).isFile(),
+      );
+      if (!found) throw new Error(`${file}: cannot resolve ${m[1]}`);
+      visit(found);
+    }
+  };
+  visit(entry);
+  return [...seen].sort();
+}
 
 /** The container definition of one server's task. */
 function container(server: string): Record<string, unknown> {
@@ -209,8 +239,10 @@ describe("scheduled runner per RDS server", () => {
     });
     const main = container("main");
     expect(main.image).toBe(`${ACCOUNT}.dkr.ecr.eu-central-1.amazonaws.com/db-platform/prod/backup-runner@sha256:synth`);
-    expect(main.command).toEqual(["backup", "run", "--stack", "prod", "--server", "main", "--json"]);
+    expect(main.command).toBeUndefined(); // the image's entrypoint is the backup task
     expect(main.environment).toEqual([
+      { name: "DB_PLATFORM_STACK", value: "prod" },
+      { name: "DB_PLATFORM_SERVER", value: "main" },
       { name: "AWS_REGION", value: "eu-central-1" },
       { name: "DB_PLATFORM_BACKUP_BUCKET", value: BUCKET },
       { name: "DB_PLATFORM_METRICS_NAMESPACE", value: "DbPlatform/Backups" },

@@ -12,8 +12,17 @@ export interface CliResult {
 }
 
 export function runCli(args: readonly string[], env: NodeJS.ProcessEnv = {}): CliResult {
+  return runBin("bin/db-platform.js", args, env);
+}
+
+/** The backup runner's container entrypoint (bin/backup-task.js), told its stack and server by environment. */
+export function runBackupTask(env: NodeJS.ProcessEnv): CliResult {
+  return runBin("bin/backup-task.js", [], env);
+}
+
+function runBin(bin: string, args: readonly string[], env: NodeJS.ProcessEnv): CliResult {
   const started = Date.now();
-  const r = spawnSync(process.execPath, [path.join(ROOT, "bin/db-platform.js"), ...args], {
+  const r = spawnSync(process.execPath, [path.join(ROOT, bin), ...args], {
     cwd: ROOT,
     encoding: "utf8",
     maxBuffer: 64 * 1024 * 1024,
