@@ -2,7 +2,8 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
-import { AUDIT_RULES } from "../operations/audit/model";
+import { AUDIT_RULE_IDS } from "../operations/audit/model";
+import { AUDIT_RULES } from "../operations/audit/rules";
 import { backupsSchema } from "../components/spec/schema";
 import { ALL_RULES } from "../policies/rules";
 import { ROOT } from "./helpers/synth";
@@ -26,13 +27,19 @@ describe("docs/policies.md", () => {
 
 describe("docs/audit.md", () => {
   const doc = read("docs/audit.md");
-  it.each(Object.entries(AUDIT_RULES))("documents rule %s with severity %s", (rule, severity) => {
-    const cells = doc
-      .split("\n")
-      .map((l) => l.split("|").map((c) => c.trim()))
-      .find((c) => c[1] === `\`${rule}\``);
-    expect(cells, rule).toBeDefined();
-    expect(cells?.[2]).toBe(severity);
+  const rows = doc
+    .split("\n")
+    .map((l) => l.split("|").map((c) => c.trim()))
+    .filter((c) => /^`[a-z-]+`$/.test(c[1] ?? "") && ["critical", "high", "medium", "low"].includes(c[2]));
+  it.each(AUDIT_RULES.map((r) => [r.id, r.severity, r]))("documents rule %s with severity %s and when it reports", (id, _s, rule) => {
+    const cells = rows.find((c) => c[1] === `\`${id}\``);
+    expect(cells, id).toBeDefined();
+    expect(cells?.[2]).toBe(rule.severity);
+    expect(cells?.[3]).toBe(rule.reportedWhen);
+  });
+  it("lists exactly the rules of operations/audit/rules, once each, in their order", () => {
+    expect(rows.map((c) => c[1])).toEqual(AUDIT_RULES.map((r) => `\`${r.id}\``));
+    expect(AUDIT_RULES.map((r) => r.id).sort()).toEqual([...AUDIT_RULE_IDS].sort());
   });
 });
 

@@ -1,6 +1,6 @@
 /** The access matrix: the strongest access each service (and PUBLIC) has in each area of a server. */
 import { type AccessLevel, type DeclaredServer, type LiveObject, PUBLIC } from "./model";
-import { type AuditContext, stronger, type Target, WRITE_PRIVILEGES } from "./checks/context";
+import { type AuditContext, stronger, type Target, WRITE_PRIVILEGES } from "./rules/context";
 
 /** The strongest access each service (and PUBLIC) has in each area, from live ACLs and ownership. */
 export function accessLevels(ctx: AuditContext, targets: readonly Target[]): Map<string, Map<string, AccessLevel>> {

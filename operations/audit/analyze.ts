@@ -8,21 +8,13 @@
  */
 import type { AccessLevel, AuditFinding, DeclaredServer, LiveServer } from "./model";
 import { accessLevels, areaLabels } from "./access";
-import { auditContext } from "./checks/context";
-import { checkDefaultAcls } from "./checks/defaultAcls";
-import { checkDatabases, checkTarget } from "./checks/objects";
-import { checkPasswordExpiry } from "./checks/passwords";
-import { checkMemberships, checkRoles } from "./checks/roles";
+import { auditContext } from "./rules/context";
+import { type AuditOptions, SERVER_RULES } from "./rules";
 
-export { BACKDOOR_EXTENSIONS } from "./checks/objects";
+export { BACKDOOR_EXTENSIONS } from "./rules";
 export { areaLabel } from "./access";
 
-export interface AnalyzeOptions {
-  /** Logins whose password expires later than this many days from now (or never) are reported. */
-  readonly passwordMaxAgeDays?: number;
-  /** For the password expiry check. @default new Date() */
-  readonly now?: Date;
-}
+export type AnalyzeOptions = AuditOptions;
 
 export interface ServerAnalysis {
   readonly findings: AuditFinding[];
@@ -32,14 +24,12 @@ export interface ServerAnalysis {
   readonly areas: Array<{ label: string; service: string }>;
 }
 
-/** Runs every check over one model of the server, then computes the access matrix. */
+/** Runs every server rule over one model of the server, then computes the access matrix. */
 export function analyzeServer(declared: DeclaredServer, live: LiveServer, opts: AnalyzeOptions = {}): ServerAnalysis {
   const ctx = auditContext(declared, live);
-  checkRoles(ctx);
-  checkMemberships(ctx);
-  const targets = checkDatabases(ctx);
-  for (const t of targets) checkTarget(ctx, t);
-  for (const db of live.databases) if (declared.databases.has(db.name) && !db.error) checkDefaultAcls(ctx, db);
-  if (opts.passwordMaxAgeDays !== undefined) checkPasswordExpiry(ctx, opts.passwordMaxAgeDays, opts.now ?? new Date());
-  return { findings: ctx.findings, access: accessLevels(ctx, targets), areas: areaLabels(declared) };
+  const findings: AuditFinding[] = [];
+  for (const rule of SERVER_RULES) {
+    for (const f of rule.check(ctx, opts)) findings.push({ severity: rule.severity, rule: rule.id, server: declared.name, ...f });
+  }
+  return { findings, access: accessLevels(ctx, ctx.targets), areas: areaLabels(declared) };
 }

@@ -6,7 +6,7 @@
 import type { Spec } from "../../components/spec";
 import { type BackupContext, openStorage } from "../backup/command";
 import type { AuditFinding } from "./model";
-import { AUDIT_RULES } from "./model";
+import { backupFreshness } from "./rules/backupFreshness";
 
 const HOUR = 3600_000;
 
@@ -14,8 +14,8 @@ export async function backupFindings(ctx: BackupContext, services: Spec["service
   const backups = ctx.spec.backups;
   if (!backups) return [];
   const finding = (service: (typeof services)[number], object: string, message: string, fix: string): AuditFinding => ({
-    severity: AUDIT_RULES["backup-freshness"],
-    rule: "backup-freshness",
+    severity: backupFreshness.severity,
+    rule: backupFreshness.id,
     server: service.server,
     object,
     services: [service.name],

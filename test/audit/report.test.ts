@@ -1,11 +1,21 @@
 /** The report renderings and exit codes on hand-made reports: escaping, ordering, exit codes. */
 import { marked } from "marked";
 import { describe, expect, it } from "vitest";
-import { AUDIT_RULES, type AuditFinding, type AuditReport } from "../../operations/audit/model";
+import { type AuditFinding, type AuditReport, type AuditRule } from "../../operations/audit/model";
+import { auditRule } from "../../operations/audit/rules";
 import { exitCodeOf, render } from "../../operations/audit/report";
 
-function finding(rule: keyof typeof AUDIT_RULES, object: string, extra: Partial<AuditFinding> = {}): AuditFinding {
-  return { severity: AUDIT_RULES[rule], rule, server: "main", object, services: [], message: `about ${object}`, fix: "do it", ...extra };
+function finding(rule: AuditRule, object: string, extra: Partial<AuditFinding> = {}): AuditFinding {
+  return {
+    severity: auditRule(rule).severity,
+    rule,
+    server: "main",
+    object,
+    services: [],
+    message: `about ${object}`,
+    fix: "do it",
+    ...extra,
+  };
 }
 
 function report(findings: AuditFinding[]): AuditReport {

@@ -1,0 +1,33 @@
+/**
+ * An audit rule: one kind of finding, its severity, the sentence docs/audit.md shows for it (the
+ * docs test checks the table against this list), and the check that reports it with its fix.
+ */
+import type { AuditRule, Severity } from "../model";
+import type { AuditContext, NewFinding } from "./context";
+
+export interface AuditOptions {
+  /** Logins whose password expires later than this many days from now (or never) are reported. */
+  readonly passwordMaxAgeDays?: number;
+  /** For the password expiry rule. @default new Date() */
+  readonly now?: Date;
+}
+
+interface RuleBase {
+  readonly id: AuditRule;
+  readonly severity: Severity;
+  /** When it reports: the "Reported when" cell of docs/audit.md's table of rules. */
+  readonly reportedWhen: string;
+}
+
+/** A rule over one model of a live server. */
+export interface ServerRule extends RuleBase {
+  readonly source: "server";
+  readonly check: (ctx: AuditContext, opts: AuditOptions) => Iterable<NewFinding>;
+}
+
+/** A rule over the backup bucket (operations/audit/backups.ts runs it). */
+export interface BackupRule extends RuleBase {
+  readonly source: "backups";
+}
+
+export type AuditRuleDef = ServerRule | BackupRule;
