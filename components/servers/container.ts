@@ -4,12 +4,11 @@
  * their own, cloned with pg_basebackup over a private Docker network.
  */
 import * as docker from "@pulumi/docker";
-import * as postgresql from "@pulumi/postgresql";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import type { ContainerServerSpec } from "../spec";
 import { CONTAINER_ADMIN_USER, CONTAINER_REPLICATION_USER } from "../spec/defaults";
-import { type ReaderEndpoint, type ReplicaEndpoint, readerOf, type ServerHandle, ServerProviders } from "./server";
+import { ServerComponent } from "./server";
 
 export { CONTAINER_ADMIN_USER, CONTAINER_REPLICATION_USER };
 
@@ -51,23 +50,10 @@ export function standbyStartScript(primaryHost: string): string {
   ].join("\n");
 }
 
-export class ContainerServer extends pulumi.ComponentResource implements ServerHandle {
+export class ContainerServer extends ServerComponent {
   readonly spec: ContainerServerSpec;
-  readonly provider: postgresql.Provider;
-  private readonly providers: ServerProviders;
-  readonly adminRole: string;
-  readonly host: pulumi.Output<string>;
-  readonly port: pulumi.Output<number>;
-  readonly sslMode = "disable";
-  readonly component = this;
   readonly container: docker.Container;
   readonly replicas: Record<string, docker.Container> = {};
-  readonly replicaEndpoints: Record<string, ReplicaEndpoint> = {};
-  readonly reader?: ReaderEndpoint;
-
-  providerFor(database: string): postgresql.Provider {
-    return this.providers.for(database);
-  }
 
   constructor(name: string, args: ContainerServerArgs, opts?: pulumi.ComponentResourceOptions) {
     super("db-platform:servers:ContainerServer", name, {}, opts);
@@ -152,11 +138,7 @@ export class ContainerServer extends pulumi.ComponentResource implements ServerH
       );
       this.replicaEndpoints[replica.name] = { host: pulumi.output("127.0.0.1"), port: pulumi.output(replica.port) };
     }
-    this.reader = readerOf(spec.reader, this.replicaEndpoints);
-    this.host = pulumi.output("127.0.0.1");
-    this.port = pulumi.output(spec.port);
-    this.adminRole = CONTAINER_ADMIN_USER;
-    this.providers = new ServerProviders(
+    this.connectAdmin(
       name,
       {
         host: "127.0.0.1",
@@ -170,7 +152,6 @@ export class ContainerServer extends pulumi.ComponentResource implements ServerH
       },
       { parent: this, dependsOn: [this.container] },
     );
-    this.provider = this.providers.main;
     this.registerOutputs({
       host: this.host,
       port: this.port,

@@ -3,10 +3,9 @@
  * started by the project's tooling, see scripts/) and `external` (an existing server). Both are
  * managed through an admin login that needs only CREATEDB and CREATEROLE.
  */
-import * as postgresql from "@pulumi/postgresql";
 import * as pulumi from "@pulumi/pulumi";
 import type { ExternalServerSpec, LocalServerSpec } from "../spec";
-import { type ReaderEndpoint, type ReplicaEndpoint, readerOf, type ServerHandle, ServerProviders } from "./server";
+import { ServerComponent } from "./server";
 
 export interface DirectServerArgs {
   readonly spec: LocalServerSpec | ExternalServerSpec;
@@ -14,33 +13,15 @@ export interface DirectServerArgs {
   readonly adminPassword: pulumi.Input<string>;
 }
 
-export class DirectServer extends pulumi.ComponentResource implements ServerHandle {
+export class DirectServer extends ServerComponent {
   readonly spec: LocalServerSpec | ExternalServerSpec;
-  readonly provider: postgresql.Provider;
-  private readonly providers: ServerProviders;
-  readonly adminRole: string;
-  readonly host: pulumi.Output<string>;
-  readonly port: pulumi.Output<number>;
-  readonly sslMode: string;
-  readonly component = this;
-  /** Local servers: the streaming standby serving read-only logins (started by `db-platform local start`). */
-  readonly reader?: ReaderEndpoint;
-  readonly replicaEndpoints: Record<string, ReplicaEndpoint>;
-
-  providerFor(database: string): postgresql.Provider {
-    return this.providers.for(database);
-  }
 
   constructor(name: string, args: DirectServerArgs, opts?: pulumi.ComponentResourceOptions) {
     const type = args.spec.hosting === "local" ? "db-platform:servers:LocalServer" : "db-platform:servers:ExternalServer";
     super(type, name, {}, opts);
     const { spec } = args;
     this.spec = spec;
-    this.sslMode = spec.sslMode;
-    this.host = pulumi.output(spec.host);
-    this.port = pulumi.output(spec.port);
-    this.adminRole = spec.adminUser;
-    this.providers = new ServerProviders(
+    this.connectAdmin(
       name,
       {
         host: spec.host,
@@ -54,9 +35,8 @@ export class DirectServer extends pulumi.ComponentResource implements ServerHand
       },
       { parent: this },
     );
-    this.provider = this.providers.main;
-    this.replicaEndpoints = Object.fromEntries(spec.replicas.map((r) => [r.name, { host: this.host, port: pulumi.output(r.port) }]));
-    this.reader = readerOf(spec.reader, this.replicaEndpoints);
+    // Local servers: the streaming standbys `db-platform local start` runs on this machine.
+    for (const r of spec.replicas) this.replicaEndpoints[r.name] = { host: this.host, port: pulumi.output(r.port) };
     this.registerOutputs({ host: this.host, port: this.port, reader: spec.reader, replicas: this.replicaEndpoints });
   }
 }

@@ -4,12 +4,11 @@
  * Secrets Manager, IAM authentication, enhanced monitoring, log exports, alarms.
  */
 import * as aws from "@pulumi/aws";
-import * as postgresql from "@pulumi/postgresql";
 import * as pulumi from "@pulumi/pulumi";
 import type { RdsReplicaSpec, RdsServerSpec } from "../spec";
 import { awsServerName } from "../spec";
 import { alarmTopic, customerManagedKey } from "./aws";
-import { type ReaderEndpoint, type ReplicaEndpoint, readerOf, type ServerHandle, serverTags, ServerProviders } from "./server";
+import { ServerComponent, serverTags } from "./server";
 
 export interface RdsServerArgs {
   readonly spec: RdsServerSpec;
@@ -77,15 +76,8 @@ interface ReplicaPlacement {
   readonly opts: pulumi.CustomResourceOptions;
 }
 
-export class RdsServer extends pulumi.ComponentResource implements ServerHandle {
+export class RdsServer extends ServerComponent {
   readonly spec: RdsServerSpec;
-  readonly provider: postgresql.Provider;
-  private readonly providers: ServerProviders;
-  readonly adminRole: string;
-  readonly host: pulumi.Output<string>;
-  readonly port: pulumi.Output<number>;
-  readonly sslMode: string;
-  readonly component = this;
   readonly kmsKeyArn: pulumi.Output<string>;
   readonly instance: aws.rds.Instance;
   readonly masterSecretArn: pulumi.Output<string>;
@@ -95,19 +87,11 @@ export class RdsServer extends pulumi.ComponentResource implements ServerHandle 
   private readonly accountId: pulumi.Output<string>;
   /** Read replicas by name, in declaration order. */
   readonly replicas: Record<string, aws.rds.Instance> = {};
-  readonly replicaEndpoints: Record<string, ReplicaEndpoint> = {};
-  /** The replica serving read-only logins, when the server has one. */
-  readonly reader?: ReaderEndpoint;
-
-  providerFor(database: string): postgresql.Provider {
-    return this.providers.for(database);
-  }
 
   constructor(name: string, args: RdsServerArgs, opts?: pulumi.ComponentResourceOptions) {
     super("db-platform:servers:RdsServer", name, {}, opts);
     const { spec, environment } = args;
     this.spec = spec;
-    this.sslMode = spec.sslMode;
     const id = awsServerName(environment, spec.name);
     const tags = serverTags(environment, spec.name, args.tags ?? {});
     const parent = { parent: this };
@@ -160,19 +144,16 @@ export class RdsServer extends pulumi.ComponentResource implements ServerHandle 
       parent,
     );
 
-    this.host = this.instance.address;
-    this.port = this.instance.port;
     this.masterSecretArn = this.instance.masterUserSecrets.apply((s) => s[0]?.secretArn ?? "");
     const masterPassword = aws.secretsmanager
       .getSecretVersionOutput({ secretId: this.masterSecretArn }, parent)
       .secretString.apply((s) => JSON.parse(s).password as string);
 
-    this.adminRole = spec.masterUsername;
-    this.providers = new ServerProviders(
+    this.connectAdmin(
       name,
       {
-        host: this.host,
-        port: this.port,
+        host: this.instance.address,
+        port: this.instance.port,
         username: spec.masterUsername,
         password: pulumi.secret(masterPassword),
         sslmode: spec.sslMode,
@@ -183,7 +164,6 @@ export class RdsServer extends pulumi.ComponentResource implements ServerHandle 
       },
       parent,
     );
-    this.provider = this.providers.main;
 
     this.createAlarms(name, id, tags);
     const sameRegion: ReplicaPlacement = { key, securityGroup, alarmTopic: this.alarmTopic, opts: parent };
@@ -193,7 +173,6 @@ export class RdsServer extends pulumi.ComponentResource implements ServerHandle 
       this.replicas[replica.name] = instance;
       this.replicaEndpoints[replica.name] = { host: instance.address, port: instance.port, region: replica.region };
     }
-    this.reader = readerOf(spec.reader, this.replicaEndpoints);
 
     this.registerOutputs({
       host: this.host,
@@ -387,45 +366,35 @@ export class RdsServer extends pulumi.ComponentResource implements ServerHandle 
       treatMissingData: "breaching",
       tags,
     };
-    new aws.cloudwatch.MetricAlarm(
-      `${name}-cpu`,
-      {
-        ...common,
-        name: `${id}-cpu`,
-        metricName: "CPUUtilization",
-        statistic: "Average",
-        comparisonOperator: "GreaterThanThreshold",
-        threshold: alarms.cpuPercent,
-        alarmDescription: `${id}: CPU above ${alarms.cpuPercent}%`,
-      },
-      { parent: this },
-    );
     const freeBytes = Math.floor((allocatedStorage * 1024 ** 3 * alarms.freeStoragePercent) / 100);
-    new aws.cloudwatch.MetricAlarm(
-      `${name}-storage`,
-      {
-        ...common,
-        name: `${id}-free-storage`,
-        metricName: "FreeStorageSpace",
-        statistic: "Minimum",
-        comparisonOperator: "LessThanThreshold",
-        threshold: freeBytes,
-        alarmDescription: `${id}: free storage below ${alarms.freeStoragePercent}% of ${allocatedStorage} GiB`,
-      },
-      { parent: this },
-    );
-    new aws.cloudwatch.MetricAlarm(
-      `${name}-connections`,
-      {
-        ...common,
-        name: `${id}-connections`,
-        metricName: "DatabaseConnections",
-        statistic: "Maximum",
-        comparisonOperator: "GreaterThanThreshold",
-        threshold: alarms.connections,
-        alarmDescription: `${id}: more than ${alarms.connections} connections`,
-      },
-      { parent: this },
-    );
+    const above = "GreaterThanThreshold";
+    const thresholds: Array<[resource: string, alarm: string, metric: string, statistic: string, comparison: string, number, string]> = [
+      ["cpu", "cpu", "CPUUtilization", "Average", above, alarms.cpuPercent, `CPU above ${alarms.cpuPercent}%`],
+      [
+        "storage",
+        "free-storage",
+        "FreeStorageSpace",
+        "Minimum",
+        "LessThanThreshold",
+        freeBytes,
+        `free storage below ${alarms.freeStoragePercent}% of ${allocatedStorage} GiB`,
+      ],
+      [
+        "connections",
+        "connections",
+        "DatabaseConnections",
+        "Maximum",
+        above,
+        alarms.connections,
+        `more than ${alarms.connections} connections`,
+      ],
+    ];
+    for (const [resource, alarm, metricName, statistic, comparisonOperator, threshold, what] of thresholds) {
+      new aws.cloudwatch.MetricAlarm(
+        `${name}-${resource}`,
+        { ...common, name: `${id}-${alarm}`, metricName, statistic, comparisonOperator, threshold, alarmDescription: `${id}: ${what}` },
+        { parent: this },
+      );
+    }
   }
 }

@@ -3,7 +3,7 @@
  * and the address services connect to.
  */
 import * as postgresql from "@pulumi/postgresql";
-import type * as pulumi from "@pulumi/pulumi";
+import * as pulumi from "@pulumi/pulumi";
 import type { ServerSpec } from "../spec";
 
 export interface ServerHandle {
@@ -96,5 +96,65 @@ export class ServerProviders {
       this.byDatabase.set(database, provider);
     }
     return provider;
+  }
+}
+
+/** How a server's providers reach it as its admin login. */
+export interface AdminConnection extends postgresql.ProviderArgs {
+  readonly host: pulumi.Input<string>;
+  readonly port: pulumi.Input<number>;
+  readonly username: string;
+  readonly sslmode: string;
+}
+
+/**
+ * What the hosting kinds share: the admin connection and its providers, the replicas' addresses
+ * and the reader. Each kind's constructor creates (or finds) the server, fills `replicaEndpoints`
+ * and calls `connectAdmin` once.
+ */
+export abstract class ServerComponent extends pulumi.ComponentResource implements ServerHandle {
+  abstract readonly spec: ServerSpec;
+  readonly component: pulumi.ComponentResource = this;
+  readonly replicaEndpoints: Record<string, ReplicaEndpoint> = {};
+  private admin?: { host: pulumi.Output<string>; port: pulumi.Output<number>; role: string; sslMode: string; providers: ServerProviders };
+
+  /** Connect the server's PostgreSQL providers as its admin login. */
+  protected connectAdmin(name: string, connection: AdminConnection, opts: pulumi.CustomResourceOptions): void {
+    // An Output is kept as it is: re-wrapping it would resolve a tick later and reorder registrations.
+    const output = <T>(v: pulumi.Input<T>): pulumi.Output<T> => (pulumi.Output.isInstance(v) ? v : pulumi.output(v)) as pulumi.Output<T>;
+    this.admin = {
+      host: output(connection.host),
+      port: output(connection.port),
+      role: connection.username,
+      sslMode: connection.sslmode,
+      providers: new ServerProviders(name, connection, opts),
+    };
+  }
+
+  private get connected() {
+    if (!this.admin) throw new Error(`${this.constructor.name}: connectAdmin was not called`);
+    return this.admin;
+  }
+
+  get host(): pulumi.Output<string> {
+    return this.connected.host;
+  }
+  get port(): pulumi.Output<number> {
+    return this.connected.port;
+  }
+  get adminRole(): string {
+    return this.connected.role;
+  }
+  get sslMode(): string {
+    return this.connected.sslMode;
+  }
+  get provider(): postgresql.Provider {
+    return this.connected.providers.main;
+  }
+  providerFor(database: string): postgresql.Provider {
+    return this.connected.providers.for(database);
+  }
+  get reader(): ReaderEndpoint | undefined {
+    return readerOf(this.spec.reader, this.replicaEndpoints);
   }
 }

@@ -3,7 +3,15 @@
  * passwords) and built into its model with the hosting's defaults. Builders run only on entries
  * whose checks found nothing.
  */
-import { CONTAINER_DEFAULTS, CONTAINER_IMAGES, DEFAULT_VERSION, EXTERNAL_DEFAULTS, LOCAL_DEFAULTS, rdsDefaults } from "./defaults";
+import {
+  CONTAINER_DEFAULTS,
+  CONTAINER_IMAGES,
+  DEFAULT_VERSION,
+  EXTERNAL_DEFAULTS,
+  LOCAL_DEFAULTS,
+  type RdsDefaults,
+  rdsDefaults,
+} from "./defaults";
 import type { ServerSpec } from "./model";
 import { identifierProblem } from "./naming";
 import { type PathSegment, type Problem, suggestion } from "./problems";
@@ -179,6 +187,24 @@ export function standbyPorts(raw: RawServer, primaryPort: number): number[] {
   return (raw.replicas ?? []).map((r, i) => r.port ?? primaryPort + 1 + i);
 }
 
+/** The RDS settings a stack may leave out: each is the stack's value, else the (strict or not) default. */
+const RDS_SETTINGS = [
+  "allocatedStorage",
+  "multiAz",
+  "deletionProtection",
+  "skipFinalSnapshot",
+  "backupRetentionDays",
+  "backupWindow",
+  "maintenanceWindow",
+  "performanceInsightsRetentionDays",
+  "monitoringIntervalSeconds",
+  "publiclyAccessible",
+  "requireTls",
+  "slowQueryMs",
+  "masterUsername",
+  "sslMode",
+] as const satisfies ReadonlyArray<keyof RdsDefaults>;
+
 export function buildServer(raw: RawServer, ctx: ServerContext): ServerSpec {
   const base = {
     name: ctx.name,
@@ -208,21 +234,8 @@ export function buildServer(raw: RawServer, ctx: ServerContext): ServerSpec {
           network: r.network ? fullNetwork(r.network) : undefined,
         })),
         instanceClass,
-        allocatedStorage: raw.allocatedStorage ?? d.allocatedStorage,
+        ...withDefaults(raw, d, RDS_SETTINGS),
         maxAllocatedStorage,
-        multiAz: raw.multiAz ?? d.multiAz,
-        deletionProtection: raw.deletionProtection ?? d.deletionProtection,
-        skipFinalSnapshot: raw.skipFinalSnapshot ?? d.skipFinalSnapshot,
-        backupRetentionDays: raw.backupRetentionDays ?? d.backupRetentionDays,
-        backupWindow: raw.backupWindow ?? d.backupWindow,
-        maintenanceWindow: raw.maintenanceWindow ?? d.maintenanceWindow,
-        performanceInsightsRetentionDays: raw.performanceInsightsRetentionDays ?? d.performanceInsightsRetentionDays,
-        monitoringIntervalSeconds: raw.monitoringIntervalSeconds ?? d.monitoringIntervalSeconds,
-        publiclyAccessible: raw.publiclyAccessible ?? d.publiclyAccessible,
-        requireTls: raw.requireTls ?? d.requireTls,
-        slowQueryMs: raw.slowQueryMs ?? d.slowQueryMs,
-        masterUsername: raw.masterUsername ?? d.masterUsername,
-        sslMode: raw.sslMode ?? d.sslMode,
         network: fullNetwork(net),
         parameters,
         alarms: { ...d.alarms, ...raw.alarms },
@@ -262,6 +275,11 @@ export function buildServer(raw: RawServer, ctx: ServerContext): ServerSpec {
       };
     }
   }
+}
+
+/** `keys` of `raw`, each falling back to its default. */
+function withDefaults<T, K extends keyof T>(raw: Partial<Pick<T, K>>, defaults: T, keys: readonly K[]): Pick<T, K> {
+  return Object.fromEntries(keys.map((k) => [k, raw[k] ?? defaults[k]])) as Pick<T, K>;
 }
 
 function stringValues(values: Readonly<Record<string, string | number | boolean>> | undefined): Record<string, string> {

@@ -39,6 +39,22 @@ const observed = (keyArn: string) => ({
   caCertIdentifier: "rds-ca-rsa2048-g1",
 });
 
+const replicaTags = (replica: string) => ({ ...TAGS, "db-platform:replica-of": "main", "db-platform:replica": replica });
+
+/** What every replica declares whatever its region: private, single-AZ, no backups of its own, protected. */
+const REPLICA_FIXED = {
+  storageType: "gp3",
+  storageEncrypted: true,
+  publiclyAccessible: false,
+  multiAz: false,
+  skipFinalSnapshot: true,
+  backupRetentionPeriod: 0,
+  deletionProtection: true,
+  autoMinorVersionUpgrade: true,
+  copyTagsToSnapshot: true,
+  applyImmediately: false,
+};
+
 describe("same-region replica main-ro-1", () => {
   it("replicates the primary by identifier, with its own class, storage ceiling and parameter group", () => {
     const replica = prod.one(T.rds, "main-replica-main-ro-1");
@@ -48,21 +64,12 @@ describe("same-region replica main-ro-1", () => {
       replicateSourceDb: "prod-main",
       instanceClass: "db.r7g.large",
       maxAllocatedStorage: 1000,
-      storageType: "gp3",
-      storageEncrypted: true,
       kmsKeyId: "arn:aws:kms:eu-central-1:000000000000:key/main-key",
       vpcSecurityGroupIds: ["main-sg-id"],
       parameterGroupName: "prod-main-ro-1",
-      publiclyAccessible: false,
-      multiAz: false,
-      skipFinalSnapshot: true,
-      backupRetentionPeriod: 0,
-      deletionProtection: true,
-      autoMinorVersionUpgrade: true,
-      copyTagsToSnapshot: true,
-      applyImmediately: false,
+      ...REPLICA_FIXED,
       ...observed("arn:aws:kms:eu-central-1:000000000000:key/main-key"),
-      tags: { ...TAGS, "db-platform:replica-of": "main", "db-platform:replica": "main-ro-1" },
+      tags: replicaTags("main-ro-1"),
     });
   });
 
@@ -72,7 +79,7 @@ describe("same-region replica main-ro-1", () => {
       family: "postgres16",
       description: "db-platform prod-main-ro-1",
       parameters: [...PLATFORM_PARAMETERS, { applyMethod: "immediate", name: "hot_standby_feedback", value: "1" }],
-      tags: { ...TAGS, "db-platform:replica-of": "main", "db-platform:replica": "main-ro-1" },
+      tags: replicaTags("main-ro-1"),
     });
   });
 
@@ -91,7 +98,7 @@ describe("same-region replica main-ro-1", () => {
       alarmActions: ["arn:aws:synth:eu-central-1:000000000000:main-alarms"],
       okActions: ["arn:aws:synth:eu-central-1:000000000000:main-alarms"],
       alarmDescription: "prod-main-ro-1: more than 30 s behind prod-main",
-      tags: { ...TAGS, "db-platform:replica-of": "main", "db-platform:replica": "main-ro-1" },
+      tags: replicaTags("main-ro-1"),
     });
   });
 });
@@ -124,22 +131,13 @@ describe("cross-region replica main-dr (eu-west-1)", () => {
       replicateSourceDb: "arn:aws:rds:eu-central-1:000000000000:db:prod-main",
       instanceClass: "db.m7g.large",
       maxAllocatedStorage: 2000,
-      storageType: "gp3",
-      storageEncrypted: true,
       kmsKeyId: "arn:aws:kms:eu-west-1:000000000000:key/main-replica-main-dr-key",
       dbSubnetGroupName: "prod-main-dr",
       vpcSecurityGroupIds: ["main-replica-main-dr-sg-id"],
       parameterGroupName: "prod-main-dr",
-      publiclyAccessible: false,
-      multiAz: false,
-      skipFinalSnapshot: true,
-      backupRetentionPeriod: 0,
-      deletionProtection: true,
-      autoMinorVersionUpgrade: true,
-      copyTagsToSnapshot: true,
-      applyImmediately: false,
+      ...REPLICA_FIXED,
       ...observed("arn:aws:kms:eu-west-1:000000000000:key/main-replica-main-dr-key"),
-      tags: { ...TAGS, "db-platform:replica-of": "main", "db-platform:replica": "main-dr" },
+      tags: replicaTags("main-dr"),
     });
   });
 

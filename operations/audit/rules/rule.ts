@@ -31,3 +31,18 @@ export interface BackupRule extends RuleBase {
 }
 
 export type AuditRuleDef = ServerRule | BackupRule;
+
+/** A server rule that reports each live item `select` picks, as `describe` says. */
+export function perItem<T>(
+  meta: Omit<ServerRule, "source" | "check">,
+  select: (ctx: AuditContext) => Iterable<T>,
+  describe: (item: T, ctx: AuditContext) => NewFinding,
+): ServerRule {
+  return {
+    ...meta,
+    source: "server",
+    *check(ctx) {
+      for (const item of select(ctx)) yield describe(item, ctx);
+    },
+  };
+}
