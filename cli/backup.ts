@@ -17,13 +17,7 @@ import {
   type RunOutcome,
 } from "../operations/backup/command";
 import { backupFailureCode, backupRunPublished, loadBackupContext, runExitCode } from "../operations/backup/task";
-
-interface StackOptions {
-  stack?: string;
-  config?: string;
-}
-
-type Resolve = (o: StackOptions) => { file: string; stack: string; project: string };
+import { type Output, resolveStack, type StackOptions, stackOptions } from "./common";
 
 const collect = (v: string, all: string[]) => [...all, v];
 
@@ -47,13 +41,7 @@ function progressReporter(err: (s: string) => void, seconds?: number): (service:
   };
 }
 
-export function backupCommands(
-  program: Command,
-  stackOptions: (c: Command) => Command,
-  resolveStack: Resolve,
-  out: (s: string) => void,
-  err: (s: string) => void,
-): void {
+export function backupCommands(program: Command, { out, err }: Output): void {
   const group = program.command("backup").description("logical per-service backups to S3: run, list, restore, drill (docs/backups.md)");
 
   /** The stack's spec and context, or undefined after printing its problems (exit 1). */

@@ -1,6 +1,6 @@
 /**
  * Files and functions that fit in a head (docs/architecture.md): no source file over 450 lines and
- * no function over 150 outside the command wiring of cli/, measured on the TypeScript syntax tree.
+ * no function over 150 (the command definitions of cli/ included), measured on the TypeScript syntax tree.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -56,9 +56,8 @@ describe("source layout", () => {
     expect(long).toEqual([]);
   });
 
-  it(`has no function over ${MAX_FUNCTION_LINES} lines outside cli/'s command wiring`, () => {
+  it(`has no function over ${MAX_FUNCTION_LINES} lines`, () => {
     const long = files
-      .filter((f) => !f.startsWith(`cli${path.sep}`))
       .flatMap((f) => functions(f).map((fn) => ({ ...fn, f })))
       .filter((fn) => fn.lines > MAX_FUNCTION_LINES)
       .map((fn) => `${fn.f}:${fn.line}: ${fn.lines} lines`);
