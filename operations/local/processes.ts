@@ -16,7 +16,14 @@ export interface ProcessEntry {
   readonly ppid: number;
   /** Resident memory. */
   readonly rssBytes: number;
+  /** The executable's name (`comm`, at most 15 characters). */
+  readonly name: string;
+  /** CPU time used so far, user and system. */
+  readonly cpuSeconds: number;
 }
+
+/** Clock ticks per second of /proc's CPU times (USER_HZ, 100 on Linux). */
+const TICKS = 100;
 
 /** Every process, read from /proc/<pid>/stat (those that end while being read are left out). */
 export function processes(): ProcessEntry[] {
@@ -26,7 +33,13 @@ export function processes(): ProcessEntry[] {
     try {
       const stat = fs.readFileSync(`/proc/${entry}/stat`, "utf8");
       const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      out.push({ pid: Number(entry), ppid: Number(fields[1]), rssBytes: Number(fields[21]) * 4096 });
+      out.push({
+        pid: Number(entry),
+        ppid: Number(fields[1]),
+        rssBytes: Number(fields[21]) * 4096,
+        name: stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")")),
+        cpuSeconds: (Number(fields[11]) + Number(fields[12])) / TICKS,
+      });
     } catch {
       // the process ended while being read
     }

@@ -7,15 +7,19 @@
  * scripts/bench/catalogFill.ts) on the same server in the same run.
  * Per size: resources, resources per service, `up` cold, `up` with nothing to change, `preview`,
  * `destroy`, peak memory of the engine's process tree, and the ratios to the floor.
- * Usage: npm run bench:apply [-- <services> …]   (default 10 50 200; needs the provider plugins)
+ * With `--backend s3` the state lives in a local MinIO bucket (the shared backend a platform team
+ * uses, `DB_PLATFORM_BACKEND_URL=s3://…`) instead of the local file backend.
+ * Usage: npm run bench:apply [-- [--backend file|s3] <services> …]   (default 10 50 200; needs the provider plugins)
  */
 import { execFile, execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { parseArgs } from "node:util";
 import { escapeIdentifier } from "pg";
 import { stringify } from "yaml";
 import { DEV_PASSPHRASE, ensureEngine, localInstances, localRoot, localServers, stackWorkspace } from "../../operations/local/local";
 import type { LocalPostgres } from "../../operations/local/postgres";
+import { LocalS3 } from "../../operations/local/s3";
 import { LOCAL_PARALLEL, missingPlugins, sdkPlugin } from "../../operations/stack/stackApply";
 import { readConfigFile } from "../../operations/stack/stackConfig";
 import { synth } from "../../operations/stack/synth";
@@ -27,25 +31,53 @@ import { materialize, materializeSql } from "./catalogFill";
 const ROOT = path.resolve(__dirname, "../..");
 const ADMIN_PASSWORD = "bench-apply-admin-password";
 
-/** Peak resident memory of this process and all its descendants (the engine, the plugins), sampled. */
-class PeakMemory {
+/**
+ * Peak resident memory of this process and all its descendants (the CLI, the engine, the plugins,
+ * the policy pack), and the CPU time each of them used, sampled every 200 ms.
+ */
+class TreeSampler {
   peak = 0;
+  private cpu = new Map<number, { kind: string; seconds: number }>();
   private timer?: NodeJS.Timeout;
 
   start(): void {
     this.peak = 0;
-    this.timer = setInterval(() => (this.peak = Math.max(this.peak, treeRss(process.pid))), 200);
+    this.cpu.clear();
+    this.timer = setInterval(() => this.sample(), 200);
   }
 
-  stop(): number {
+  stop(): { peakBytes: number; cpu: Map<string, number> } {
     clearInterval(this.timer);
-    return this.peak;
+    this.sample();
+    const cpu = new Map<string, number>();
+    for (const { kind, seconds } of this.cpu.values()) cpu.set(kind, (cpu.get(kind) ?? 0) + seconds);
+    return { peakBytes: this.peak, cpu };
+  }
+
+  private sample(): void {
+    const tree = descendants(process.pid, processes());
+    this.peak = Math.max(
+      this.peak,
+      tree.reduce((sum, p) => sum + p.rssBytes, process.memoryUsage.rss()),
+    );
+    for (const p of tree)
+      this.cpu.set(p.pid, { kind: kindOf(p.pid, p.name), seconds: Math.max(p.cpuSeconds, this.cpu.get(p.pid)?.seconds ?? 0) });
   }
 }
 
-function treeRss(root: number): number {
-  const table = processes();
-  return [...table.filter((p) => p.pid === root), ...descendants(root, table)].reduce((sum, p) => sum + p.rssBytes, 0);
+/** What a process of the tree is: the CLI (with the program, which runs in it), the engine, a plugin, the policy pack. */
+function kindOf(pid: number, name: string): string {
+  if (name === "pulumi") return "engine";
+  if (name.startsWith("pulumi-resourc")) return "provider plugins";
+  if (name.startsWith("pulumi-languag")) return "language host";
+  if (name !== "node" && name !== "MainThread") return "other";
+  let cmdline = "";
+  try {
+    cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, "utf8");
+  } catch {
+    // ended
+  }
+  return cmdline.includes("run-policy-pack") ? "policy pack" : cmdline.includes("db-platform.js") ? "CLI and program" : "other";
 }
 
 function stackConfig(services: number, port: number): Record<string, unknown> {
@@ -71,6 +103,9 @@ interface Row {
   preview: number;
   destroy: number;
   peakMiB: number;
+  /** CPU seconds by kind of process: the cold `up`, then the `up` with no changes. */
+  cpuCold: Map<string, number>;
+  cpuSame: Map<string, number>;
   floorUp: number;
   floorDestroy: number;
 }
@@ -115,7 +150,7 @@ async function measure(services: number): Promise<Row> {
   const config = readConfigFile(file);
   const spec = loadSpec(config);
   const { primary: server } = localInstances(localServers(spec)[0], stack, ROOT, ADMIN_PASSWORD);
-  const memory = new PeakMemory();
+  const sampler = new TreeSampler();
   try {
     await server.start();
     const resources = await synth(config, "db-platform", stack);
@@ -126,11 +161,13 @@ async function measure(services: number): Promise<Row> {
     const [, floorDestroy] = await timed(() => dropAll(server, databases, roles));
 
     // The commands a user runs: `npm start -- --stack NAME`, a second one, preview, `npm run destroy -- --stack NAME`.
-    memory.start();
+    sampler.start();
     const [first, upCold] = await timed(() => cli(["up", "--stack", stack]));
-    const peak = memory.stop();
+    const cold = sampler.stop();
     if (!/created \d+/.test(first)) throw new Error(`first up created nothing:\n${first}`);
+    sampler.start();
     const [same, upSame] = await timed(() => cli(["up", "--stack", stack]));
+    const cpuSame = sampler.stop().cpu;
     if (!/: no changes/.test(same)) throw new Error(`second up changed something:\n${same}`);
     const [, preview] = await timed(() => cli(["preview", "--stack", stack, "--expect-no-changes"]));
     const [, destroy] = await timed(() => cli(["destroy", "--stack", stack, "--yes"]));
@@ -141,7 +178,9 @@ async function measure(services: number): Promise<Row> {
       upSame,
       preview,
       destroy,
-      peakMiB: peak / 1024 ** 2,
+      peakMiB: cold.peakBytes / 1024 ** 2,
+      cpuCold: cold.cpu,
+      cpuSame,
       floorUp,
       floorDestroy,
     };
@@ -153,8 +192,26 @@ async function measure(services: number): Promise<Row> {
   }
 }
 
+/** A local MinIO holding the state (every command this bench starts inherits the backend URL). */
+async function s3Backend(): Promise<LocalS3> {
+  const bucket = "db-platform-state";
+  const s3 = new LocalS3({ dir: path.join(localRoot(ROOT, "bench-apply-state"), "s3"), port: await freePort(), projectDir: ROOT });
+  await s3.start([bucket]);
+  const { accessKeyId, secretAccessKey } = s3.credentials();
+  Object.assign(process.env, {
+    DB_PLATFORM_BACKEND_URL: `s3://${bucket}?endpoint=127.0.0.1:${s3.opts.port}&disableSSL=true&s3ForcePathStyle=true&region=us-east-1`,
+    AWS_ACCESS_KEY_ID: accessKeyId,
+    AWS_SECRET_ACCESS_KEY: secretAccessKey,
+  });
+  return s3;
+}
+
 async function main(): Promise<void> {
-  const sizes = process.argv.slice(2).map(Number);
+  const { values, positionals } = parseArgs({ options: { backend: { type: "string", default: "file" } }, allowPositionals: true });
+  if (values.backend !== "file" && values.backend !== "s3") throw new Error(`--backend ${values.backend}: expected file or s3`);
+  const sizes = positionals.map(Number);
+  if (sizes.some((n) => !Number.isInteger(n) || n < 1))
+    throw new Error(`services: expected positive whole numbers, got ${positionals.join(" ")}`);
   process.env.PULUMI_CONFIG_PASSPHRASE ??= DEV_PASSPHRASE;
   ensureEngine(ROOT);
   const missing = missingPlugins([sdkPlugin(ROOT, "postgresql"), sdkPlugin(ROOT, "random")]);
@@ -164,20 +221,38 @@ async function main(): Promise<void> {
   const overrides = ["PULUMI_SKIP_CHECKPOINTS", "PULUMI_PARALLEL"]
     .filter((k) => process.env[k] !== undefined)
     .map((k) => `${k}=${process.env[k]}`);
+  const s3 = values.backend === "s3" ? await s3Backend() : undefined;
   console.log(
-    `bench:apply on ${cpu} cores, PostgreSQL 16, local file backend; local-stack engine settings (state saved once per operation, --parallel ${LOCAL_PARALLEL})${overrides.length > 0 ? `, overridden: ${overrides.join(" ")}` : ""}`,
+    `bench:apply on ${cpu} cores, PostgreSQL 16, ${s3 ? "state in S3 (local MinIO)" : "local file backend"}; local-stack engine settings (state saved once per operation, --parallel ${LOCAL_PARALLEL})${overrides.length > 0 ? `, overridden: ${overrides.join(" ")}` : ""}`,
   );
   console.log(
     "| services | resources | per service | up cold | up, no changes | preview | destroy | peak memory | SQL up | SQL destroy | up ÷ SQL | destroy ÷ SQL |",
   );
   console.log("|---|---|---|---|---|---|---|---|---|---|---|---|");
-  for (const n of sizes.length > 0 ? sizes : [10, 50, 200]) {
-    const r = await measure(n);
-    const s = (x: number) => `${x.toFixed(1)} s`;
-    console.log(
-      `| ${r.services} | ${r.resources} | ${(r.resources / r.services).toFixed(1)} | ${s(r.upCold)} | ${s(r.upSame)} | ${s(r.preview)} | ${s(r.destroy)} | ${r.peakMiB.toFixed(0)} MiB | ${s(r.floorUp)} | ${s(r.floorDestroy)} | ${(r.upCold / r.floorUp).toFixed(1)}× | ${(r.destroy / r.floorDestroy).toFixed(1)}× |`,
-    );
+  const rows: Row[] = [];
+  try {
+    for (const n of sizes.length > 0 ? sizes : [10, 50, 200]) {
+      rows.push(await measure(n));
+      report(rows[rows.length - 1]);
+    }
+  } finally {
+    await s3?.destroy();
   }
+  // Where the CPU goes: on 2 cores the engine's serial per-resource round trips wait for these.
+  const kinds = ["CLI and program", "engine", "provider plugins", "policy pack", "language host", "other"];
+  console.log(`\nCPU seconds by process (up cold / up with no changes):\n\n| services | ${kinds.join(" | ")} |`);
+  console.log(`|---|${kinds.map(() => "---").join("|")}|`);
+  for (const r of rows) {
+    const cell = (k: string) => `${(r.cpuCold.get(k) ?? 0).toFixed(1)} / ${(r.cpuSame.get(k) ?? 0).toFixed(1)}`;
+    console.log(`| ${r.services} | ${kinds.map(cell).join(" | ")} |`);
+  }
+}
+
+function report(r: Row): void {
+  const s = (x: number) => `${x.toFixed(1)} s`;
+  console.log(
+    `| ${r.services} | ${r.resources} | ${(r.resources / r.services).toFixed(1)} | ${s(r.upCold)} | ${s(r.upSame)} | ${s(r.preview)} | ${s(r.destroy)} | ${r.peakMiB.toFixed(0)} MiB | ${s(r.floorUp)} | ${s(r.floorDestroy)} | ${(r.upCold / r.floorUp).toFixed(1)}× | ${(r.destroy / r.floorDestroy).toFixed(1)}× |`,
+  );
 }
 
 main().catch((e) => {
