@@ -1,12 +1,25 @@
 /** The commands that act through the engine and on local servers: `local`, `up`, `preview`, `destroy`. */
 import * as path from "node:path";
+import { CommandError } from "@pulumi/pulumi/automation";
 import type { Command } from "commander";
+import { protectedDataHint } from "../operations/stack/dataProtection";
 import { localCommand } from "../operations/local/local";
 import { findProjectDir } from "../operations/stack/stackConfig";
 import { baselineBackups, describeChanges, destroyStack, formatServiceUrls, previewStack, upStack } from "../operations/stack/stackApply";
 import { EXIT_PROBLEMS, type Output, resolveStack, type StackOptions, stackOptions, UsageError, validSpec } from "./common";
 
 export function engineCommands(program: Command, { out, err }: Output): void {
+  /** An engine refusal to delete or replace a service's data, explained on stderr before the engine's own words. */
+  const explained = async <T>(stack: string, f: () => Promise<T>): Promise<T> => {
+    try {
+      return await f();
+    } catch (e) {
+      const hint = e instanceof CommandError ? protectedDataHint(e.message, stack) : undefined;
+      if (hint) err(hint);
+      throw e;
+    }
+  };
+
   const local = program
     .command("local")
     .description("the real PostgreSQL servers of a stack's `local` servers (127.0.0.1, data in .db-platform/)");
@@ -55,7 +68,7 @@ export function engineCommands(program: Command, { out, err }: Output): void {
       const ctx = applyContext(opts);
       if (!ctx) return void (process.exitCode = EXIT_PROBLEMS);
       waitForEngineOnInterrupt();
-      const result = await upStack(ctx);
+      const result = await explained(ctx.stack, () => upStack(ctx));
       out(`stack ${ctx.stack}: ${describeChanges(result.changes)} in ${result.seconds.toFixed(1)} s\n`);
       out(formatServiceUrls(result.outputs, opts.showSecrets === true));
       const first = await baselineBackups(ctx);
@@ -75,7 +88,7 @@ export function engineCommands(program: Command, { out, err }: Output): void {
     .action(async (opts: StackOptions & { expectNoChanges?: boolean }) => {
       const ctx = applyContext(opts);
       if (!ctx) return void (process.exitCode = EXIT_PROBLEMS);
-      out(`stack ${ctx.stack}: ${describeChanges(await previewStack(ctx, opts.expectNoChanges === true))}\n`);
+      out(`stack ${ctx.stack}: ${describeChanges(await explained(ctx.stack, () => previewStack(ctx, opts.expectNoChanges === true)))}\n`);
     });
   stackOptions(
     program

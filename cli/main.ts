@@ -12,6 +12,7 @@ import { LocalPostgresError } from "../operations/local/postgres";
 import { PolicyConfigError } from "../policies/engine/evaluate";
 import { StateFormatError } from "../policies/engine/sources";
 import { PluginError } from "../operations/stack/stackApply";
+import { DataProtectionError } from "../operations/stack/dataProtection";
 import { auditCommand } from "./audit";
 import { backupCommands } from "./backup";
 import { EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, UsageError } from "./common";
@@ -45,6 +46,10 @@ export async function main(argv: string[]): Promise<number> {
     if (e instanceof CommanderError) {
       // --help and --version end here with exit code 0.
       return e.exitCode === 0 ? EXIT_OK : EXIT_USAGE;
+    }
+    if (e instanceof DataProtectionError) {
+      process.stderr.write(`db-platform: ${e.message}\n`);
+      return EXIT_PROBLEMS;
     }
     if (e instanceof CommandError) {
       // The engine refused the stack (policy violations, provider errors): its own words, exit 1.

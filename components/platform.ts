@@ -3,6 +3,7 @@
  * per (server, database) used by schema-isolated services, and one ServiceDatabase per service.
  * Reads like a table of contents; the work is in the components.
  */
+import { sharedDataMayGo, sharedDatabaseResource } from "./dataResources";
 import * as postgresql from "@pulumi/postgresql";
 import * as pulumi from "@pulumi/pulumi";
 import { Backups } from "./backups/backups";
@@ -41,7 +42,10 @@ export class DatabasePlatform extends pulumi.ComponentResource {
     const { spec } = args;
     for (const server of spec.servers) this.servers[server.name] = this.createServer(server, args);
     for (const shared of spec.sharedDatabases)
-      this.sharedDatabases[sharedKey(shared.server, shared.name)] = this.createSharedDatabase(shared, spec.strict);
+      this.sharedDatabases[sharedKey(shared.server, shared.name)] = this.createSharedDatabase(
+        shared,
+        !sharedDataMayGo(spec, shared.server, shared.name),
+      );
     for (const service of spec.services) {
       this.services[service.name] = new ServiceDatabase(
         service.name,
@@ -49,7 +53,7 @@ export class DatabasePlatform extends pulumi.ComponentResource {
           spec: service,
           server: this.servers[service.server],
           environment: spec.environment,
-          protect: spec.strict,
+          strict: spec.strict,
           sharedDatabase: service.isolation === "schema" ? this.sharedDatabases[sharedKey(service.server, service.database)] : undefined,
           tags: spec.tags,
         },
@@ -116,12 +120,12 @@ export class DatabasePlatform extends pulumi.ComponentResource {
     );
   }
 
-  /** A database shared by schema-isolated services: owned by the admin, closed to PUBLIC. */
+  /** A database shared by schema-isolated services: owned by the admin, closed to PUBLIC; protected unless all its services allow data loss. */
   private createSharedDatabase(shared: SharedDatabaseSpec, protect: boolean): postgresql.Database {
     const name = `${shared.server}-${shared.name}`;
     const pg = { parent: this, provider: this.servers[shared.server].provider };
     const db = new postgresql.Database(
-      `${name}-shared-db`,
+      sharedDatabaseResource(shared.server, shared.name),
       { name: shared.name, template: "template0", encoding: "UTF8" },
       { ...pg, protect },
     );

@@ -3,6 +3,7 @@
  * owner role, login roles with generated passwords, grants and default privileges that reach
  * only its own objects, and connection URLs as secrets.
  */
+import { serviceDatabaseResource, serviceSchemaResource } from "../dataResources";
 import * as aws from "@pulumi/aws";
 import * as postgresql from "@pulumi/postgresql";
 import * as pulumi from "@pulumi/pulumi";
@@ -16,8 +17,8 @@ export interface ServiceDatabaseArgs {
   readonly spec: ServiceSpec;
   readonly server: ServerHandle;
   readonly environment: string;
-  /** Protect databases and schemas from deletion (strict environments). @default false */
-  readonly protect?: boolean;
+  /** A strict environment: longer recovery windows for the logins' secrets. @default false */
+  readonly strict?: boolean;
   /** Schema isolation: the shared database resource the schemas live in. */
   readonly sharedDatabase?: postgresql.Database;
   /** Extra tags for AWS resources. @default {} */
@@ -115,9 +116,9 @@ export class ServiceDatabase extends pulumi.ComponentResource {
     let database: postgresql.Database | undefined = args.sharedDatabase;
     if (spec.isolation === "database") {
       database = new postgresql.Database(
-        `${name}-db`,
+        serviceDatabaseResource(name),
         { name: spec.database, owner: this.ownerRole.name, template: "template0", encoding: "UTF8", allowConnections: true },
-        { ...owned, dependsOn: [this.adminMembership, ...logins], protect: args.protect },
+        { ...owned, dependsOn: [this.adminMembership, ...logins], protect: !spec.allowDataLoss },
       );
     }
     if (!database) throw new pulumi.ResourceError(`service ${spec.name}: isolation schema needs its shared database`, this);
@@ -127,9 +128,9 @@ export class ServiceDatabase extends pulumi.ComponentResource {
     const schemaResources = spec.schemas.map(
       (schema) =>
         new postgresql.Schema(
-          `${name}-schema-${schema}`,
+          serviceSchemaResource(name, schema),
           { name: schema, database: database.name, owner: this.ownerRole.name, ifNotExists: false, dropCascade: true },
-          { ...owned, dependsOn: [this.adminMembership, ...logins], protect: args.protect, deletedWith: ownDatabase },
+          { ...owned, dependsOn: [this.adminMembership, ...logins], protect: !spec.allowDataLoss, deletedWith: ownDatabase },
         ),
     );
     this.schemas = schemaResources.map((s) => s.name);
@@ -239,7 +240,7 @@ export class ServiceDatabase extends pulumi.ComponentResource {
           name: loginSecretName(environment, spec.name, login.key),
           description: `${spec.name} ${login.key} login for ${spec.database}`,
           kmsKeyId: server.kmsKeyArn,
-          recoveryWindowInDays: args.protect ? 30 : 7,
+          recoveryWindowInDays: args.strict ? 30 : 7,
           tags,
         },
         { parent: this },

@@ -108,6 +108,8 @@ export interface RoleSpec {
 
 export interface ServiceSpec {
   readonly name: string;
+  /** `up` may delete or replace its database or schemas with their data; otherwise they are protected. */
+  readonly allowDataLoss: boolean;
   readonly server: string;
   readonly isolation: "database" | "schema";
   readonly database: string;

@@ -190,6 +190,12 @@ export const serviceSchema = z.strictObject({
   extensions: z.array(z.string().min(1)).optional(),
   /** Connection limit of the application login. @default 100 */
   connectionLimit: z.number().int().min(-1).optional(),
+  /**
+   * Lets `up` delete or replace the service's database or schemas, with their data (a removed
+   * service, a changed isolation or database). Otherwise they are protected in every environment.
+   * @default false
+   */
+  allowDataLoss: z.boolean().optional(),
 });
 
 export const alarmsSchema = z.strictObject({

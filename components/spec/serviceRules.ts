@@ -115,6 +115,7 @@ export function buildService(name: string, raw: RawService): ServiceSpec {
     owner: role("owner", "owner", [...schemas], [...schemas], -1, false),
     logins,
     extensions: raw.extensions ?? [],
+    allowDataLoss: raw.allowDataLoss ?? false,
   };
 }
 

@@ -11,6 +11,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { type EngineEvent, LocalWorkspace, type OutputMap, type Stack } from "@pulumi/pulumi/automation";
 import { runProgram } from "../../components/program";
+import { checkDataKept, unprotectData } from "./dataProtection";
 import type { Spec } from "../../components/spec";
 import { configFromPulumi } from "../../components/spec/pulumiConfig";
 import { type BackupContext, backupList, backupRun, type RunOutcome } from "../backup/command";
@@ -214,11 +215,12 @@ export async function upStack(ctx: ApplyContext): Promise<UpResult> {
   if (localServers(ctx.spec).length > 0) await localCommand("start", ctx.spec, ctx.stack, ctx.projectDir, ctx.progress);
   const stack = await engineStack(ctx);
   const { parallel } = engineSettings(ctx.spec);
-  const result = await stateOperation(ctx, stack, "up", () =>
-    retryingAutovacuumRace("up", ctx.progress, () =>
+  const result = await stateOperation(ctx, stack, "up", async () => {
+    await checkDataKept(stack, ctx.spec, ctx.stack);
+    return retryingAutovacuumRace("up", ctx.progress, () =>
       withProgress(ctx, "up", (onEvent) => stack.up({ ...policyPackArgs(ctx.projectDir, ctx.stack), parallel, onEvent })),
-    ),
-  );
+    );
+  });
   return {
     changes: result.summary.resourceChanges ?? {},
     outputs: result.outputs,
@@ -241,9 +243,13 @@ export async function destroyStack(ctx: ApplyContext): Promise<Readonly<Record<s
   if (localServers(ctx.spec).length > 0) await localCommand("start", ctx.spec, ctx.stack, ctx.projectDir, ctx.progress);
   const stack = await engineStack(ctx);
   const { parallel } = engineSettings(ctx.spec);
-  const result = await stateOperation(ctx, stack, "destroy", () =>
-    retryingAutovacuumRace("destroy", ctx.progress, () => withProgress(ctx, "destroy", (onEvent) => stack.destroy({ parallel, onEvent }))),
-  );
+  const result = await stateOperation(ctx, stack, "destroy", async () => {
+    // `--yes` is the consent to delete the data; strict stacks keep their protection.
+    if (!ctx.spec.strict) await unprotectData(stack);
+    return retryingAutovacuumRace("destroy", ctx.progress, () =>
+      withProgress(ctx, "destroy", (onEvent) => stack.destroy({ parallel, onEvent })),
+    );
+  });
   return result.summary.resourceChanges ?? {};
 }
 

@@ -17,6 +17,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { engineEnv } from "../../operations/local/local";
 import { destroyStack, policyPackArgs, previewStack, upStack } from "../../operations/stack/stackApply";
 import { runProgram } from "../../components/program";
+import { loadSpec } from "../../components/spec";
+import { readConfigFile } from "../../operations/stack/stackConfig";
 import { configFromPulumi } from "../../components/spec/pulumiConfig";
 import { type AppliedStack, FIXTURE_ADMIN_PASSWORD, startAppliedDevStack } from "../helpers/appliedDevStack";
 import { ENGINE, SKIPPED_BECAUSE } from "../helpers/engine";
@@ -415,11 +417,28 @@ describe.each(["15", "16", "17", "18"])("PostgreSQL %s, applied by the real engi
   it("removes a service with its database (or its schema) and roles, and leaves its neighbours as they were", async () => {
     // orders has a database of its own; payments shares "platform" with profile by schema. Their
     // grants and default privileges go with the database or schema (not revoked one by one).
+    // Their data may go only once each says so (allowDataLoss), in an up of its own: removing a
+    // protected service is refused before anything is applied.
+    const current = () => ({ ...stack.ctx, spec: loadSpec(readConfigFile(stack.file)) });
     const doc = parse(fs.readFileSync(stack.file, "utf8"));
-    delete doc.config["db-platform:services"].orders;
-    delete doc.config["db-platform:services"].payments;
+    const services = doc.config["db-platform:services"];
+    const { orders, payments } = services;
+    delete services.orders;
+    delete services.payments;
     fs.writeFileSync(stack.file, stringify(doc));
-    const { changes } = await upStack(stack.ctx);
+    await expect(upStack(current())).rejects.toThrow(
+      /service orders: its database \(orders-db\)[\s\S]*service payments: its schema \(payments-schema-payments\)/,
+    );
+    doc.config["db-platform:services"] = {
+      ...services,
+      orders: { ...orders, allowDataLoss: true },
+      payments: { ...payments, allowDataLoss: true },
+    };
+    fs.writeFileSync(stack.file, stringify(doc));
+    await upStack(current());
+    doc.config["db-platform:services"] = services;
+    fs.writeFileSync(stack.file, stringify(doc));
+    const { changes } = await upStack(current());
     expect(changes.create ?? 0).toBe(0);
     expect(changes.delete).toBeGreaterThan(40);
     const c = await stack.server.superuserClient("platform");

@@ -8,22 +8,20 @@ import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { Client } from "pg";
-import { stringify } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DEV_PASSPHRASE, localRoot } from "../../operations/local/local";
+import { DEV_PASSPHRASE } from "../../operations/local/local";
 import { LocalPostgres } from "../../operations/local/postgres";
 import { descendants } from "../../operations/local/processes";
-import { FIXTURE_ADMIN_PASSWORD, removeStack, setStackSecret } from "../helpers/appliedDevStack";
 import { runCli } from "../helpers/cli";
 import { ENGINE, SKIPPED_BECAUSE } from "../helpers/engine";
-import { freePort } from "../helpers/ports";
 import { ROOT } from "../helpers/synth";
+import { type LocalStack, localStack } from "../helpers/localStack";
 
 const STACK = "unsavedtest";
-const file = path.join(ROOT, `Pulumi.${STACK}.yaml`);
 const marker = path.join(ROOT, ".db-platform", "state", `${STACK}.applying.json`);
 const env = { PULUMI_CONFIG_PASSPHRASE: DEV_PASSPHRASE };
 let server: LocalPostgres;
+let fixture: LocalStack;
 
 const SERVICES = Array.from({ length: 12 }, (_, i) => `svc${String(i).padStart(2, "0")}`);
 
@@ -49,42 +47,17 @@ describe("an up killed before the engine saved the state", () => {
   }
 
   beforeAll(async () => {
-    process.env.PULUMI_CONFIG_PASSPHRASE ??= DEV_PASSPHRASE;
-    const port = await freePort();
     const services = Object.fromEntries(
       SERVICES.map((s, i) => [s, i % 4 === 3 ? { server: "local", isolation: "schema", database: "shared" } : { server: "local" }]),
     );
-    fs.writeFileSync(
-      file,
-      stringify({
-        config: {
-          "db-platform:environment": "dev",
-          "db-platform:servers": { local: { hosting: "local", version: "16", host: "127.0.0.1", port } },
-          "db-platform:services": services,
-        },
-      }),
-    );
-    await setStackSecret(STACK, "db-platform:adminPasswords.local", FIXTURE_ADMIN_PASSWORD);
-    server = new LocalPostgres({
-      name: "local",
-      version: "16",
-      host: "127.0.0.1",
-      port,
-      adminUser: "platform_admin",
-      adminPassword: FIXTURE_ADMIN_PASSWORD,
-      root: localRoot(ROOT, STACK),
-      projectDir: ROOT,
-    });
+    fixture = await localStack(STACK, services);
+    server = fixture.server;
     // Started apart from the `up` that gets killed, so the kill cannot take the server down.
     expect(runCli(["local", "start", "--stack", STACK], env).code).toBe(0);
   }, 300_000);
 
   afterAll(async () => {
-    runCli(["destroy", "--yes", "--stack", STACK], env);
-    await server?.destroy();
-    await removeStack(STACK);
-    fs.rmSync(localRoot(ROOT, STACK), { recursive: true, force: true });
-    fs.rmSync(file, { force: true });
+    await fixture?.cleanup();
     fs.rmSync(marker, { force: true });
   }, 300_000);
 

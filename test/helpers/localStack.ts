@@ -1,0 +1,57 @@
+/**
+ * A local stack of its own for an engine test: `Pulumi.<stack>.yaml` with one `local` server on a
+ * free port and the given services, its admin password set as a secret, and the LocalPostgres
+ * that `db-platform up` starts for it (for SQL behind the platform's back). `cleanup` destroys
+ * the stack through the CLI and removes the server, the state and the file.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { stringify } from "yaml";
+import { loadSpec } from "../../components/spec";
+import { DEV_PASSPHRASE, localInstances, localRoot, localServers } from "../../operations/local/local";
+import type { LocalPostgres } from "../../operations/local/postgres";
+import { readConfigFile } from "../../operations/stack/stackConfig";
+import { FIXTURE_ADMIN_PASSWORD, removeStack, setStackSecret } from "./appliedDevStack";
+import { runCli } from "./cli";
+import { freePort } from "./ports";
+import { ROOT } from "./synth";
+
+export interface LocalStack {
+  readonly file: string;
+  readonly server: LocalPostgres;
+  /** The environment the CLI needs for the stack's secrets. */
+  readonly env: Record<string, string>;
+  cleanup(): Promise<void>;
+}
+
+export async function localStack(stack: string, services: Record<string, unknown>): Promise<LocalStack> {
+  process.env.PULUMI_CONFIG_PASSPHRASE ??= DEV_PASSPHRASE;
+  const env = { PULUMI_CONFIG_PASSPHRASE: DEV_PASSPHRASE };
+  const file = path.join(ROOT, `Pulumi.${stack}.yaml`);
+  const port = await freePort();
+  fs.writeFileSync(
+    file,
+    stringify({
+      config: {
+        "db-platform:environment": "dev",
+        "db-platform:servers": { local: { hosting: "local", version: "16", host: "127.0.0.1", port } },
+        "db-platform:services": services,
+      },
+    }),
+  );
+  await setStackSecret(stack, "db-platform:adminPasswords.local", FIXTURE_ADMIN_PASSWORD);
+  // The same LocalPostgres `db-platform up` starts for the stack.
+  const { primary: server } = localInstances(localServers(loadSpec(readConfigFile(file)))[0], stack, ROOT, FIXTURE_ADMIN_PASSWORD);
+  return {
+    file,
+    server,
+    env,
+    async cleanup() {
+      runCli(["destroy", "--yes", "--stack", stack], env);
+      await server.destroy();
+      await removeStack(stack);
+      fs.rmSync(localRoot(ROOT, stack), { recursive: true, force: true });
+      fs.rmSync(file, { force: true });
+    },
+  };
+}
