@@ -26,7 +26,7 @@ export function offlineCommands(program: Command, { out, err }: Output): void {
   });
 
   stackOptions(program.command("synth").description("print the full desired state offline (the real program under the SDK's mocks)"))
-    .option("--json", "print a JSON array of { type, name, urn, parent, provider, props }")
+    .option("--json", "print a JSON array of { type, name, urn, parent, provider, props, protect? }")
     .action(async (opts: StackOptions & { json?: boolean }) => {
       const { file, stack, project } = resolveStack(opts);
       if (!validSpec(file, out)) return;

@@ -16,6 +16,8 @@ export interface SynthResource {
   readonly provider: string | null;
   /** Inputs as registered; secret values are replaced by "[secret]". */
   readonly props: Record<string, unknown>;
+  /** Present when the resource is `protect`ed (the engine refuses to delete or replace it). */
+  readonly protect?: true;
 }
 
 const SYNTH_ACCOUNT = "000000000000";
@@ -87,6 +89,7 @@ interface RegisterRequest {
   getParent(): string;
   getProvider(): string;
   getObject(): { toJavaScript(): Record<string, unknown> } | undefined;
+  getProtect(): boolean;
 }
 
 /**
@@ -144,6 +147,7 @@ export async function synthProgram(
           parent,
           provider: providerRef ? full(providerRef.split("::").slice(0, -1).join("::")) : null,
           props: normalize(req.getObject()?.toJavaScript() ?? {}) as Record<string, unknown>,
+          ...(req.getProtect() ? { protect: true as const } : {}),
         });
       }
       callback(err, resp);

@@ -53,6 +53,7 @@ const providerUrn = (ref: unknown) => (typeof ref === "string" && ref !== "" ? r
 interface ExportedResource {
   urn: string;
   type: string;
+  protect?: boolean;
   inputs?: Record<string, unknown>;
   parent?: string;
   provider?: string;
@@ -71,6 +72,7 @@ export function fromStackExport(doc: { deployment?: { resources?: ExportedResour
       parent: r.parent || null,
       provider: providerUrn(r.provider),
       props: providerNormalized(r.type, normalize(r.inputs ?? {}) as Record<string, unknown>),
+      ...(r.protect ? { protect: true } : {}),
     })),
   };
 }
@@ -104,6 +106,7 @@ export interface PreviewResource {
   props: Record<string, unknown>;
   parent?: { urn: string };
   provider?: { urn: string };
+  opts?: { protect?: boolean };
 }
 
 /** Copy values out of @pulumi/policy's unknown-checking proxy, marking unknowns instead of throwing. */
@@ -137,6 +140,7 @@ export function fromPreview(resources: readonly PreviewResource[]): StackInput {
       parent: r.parent?.urn ?? null,
       provider: r.provider?.urn ?? null,
       props: providerNormalized(r.type, copyKnown(r.props) as Record<string, unknown>),
+      ...(r.opts?.protect ? { protect: true } : {}),
     })),
   };
 }

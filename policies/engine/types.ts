@@ -19,6 +19,8 @@ export interface PolicyInputResource {
   /** URN of the provider resource, or null for a default provider. */
   readonly provider: string | null;
   readonly props: Readonly<Record<string, unknown>>;
+  /** Pulumi's `protect` option: the engine refuses to delete or replace the resource. Absent: not protected. */
+  readonly protect?: boolean;
 }
 
 export interface StackInput {

@@ -1,10 +1,11 @@
 import type { Rule } from "../engine/types";
 import { BACKUP_RULES } from "./backups";
+import { DATA_RULES } from "./data";
 import { POSTGRESQL_RULES } from "./postgresql";
 import { RDS_RULES } from "./rds";
 import { STACK_RULES } from "./stack";
 
-export { BACKUP_RULES, POSTGRESQL_RULES, RDS_RULES, STACK_RULES };
+export { BACKUP_RULES, DATA_RULES, POSTGRESQL_RULES, RDS_RULES, STACK_RULES };
 
 /** Every rule of the pack, isolation first. */
-export const ALL_RULES: readonly Rule[] = [...POSTGRESQL_RULES, ...STACK_RULES, ...RDS_RULES, ...BACKUP_RULES];
+export const ALL_RULES: readonly Rule[] = [...POSTGRESQL_RULES, ...STACK_RULES, ...DATA_RULES, ...RDS_RULES, ...BACKUP_RULES];

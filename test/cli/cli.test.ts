@@ -76,7 +76,14 @@ describe("db-platform synth", () => {
     expect(r.ms).toBeLessThan(10_000);
     const resources = JSON.parse(r.stdout) as Array<Record<string, unknown>>;
     expect(resources.length).toBeGreaterThan(200);
-    for (const res of resources) expect(Object.keys(res)).toEqual(["type", "name", "urn", "parent", "provider", "props"]);
+    for (const res of resources) {
+      expect(Object.keys(res)).toEqual(["type", "name", "urn", "parent", "provider", "props", ...("protect" in res ? ["protect"] : [])]);
+      if ("protect" in res) expect(res.protect).toBe(true);
+    }
+    // Every service database and schema is protected (docs/data-safety.md).
+    const data = resources.filter((r) => /^postgresql:index\/(database|schema):/.test(String(r.type)));
+    expect(data.length).toBeGreaterThan(3);
+    for (const d of data) expect(d.protect, String(d.urn)).toBe(true);
     const urns = new Set(resources.map((x) => x.urn));
     expect(urns.size).toBe(resources.length);
     for (const res of resources) {

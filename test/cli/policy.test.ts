@@ -20,6 +20,7 @@ type SynthEntry = {
   parent: string | null;
   provider: string | null;
   props: Record<string, unknown>;
+  protect?: true;
 };
 let prod: SynthEntry[];
 let escapeUrn: string;
@@ -62,6 +63,7 @@ function asExport(entries: SynthEntry[]) {
         outputs: {},
         parent: e.parent ?? undefined,
         provider: e.provider ? `${e.provider}::0d2a3c4e-provider-id` : undefined,
+        ...(e.protect ? { protect: true } : {}),
       })),
     },
   };

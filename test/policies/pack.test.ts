@@ -30,6 +30,7 @@ function asPolicyResources(rs: readonly Mutable[]): PolicyResource[] {
       name: r.name,
       urn: r.urn,
       props: unknownCheckingProxy(r.props),
+      opts: { protect: r.protect === true, ignoreChanges: [], aliases: [], additionalSecretOutputs: [] },
       dependencies: [],
       propertyDependencies: {},
     } as unknown as PolicyResource;
