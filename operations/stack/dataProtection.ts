@@ -27,16 +27,22 @@ export interface RefusedData {
   readonly name: string;
 }
 
+/** A data resource by its URN: which service's database or schema, or which shared database. */
+function dataOf(urn: string): RefusedData | undefined {
+  const [, kind, name] = DATA_URN.exec(urn) ?? [];
+  if (!name) return undefined;
+  const shared = /^(.+)-shared-db$/.exec(name);
+  if (shared) return { kind: "shared database", name: shared[1] };
+  const service = kind === "database" ? /^(.+)-db$/.exec(name) : /^(.+?)-schema-.+$/.exec(name);
+  return service ? { service: service[1], kind, name } : undefined;
+}
+
 /** The protected data resources an engine error names as refused deletes or replacements. */
 export function refusedData(message: string): RefusedData[] {
   const out = new Map<string, RefusedData>();
   for (const m of message.matchAll(REFUSED)) {
-    const [, kind, name] = DATA_URN.exec(m[1]) ?? [];
-    if (!name) continue;
-    const shared = /^(.+)-shared-db$/.exec(name);
-    const service = kind === "database" ? /^(.+)-db$/.exec(name) : /^(.+?)-schema-.+$/.exec(name);
-    if (shared) out.set(m[1], { kind: "shared database", name: shared[1] });
-    else if (service) out.set(m[1], { service: service[1], kind, name });
+    const data = dataOf(m[1]);
+    if (data) out.set(m[1], data);
   }
   return [...out.values()];
 }
@@ -109,11 +115,12 @@ export function refusedByState(resources: readonly StateResource[], spec: Spec):
   for (const r of resources) {
     if (!r.protect || !DATA_TYPES.has(r.type)) continue;
     const [, kind, name] = DATA_URN.exec(r.urn) ?? [];
-    if (!name) continue;
+    const data = dataOf(r.urn);
+    if (!data) continue;
     const wanted = declared.get(`${kind}|${name}`);
     const moved = wanted && (wanted.name !== r.inputs?.name || (kind === "schema" && wanted.database !== r.inputs?.database));
     if (wanted && (!moved || wanted.mayGo)) continue;
-    out.push(...refusedData(`resource "${r.urn}" cannot be deleted`));
+    out.push(data);
   }
   // In service order, whatever the state's order.
   const key = (r: RefusedData) => `${r.service ?? ""}|${r.kind}|${r.name}`;
