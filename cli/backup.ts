@@ -19,10 +19,10 @@ import {
 import { backupFailureCode, backupRunPublished, loadBackupContext, runExitCode } from "../operations/backup/task";
 import { type Output, resolveStack, type StackOptions, stackOptions } from "./common";
 
-const collect = (v: string, all: string[]) => [...all, v];
+export const collect = (v: string, all: string[]) => [...all, v];
 
 /** Progress on stderr for long runs: a line every 10 s (every 1 s, rewritten in place, on a terminal). */
-function progressReporter(err: (s: string) => void, seconds?: number): (service: string, bytes: number) => void {
+export function progressReporter(err: (s: string) => void, seconds?: number): (service: string, bytes: number) => void {
   const tty = process.stderr.isTTY === true;
   const every = (seconds ?? (tty ? 1 : 10)) * 1000;
   const started = new Map<string, number>();
@@ -41,32 +41,36 @@ function progressReporter(err: (s: string) => void, seconds?: number): (service:
   };
 }
 
+/** The stack's spec and context for the backup-based commands, or undefined after printing its problems (exit 1). */
+export function backupContext(opts: StackOptions & { url?: string[] }, out: (s: string) => void): BackupContext | undefined {
+  const { file, stack } = resolveStack(opts);
+  const loaded = loadBackupContext(file, stack, parseNamedUrls("--url", opts.url ?? []));
+  if (loaded.ok) return loaded.context;
+  for (const p of loaded.problems) out(`${p}\n`);
+  process.exitCode = 1;
+  return undefined;
+}
+
+/** Known failures end with their message on stderr: exit 1 when the operation failed, 2 when it could not run; anything else is a bug and throws. */
+export const guardedBy =
+  (err: (s: string) => void, prefix: string) =>
+  <T extends unknown[]>(f: (...a: T) => Promise<void>) =>
+  async (...a: T) => {
+    try {
+      await f(...a);
+    } catch (e) {
+      const code = backupFailureCode(e);
+      if (code === undefined) throw e;
+      err(`${prefix}: ${(e as Error).message}\n`);
+      process.exitCode = code;
+    }
+  };
+
 export function backupCommands(program: Command, { out, err }: Output): void {
   const group = program.command("backup").description("logical per-service backups to S3: run, list, restore, drill (docs/backups.md)");
 
-  /** The stack's spec and context, or undefined after printing its problems (exit 1). */
-  const context = (opts: StackOptions & { url?: string[] }): BackupContext | undefined => {
-    const { file, stack } = resolveStack(opts);
-    const loaded = loadBackupContext(file, stack, parseNamedUrls("--url", opts.url ?? []));
-    if (loaded.ok) return loaded.context;
-    for (const p of loaded.problems) out(`${p}\n`);
-    process.exitCode = 1;
-    return undefined;
-  };
-
-  /** Known failures end with their message on stderr: exit 1 when the operation failed, 2 when it could not run; anything else is a bug and throws. */
-  const guarded =
-    <T extends unknown[]>(f: (...a: T) => Promise<void>) =>
-    async (...a: T) => {
-      try {
-        await f(...a);
-      } catch (e) {
-        const code = backupFailureCode(e);
-        if (code === undefined) throw e;
-        err(`db-platform backup: ${(e as Error).message}\n`);
-        process.exitCode = code;
-      }
-    };
+  const context = (opts: StackOptions & { url?: string[] }) => backupContext(opts, out);
+  const guarded = guardedBy(err, "db-platform backup");
 
   stackOptions(
     group.command("run").description("dump each service (or one) with its read-only login, stream it to S3, write its manifest last"),

@@ -54,6 +54,8 @@ describe("README", () => {
       "db-platform audit",
       "db-platform backup run",
       "db-platform backup drill",
+      "db-platform export",
+      "db-platform import",
     ])
       expect(readme).toContain(cmd);
   });

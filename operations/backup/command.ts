@@ -87,7 +87,7 @@ export function readonlyLogin(service: ServiceSpec): string {
   return login.name;
 }
 
-function serverOf(spec: Spec, service: ServiceSpec): ServerSpec {
+export function serverOf(spec: Spec, service: ServiceSpec): ServerSpec {
   return spec.servers.find((s) => s.name === service.server) as ServerSpec;
 }
 
@@ -270,7 +270,13 @@ export async function backupDrill(
     for (const service of services) {
       const server = serverOf(ctx.spec, service);
       try {
-        const scratchServer = scratchConnection(ctx, server, scratchUrls);
+        const scratchServer = serverAdminConnection(
+          ctx,
+          server,
+          scratchUrls,
+          "--scratch-url",
+          "create and drop the drill's scratch database",
+        );
         const manifest = await findBackup(storage, service.name);
         const ageHours = (Date.now() - Date.parse(manifest.finishedAt)) / 3_600_000;
         const database = scratchName(service.name, manifest.id);
@@ -306,8 +312,19 @@ export async function backupDrill(
   return out;
 }
 
-function scratchConnection(ctx: BackupContext, server: ServerSpec, scratchUrls: Readonly<Record<string, string>>): Connection {
-  const url = scratchUrls[server.name];
+/**
+ * A login on a server that may create databases and act as the services' roles: `--<flag>
+ * <server>=URL` when given, else, for a local server, its private socket as the bootstrap
+ * superuser.
+ */
+export function serverAdminConnection(
+  ctx: BackupContext,
+  server: ServerSpec,
+  urls: Readonly<Record<string, string>>,
+  flag: string,
+  purpose: string,
+): Connection {
+  const url = urls[server.name];
   if (url) return connectionFromUrl(url).connection;
   if (server.hosting === "local") {
     return {
@@ -317,7 +334,7 @@ function scratchConnection(ctx: BackupContext, server: ServerSpec, scratchUrls: 
     };
   }
   throw new BackupCommandError(
-    `server ${server.name} (hosting ${server.hosting}): give --scratch-url ${server.name}=postgresql://<admin>@<host>:<port>/postgres for a login that may create and drop the drill's scratch database`,
+    `server ${server.name} (hosting ${server.hosting}): give ${flag} ${server.name}=postgresql://<admin>@<host>:<port>/postgres for a login that may ${purpose}`,
   );
 }
 

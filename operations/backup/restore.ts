@@ -11,7 +11,7 @@ import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { Client, escapeIdentifier as q } from "pg";
 import { BackupError, type Connection, exited, libpqEnv, message, pgConfig, verifyDump } from "./runner";
-import type { BackupManifest, BackupStorage } from "./storage";
+import { type BackupManifest, type DumpStore, MANIFEST_FORMAT } from "./storage";
 import { countDifferences, schemaHash, tableCounts } from "./snapshot";
 export interface RestoreTarget {
   readonly connection: Connection;
@@ -26,6 +26,13 @@ export interface RestoreTarget {
    * schema's default privileges grant the service's logins, exactly as after `pulumi up`.
    */
   readonly ownerRole?: string;
+  /**
+   * Only these schemas decide whether the target "has data" (an import into a service's schema
+   * in a database it shares with other services); by default every user schema of the database.
+   */
+  readonly scope?: readonly string[];
+  /** Refuse, before touching the target, when the restore cannot act as `ownerRole` (an import: the target's grants must hold). */
+  readonly requireOwnerRole?: boolean;
 }
 
 export interface RestoreResult {
@@ -40,12 +47,17 @@ export interface RestoreResult {
   readonly seconds: number;
 }
 
-/** The tables in user schemas of a database (what makes it "not empty"). */
-async function userTables(c: Client): Promise<string[]> {
+/** "backup <id>" or "export <id>", for messages. */
+const what = (m: BackupManifest) => `${m.format === MANIFEST_FORMAT ? "backup" : "export"} ${m.id}`;
+
+/** The tables in user schemas of a database, or in the given schemas only (what makes it "not empty"). */
+async function userTables(c: Client, scope?: readonly string[]): Promise<string[]> {
   const { rows } = await c.query<{ t: string }>(
     `SELECT format('%I.%I', n.nspname, c.relname) AS t FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
      WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_schema'
+       AND ($1::text[] IS NULL OR n.nspname = ANY($1::text[]))
      ORDER BY 1 LIMIT 5`,
+    [scope ? [...scope] : null],
   );
   return rows.map((r) => r.t);
 }
@@ -133,7 +145,7 @@ WHERE n.nspname = $1 AND t.typtype IN ('e', 'd', 'r', 'm')
   AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_type'::regclass AND d.objid = t.oid AND d.deptype = 'e')`;
 
 /** The dump's table of contents (`pg_restore -l`), read from the start of the object. */
-async function tableOfContents(storage: BackupStorage, manifest: BackupManifest, pgRestore: string): Promise<string> {
+async function tableOfContents(storage: DumpStore, manifest: BackupManifest, pgRestore: string): Promise<string> {
   const list = spawn(pgRestore, ["-l"], { stdio: ["pipe", "pipe", "pipe"] });
   let toc = "";
   list.stdout.on("data", (d: Buffer) => (toc += d.toString()));
@@ -163,7 +175,7 @@ export function restoreList(toc: string, existingSchemas: ReadonlySet<string>): 
 
 /** Restore a verified backup into a new or empty database (or over its own schemas with `overwrite`). */
 export async function restoreBackup(
-  storage: BackupStorage,
+  storage: DumpStore,
   manifest: BackupManifest,
   target: RestoreTarget,
   clientTools: (major: string) => string,
@@ -175,9 +187,14 @@ export async function restoreBackup(
   const access = await ownerAccess(admin, target.ownerRole);
   let c: Client | undefined;
   try {
+    if (target.requireOwnerRole && access.role !== target.ownerRole) {
+      throw new BackupError(
+        `${target.connection.user} cannot act as ${String(target.ownerRole)} on the target (missing role, or no membership and no ADMIN OPTION to grant it); restored objects would not belong to the service and its grants would not hold. Nothing was restored.`,
+      );
+    }
     await ensureDatabase(admin, target, access.role);
     c = await targetSession(target.connection, target.database);
-    const existing = await userTables(c);
+    const existing = await userTables(c, target.scope);
     if (existing.length > 0) {
       if (!target.overwrite) {
         throw new BackupError(
@@ -212,7 +229,7 @@ export async function restoreBackup(
     const body: Readable = await storage.openDump(manifest);
     await Promise.all([pipeline(body, restore.stdin).catch(() => undefined), done])
       .catch((e: unknown) => {
-        throw new BackupError(`restore of backup ${manifest.id} into ${target.database} failed (rolled back): ${message(e)}`);
+        throw new BackupError(`restore of ${what(manifest)} into ${target.database} failed (rolled back): ${message(e)}`);
       })
       .finally(() => fs.rmSync(path.dirname(listFile), { recursive: true, force: true }));
 
@@ -221,7 +238,7 @@ export async function restoreBackup(
     const hash = await schemaHash(c, manifest.schemas);
     if (hash !== manifest.schemaHash) differences.push(`schema hash ${hash} differs from the manifest's ${manifest.schemaHash}`);
     if (differences.length > 0) {
-      throw new BackupError(`restore of backup ${manifest.id} does not match its manifest:\n  ${differences.join("\n  ")}`);
+      throw new BackupError(`restore of ${what(manifest)} does not match its manifest:\n  ${differences.join("\n  ")}`);
     }
     return {
       backup: manifest.id,

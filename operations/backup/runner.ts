@@ -14,7 +14,7 @@ import { createHash } from "node:crypto";
 import * as path from "node:path";
 import { PassThrough } from "node:stream";
 import { Client, type ClientConfig, escapeIdentifier as q } from "pg";
-import { type BackupManifest, type BackupStorage, MANIFEST_FORMAT, newBackupId } from "./storage";
+import { type BackupManifest, type DumpStore, MANIFEST_FORMAT, newBackupId } from "./storage";
 import { schemaHash, tableCounts } from "./snapshot";
 
 export class BackupError extends Error {}
@@ -50,6 +50,8 @@ export interface RunContext {
   /** Where the client tools of each major come from. */
   readonly clientTools: (major: string) => string;
   readonly progress?: (service: string, bytes: number) => void;
+  /** An export instead of a backup: its manifest format, who made it and why (exchange.ts). */
+  readonly export?: { readonly format: BackupManifest["format"]; readonly exportedBy: string; readonly reason?: string };
 }
 
 /** libpq environment for the client tools: the password never appears on a command line. */
@@ -109,7 +111,7 @@ export function exited(child: ChildProcess, name: string): Promise<void> {
 export const message = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
 /** Dump one service to the bucket; returns the committed manifest. */
-export async function runBackup(storage: BackupStorage, target: ServiceTarget, ctx: RunContext): Promise<BackupManifest> {
+export async function runBackup(storage: DumpStore, target: ServiceTarget, ctx: RunContext): Promise<BackupManifest> {
   const id = newBackupId();
   const startedAt = new Date().toISOString();
   const key = storage.dumpKey(target.service, id);
@@ -188,7 +190,7 @@ export async function runBackup(storage: BackupStorage, target: ServiceTarget, c
     await snap.query("COMMIT");
 
     const manifest: BackupManifest = {
-      format: MANIFEST_FORMAT,
+      format: ctx.export?.format ?? MANIFEST_FORMAT,
       id,
       stack: ctx.stack,
       environment: ctx.environment,
@@ -204,6 +206,7 @@ export async function runBackup(storage: BackupStorage, target: ServiceTarget, c
       dump: { key, bytes, sha256: hash.digest("hex"), versionId: u.value.versionId },
       tables: s.value.tables,
       schemaHash: s.value.schemaHash,
+      ...(ctx.export && { exportedBy: ctx.export.exportedBy, reason: ctx.export.reason }),
     };
     try {
       await storage.putManifest(manifest);
@@ -219,7 +222,7 @@ export async function runBackup(storage: BackupStorage, target: ServiceTarget, c
 }
 
 /** Read the whole dump and check its size and SHA-256 against the manifest. */
-export async function verifyDump(storage: BackupStorage, manifest: BackupManifest): Promise<void> {
+export async function verifyDump(storage: DumpStore, manifest: BackupManifest): Promise<void> {
   const hash = createHash("sha256");
   let bytes = 0;
   const body = await storage.openDump(manifest);
@@ -230,7 +233,7 @@ export async function verifyDump(storage: BackupStorage, manifest: BackupManifes
   const sha256 = hash.digest("hex");
   if (sha256 !== manifest.dump.sha256 || bytes !== manifest.dump.bytes) {
     throw new BackupError(
-      `checksum mismatch: ${manifest.dump.key} has ${bytes} bytes with sha256 ${sha256}, the manifest of backup ${manifest.id} says ${manifest.dump.bytes} bytes with sha256 ${manifest.dump.sha256}; the object is corrupted or was replaced (the bucket is versioned: an earlier version may be intact). Nothing was restored.`,
+      `checksum mismatch: ${storage.describe(manifest.dump.key)} has ${bytes} bytes with sha256 ${sha256}, the manifest of ${manifest.format === MANIFEST_FORMAT ? "backup" : "export"} ${manifest.id} says ${manifest.dump.bytes} bytes with sha256 ${manifest.dump.sha256}; it is corrupted or was replaced (${storage.whenCorrupted}). Nothing was restored.`,
     );
   }
 }

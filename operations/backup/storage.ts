@@ -22,6 +22,8 @@ import type { Readable } from "node:stream";
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
 
 export const MANIFEST_FORMAT = "db-platform-backup/1";
+/** An export (`db-platform export`): the same content, made to cross to another environment's stack. */
+export const EXPORT_FORMAT = "db-platform-export/1";
 
 export interface TableCount {
   readonly schema: string;
@@ -30,7 +32,7 @@ export interface TableCount {
 }
 
 export interface BackupManifest {
-  readonly format: typeof MANIFEST_FORMAT;
+  readonly format: typeof MANIFEST_FORMAT | typeof EXPORT_FORMAT;
   readonly id: string;
   readonly stack: string;
   readonly environment: string;
@@ -50,6 +52,41 @@ export interface BackupManifest {
   readonly tables: readonly TableCount[];
   /** sha256 of the canonical schema description (docs/backups.md), read in the same snapshot. */
   readonly schemaHash: string;
+  /** Exports only: who exported it (`user@host`), and why, as they said. */
+  readonly exportedBy?: string;
+  readonly reason?: string;
+}
+
+/**
+ * Where a dump and its manifest are written and read: the backup bucket (BackupStorage), or the
+ * file or S3 location an export goes to (exchange.ts).
+ */
+export interface DumpStore {
+  /** Where the dump of this service's backup or export `id` goes. */
+  dumpKey(service: string, id: string): string;
+  uploadDump(key: string, body: Readable, onProgress?: (bytes: number) => void): Promise<{ versionId?: string }>;
+  /** The commit marker, written last. */
+  putManifest(manifest: BackupManifest): Promise<void>;
+  deleteQuietly(key: string): Promise<void>;
+  openDump(manifest: BackupManifest): Promise<Readable>;
+  /** Something to name the store in messages (`s3://bucket/prefix/`, a folder). */
+  describe(key: string): string;
+  /** What to try when a dump does not match its manifest. */
+  readonly whenCorrupted: string;
+}
+
+/** A manifest's JSON, checked for one of the accepted formats; `where` names it in errors. */
+export function parseManifest(text: string, where: string, formats: readonly string[]): BackupManifest {
+  let manifest: BackupManifest;
+  try {
+    manifest = JSON.parse(text) as BackupManifest;
+  } catch {
+    throw new BackupStorageError(`${where} is not a manifest (not JSON)`);
+  }
+  if (!formats.includes(manifest?.format)) {
+    throw new BackupStorageError(`${where}: unknown manifest format ${String(manifest?.format)} (expected ${formats.join(" or ")})`);
+  }
+  return manifest;
 }
 
 export class BackupStorageError extends Error {}
@@ -72,16 +109,30 @@ export function newBackupId(now = new Date()): string {
 
 const message = (e: unknown) => (e instanceof Error ? e.message || e.name : String(e));
 
-export class BackupStorage {
+export class BackupStorage implements DumpStore {
   readonly s3: S3Client;
 
-  constructor(readonly location: StorageLocation) {
+  /** `formats`: the manifest formats this store's readers accept (an export location reads exports). */
+  constructor(
+    readonly location: StorageLocation,
+    private readonly formats: readonly string[] = [MANIFEST_FORMAT],
+  ) {
     // A dead or unreachable endpoint fails the run within seconds instead of hanging it.
     this.s3 = new S3Client({ maxAttempts: 3, requestHandler: { connectionTimeout: 10_000, requestTimeout: 300_000 }, ...location.client });
   }
 
   prefix(service: string): string {
     return `${this.location.environment}/${service}/`;
+  }
+
+  describe(key: string): string {
+    return `s3://${this.location.bucket}/${key}`;
+  }
+
+  get whenCorrupted(): string {
+    return this.formats.includes(MANIFEST_FORMAT)
+      ? "the bucket is versioned: an earlier version may be intact"
+      : "export it again from its stack";
   }
 
   dumpKey(service: string, id: string): string {
@@ -178,16 +229,7 @@ export class BackupStorage {
     } catch (e) {
       throw new BackupStorageError(`reading the manifest s3://${this.location.bucket}/${key} failed: ${message(e)}`);
     }
-    let manifest: BackupManifest;
-    try {
-      manifest = JSON.parse(text) as BackupManifest;
-    } catch {
-      throw new BackupStorageError(`s3://${this.location.bucket}/${key} is not a manifest (not JSON)`);
-    }
-    if (manifest.format !== MANIFEST_FORMAT) {
-      throw new BackupStorageError(`s3://${this.location.bucket}/${key}: unknown manifest format ${String(manifest.format)}`);
-    }
-    return manifest;
+    return parseManifest(text, `s3://${this.location.bucket}/${key}`, this.formats);
   }
 
   /** The dump object as a stream. */

@@ -174,7 +174,9 @@ describe("backup faults", () => {
     const target = `postgresql://platform_admin:audit-admin-password@127.0.0.1:${dev.server.opts.port}/corrupt_restore`;
     const r = await cli("restore", "--stack", STACK, "--service", "inventory", "--latest", "--target", target);
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain(`db-platform backup: checksum mismatch: ${latest.dump.key} has ${latest.dump.bytes} bytes with sha256 `);
+    expect(r.stderr).toContain(
+      `db-platform backup: checksum mismatch: s3://${BUCKET}/${latest.dump.key} has ${latest.dump.bytes} bytes with sha256 `,
+    );
     expect(r.stderr).toContain(`the manifest of backup ${latest.id} says ${latest.dump.bytes} bytes with sha256 ${latest.dump.sha256}`);
     expect(r.stderr).toContain("Nothing was restored.");
     const c = await dev.server.superuserClient();

@@ -8,7 +8,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { stringify } from "yaml";
 import { loadSpec } from "../../components/spec";
-import { DEV_PASSPHRASE, localInstances, localRoot, localServers } from "../../operations/local/local";
+import { DEV_PASSPHRASE, localInstances, localRoot, localServers, stackS3 } from "../../operations/local/local";
 import type { LocalPostgres } from "../../operations/local/postgres";
 import { readConfigFile } from "../../operations/stack/stackConfig";
 import { FIXTURE_ADMIN_PASSWORD, removeStack, setStackSecret } from "./appliedDevStack";
@@ -24,7 +24,14 @@ export interface LocalStack {
   cleanup(): Promise<void>;
 }
 
-export async function localStack(stack: string, services: Record<string, unknown>): Promise<LocalStack> {
+export interface LocalStackOptions {
+  /** `db-platform:environment`. @default "dev" */
+  readonly environment?: string;
+  /** Backups to a local S3 server of the stack's own, on a free port. */
+  readonly backups?: boolean;
+}
+
+export async function localStack(stack: string, services: Record<string, unknown>, options: LocalStackOptions = {}): Promise<LocalStack> {
   process.env.PULUMI_CONFIG_PASSPHRASE ??= DEV_PASSPHRASE;
   const env = { PULUMI_CONFIG_PASSPHRASE: DEV_PASSPHRASE };
   const file = path.join(ROOT, `Pulumi.${stack}.yaml`);
@@ -33,15 +40,17 @@ export async function localStack(stack: string, services: Record<string, unknown
     file,
     stringify({
       config: {
-        "db-platform:environment": "dev",
+        "db-platform:environment": options.environment ?? "dev",
         "db-platform:servers": { local: { hosting: "local", version: "16", host: "127.0.0.1", port } },
         "db-platform:services": services,
+        ...(options.backups && { "db-platform:backups": { storage: "local", port: await freePort() } }),
       },
     }),
   );
   await setStackSecret(stack, "db-platform:adminPasswords.local", FIXTURE_ADMIN_PASSWORD);
   // The same LocalPostgres `db-platform up` starts for the stack.
-  const { primary: server } = localInstances(localServers(loadSpec(readConfigFile(file)))[0], stack, ROOT, FIXTURE_ADMIN_PASSWORD);
+  const spec = loadSpec(readConfigFile(file));
+  const { primary: server } = localInstances(localServers(spec)[0], stack, ROOT, FIXTURE_ADMIN_PASSWORD);
   return {
     file,
     server,
@@ -49,6 +58,7 @@ export async function localStack(stack: string, services: Record<string, unknown
     async cleanup() {
       runCli(["destroy", "--yes", "--stack", stack], env);
       await server.destroy();
+      if (options.backups) await stackS3(spec, stack, ROOT).destroy();
       await removeStack(stack);
       fs.rmSync(localRoot(ROOT, stack), { recursive: true, force: true });
       fs.rmSync(file, { force: true });
