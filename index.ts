@@ -12,3 +12,5 @@ export const servers = outputs.servers;
 export const services = outputs.services;
 /** With `backups.storage: s3`: the backup bucket's name. */
 export const backupBucket = outputs.backupBucket;
+/** Per server: the monitoring login's URL (secret), what `db-platform stats` connects with (docs/stats.md). */
+export const monitoring = outputs.monitoring;

@@ -12,6 +12,7 @@ import { DirectServer } from "./servers/direct";
 import { RdsServer } from "./servers/rds";
 import type { ServerHandle } from "./servers/server";
 import { ServiceDatabase } from "./service/serviceDatabase";
+import { monitorConnect, type ServerMonitoring, serverMonitoring } from "./monitoring";
 import type { ServerSpec, SharedDatabaseSpec, Spec } from "./spec";
 
 export interface DatabasePlatformArgs {
@@ -34,13 +35,18 @@ export class DatabasePlatform extends pulumi.ComponentResource {
   readonly servers: Record<string, ServerHandle> = {};
   readonly sharedDatabases: Record<string, postgresql.Database> = {};
   readonly services: Record<string, ServiceDatabase> = {};
+  /** The monitoring login of each server (docs/stats.md). */
+  readonly monitoring: Record<string, ServerMonitoring> = {};
   /** `backups.storage: s3`: the bucket, runner, schedules and alarms. */
   readonly backups?: Backups;
 
   constructor(name: string, args: DatabasePlatformArgs, opts?: pulumi.ComponentResourceOptions) {
     super("db-platform:index:DatabasePlatform", name, {}, opts);
     const { spec } = args;
-    for (const server of spec.servers) this.servers[server.name] = this.createServer(server, args);
+    for (const server of spec.servers) {
+      this.servers[server.name] = this.createServer(server, args);
+      this.monitoring[server.name] = serverMonitoring(this.servers[server.name], this);
+    }
     for (const shared of spec.sharedDatabases)
       this.sharedDatabases[sharedKey(shared.server, shared.name)] = this.createSharedDatabase(
         shared,
@@ -55,13 +61,14 @@ export class DatabasePlatform extends pulumi.ComponentResource {
           environment: spec.environment,
           strict: spec.strict,
           sharedDatabase: service.isolation === "schema" ? this.sharedDatabases[sharedKey(service.server, service.database)] : undefined,
+          monitoring: this.monitoring[service.server],
           tags: spec.tags,
         },
         { parent: this },
       );
     }
     if (spec.backups?.storage === "s3") this.backups = this.createBackups(spec);
-    this.registerOutputs({ services: this.serviceOutputs(), backupBucket: this.backups?.bucket.bucket });
+    this.registerOutputs({ services: this.serviceOutputs(), backupBucket: this.backups?.bucket.bucket, monitoring: this.monitoringUrls() });
   }
 
   /** Per-service outputs for the stack: database, schemas, secret URLs, secret ARNs. */
@@ -72,6 +79,11 @@ export class DatabasePlatform extends pulumi.ComponentResource {
         { server: s.spec.server, database: s.database, schemas: s.schemas, urls: s.urls, routing: s.routing, secretArns: s.secretArns },
       ]),
     );
+  }
+
+  /** Per server, the monitoring login's URL (secret): what `db-platform stats` connects with. */
+  monitoringUrls(): Record<string, pulumi.Output<string>> {
+    return Object.fromEntries(Object.entries(this.monitoring).map(([server, m]) => [server, m.url]));
   }
 
   private createServer(server: ServerSpec, args: DatabasePlatformArgs): ServerHandle {
@@ -127,7 +139,8 @@ export class DatabasePlatform extends pulumi.ComponentResource {
     const db = new postgresql.Database(
       sharedDatabaseResource(shared.server, shared.name),
       { name: shared.name, template: "template0", encoding: "UTF8" },
-      { ...pg, protect },
+      // Dropped before the monitoring login, whose DROP OWNED revokes its CONNECT here (a race with DROP DATABASE otherwise).
+      { ...pg, protect, dependsOn: [this.monitoring[shared.server].role] },
     );
     new postgresql.Grant(
       `${name}-shared-db-revoke-public`,
@@ -139,6 +152,7 @@ export class DatabasePlatform extends pulumi.ComponentResource {
       { database: db.name, role: "public", objectType: "schema", schema: "public", privileges: [] },
       pg,
     );
+    monitorConnect(`${name}-shared-db-monitor`, db.name, this.monitoring[shared.server], { ...pg, deletedWith: db });
     return db;
   }
 }

@@ -22,6 +22,8 @@ export interface ProgramOutputs {
   readonly services: ReturnType<DatabasePlatform["serviceOutputs"]>;
   /** `backups.storage: s3`: the backup bucket's name (DB_PLATFORM_BACKUP_BUCKET for `db-platform backup`). */
   readonly backupBucket?: pulumi.Output<string>;
+  /** Per server: the monitoring login's URL (secret), for `db-platform stats`. */
+  readonly monitoring: Record<string, pulumi.Output<string>>;
 }
 
 export function runProgram(input: ConfigInput): ProgramOutputs {
@@ -48,5 +50,6 @@ export function runProgram(input: ConfigInput): ProgramOutputs {
     ),
     services: platform.serviceOutputs(),
     backupBucket: platform.backups?.bucket.bucket,
+    monitoring: platform.monitoringUrls(),
   };
 }

@@ -7,7 +7,7 @@ import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import type { ContainerServerSpec } from "../spec";
-import { CONTAINER_ADMIN_USER, CONTAINER_REPLICATION_USER } from "../spec/defaults";
+import { CONTAINER_ADMIN_USER, CONTAINER_REPLICATION_USER, STATS_SETTINGS } from "../spec/defaults";
 import { ServerComponent } from "./server";
 
 export { CONTAINER_ADMIN_USER, CONTAINER_REPLICATION_USER };
@@ -33,6 +33,11 @@ SQL
 echo "host replication ${CONTAINER_REPLICATION_USER} samenet scram-sha-256" >> "$PGDATA/pg_hba.conf"
 `;
 
+/** STATS_SETTINGS as `postgres -c` arguments. */
+function statsArgs(): string[] {
+  return Object.entries(STATS_SETTINGS).flatMap(([k, v]) => ["-c", `${k}=${v}`]);
+}
+
 /**
  * A standby's start: clone the primary once (retrying until it accepts connections), then run the
  * image's own entrypoint, which starts PostgreSQL in standby mode as the postgres user.
@@ -46,7 +51,7 @@ export function standbyStartScript(primaryHost: string): string {
     `    rm -rf "$PGDATA"/* && sleep 2`,
     "  done",
     "fi",
-    "exec docker-entrypoint.sh postgres -c hot_standby=on",
+    `exec docker-entrypoint.sh postgres -c hot_standby=on ${statsArgs().join(" ")}`,
   ].join("\n");
 }
 
@@ -104,10 +109,10 @@ export class ContainerServer extends ServerComponent {
               uploads: [
                 { file: "/docker-entrypoint-initdb.d/10-db-platform-replication.sh", content: PRIMARY_REPLICATION_INIT, executable: true },
               ],
-              // Standbys that fall behind catch up from retained WAL.
-              command: ["postgres", "-c", "wal_keep_size=512MB"],
             }
           : {}),
+        // Per-service statistics; with standbys, ones that fall behind catch up from retained WAL.
+        command: ["postgres", ...statsArgs(), ...(network ? ["-c", "wal_keep_size=512MB"] : [])],
         healthcheck: healthcheck(CONTAINER_ADMIN_USER),
         wait: true,
         labels: labels(spec.name),

@@ -7,6 +7,7 @@ import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import type { RdsReplicaSpec, RdsServerSpec } from "../spec";
 import { awsServerName } from "../spec";
+import { STATS_SETTINGS } from "../spec/defaults";
 import { alarmTopic, customerManagedKey } from "./aws";
 import { ServerComponent, serverTags } from "./server";
 
@@ -38,6 +39,8 @@ export function rdsParameters(
     log_connections: "1",
     log_disconnections: "1",
     password_encryption: "scram-sha-256",
+    // Per-service statistics (db-platform stats); RDS spells booleans 1/0.
+    ...Object.fromEntries(Object.entries(STATS_SETTINGS).map(([k, v]) => [k, v === "on" ? "1" : v === "off" ? "0" : v])),
   };
   return Object.entries({ ...base, ...parameters }).map(([name, value]) => ({
     name,

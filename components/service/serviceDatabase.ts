@@ -12,6 +12,7 @@ import type { ReplicaEndpoint, ServerHandle } from "../servers/server";
 import { serverTags } from "../servers/server";
 import { loginSecretName, type RoleSpec, type ServiceSpec } from "../spec";
 import { planService } from "./plan";
+import { monitorConnect, type ServerMonitoring } from "../monitoring";
 
 export interface ServiceDatabaseArgs {
   readonly spec: ServiceSpec;
@@ -21,12 +22,14 @@ export interface ServiceDatabaseArgs {
   readonly strict?: boolean;
   /** Schema isolation: the shared database resource the schemas live in. */
   readonly sharedDatabase?: postgresql.Database;
+  /** The server's monitoring login: CONNECT on the service's own database. */
+  readonly monitoring?: ServerMonitoring;
   /** Extra tags for AWS resources. @default {} */
   readonly tags?: Readonly<Record<string, string>>;
 }
 
 /** Attributes every service role states explicitly, so the policy pack sees them. */
-const UNPRIVILEGED = {
+export const UNPRIVILEGED = {
   superuser: false,
   createDatabase: false,
   createRole: false,
@@ -57,6 +60,8 @@ export function loginTarget(login: RoleSpec, server: ServerHandle): { label: str
   if (server.reader && readsOnly(login)) return { label: `replica ${server.reader.name}`, endpoint: server.reader };
   return { label: "primary", endpoint: { host: server.host, port: server.port } };
 }
+
+const monitorRole = (args: ServiceDatabaseArgs) => (args.monitoring ? [args.monitoring.role] : []);
 
 export class ServiceDatabase extends pulumi.ComponentResource {
   readonly spec: ServiceSpec;
@@ -118,7 +123,8 @@ export class ServiceDatabase extends pulumi.ComponentResource {
       database = new postgresql.Database(
         serviceDatabaseResource(name),
         { name: spec.database, owner: this.ownerRole.name, template: "template0", encoding: "UTF8", allowConnections: true },
-        { ...owned, dependsOn: [this.adminMembership, ...logins], protect: !spec.allowDataLoss },
+        // Dropped before the monitoring login: its DROP OWNED revokes its CONNECT here, and would race DROP DATABASE.
+        { ...owned, dependsOn: [this.adminMembership, ...logins, ...monitorRole(args)], protect: !spec.allowDataLoss },
       );
     }
     if (!database) throw new pulumi.ResourceError(`service ${spec.name}: isolation schema needs its shared database`, this);
@@ -173,6 +179,7 @@ export class ServiceDatabase extends pulumi.ComponentResource {
         inside(d.schema),
       );
     }
+    if (ownDatabase && args.monitoring) monitorConnect(`${name}-grant-monitor-db`, database.name, args.monitoring, inside());
     for (const ext of spec.extensions) {
       new postgresql.Extension(
         `${name}-ext-${ext}`,

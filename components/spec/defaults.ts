@@ -71,6 +71,26 @@ export const CONTAINER_ADMIN_USER = "platform_admin";
 /** The login container standbys replicate with: REPLICATION only, from the server's own network. */
 export const CONTAINER_REPLICATION_USER = "platform_replicator";
 
+/**
+ * The platform's monitoring login on every server: a member of `pg_monitor` (statistics, never
+ * rows) with CONNECT on the service databases, nothing else (`db-platform stats`, docs/stats.md).
+ */
+export const MONITOR_ROLE = "db_platform_monitor";
+
+/** The only cluster-wide role the monitoring login joins. */
+export const MONITOR_MEMBERSHIP = "pg_monitor";
+
+/**
+ * Server settings for per-service statistics (docs/stats.md): statement statistics loaded,
+ * I/O timing on, utility statements (which keep their literals, e.g. passwords) not tracked.
+ */
+export const STATS_SETTINGS: Readonly<Record<string, string>> = {
+  shared_preload_libraries: "pg_stat_statements",
+  track_io_timing: "on",
+  "pg_stat_statements.track": "top",
+  "pg_stat_statements.track_utility": "off",
+};
+
 /** The bootstrap superuser of a `local` server (reachable only through its private socket). */
 export const LOCAL_BOOTSTRAP_SUPERUSER = "postgres";
 

@@ -13,6 +13,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { promisify } from "node:util";
 import { Client, escapeIdentifier, escapeLiteral } from "pg";
+import { STATS_SETTINGS } from "../../components/spec/defaults";
 
 const run = promisify(execFile);
 
@@ -129,6 +130,7 @@ export class LocalPostgres {
       else await this.init();
     }
     if (!(await this.isRunning())) {
+      this.ensureStatsSettings();
       await this.exec("pg_ctl", ["start", "-D", this.dataDir, "-l", this.logFile, "-w", "-t", "60"]);
     }
     // A standby is read-only; its admin login is the primary's, replicated.
@@ -271,6 +273,18 @@ export class LocalPostgres {
     fs.appendFileSync(path.join(this.dataDir, "postgresql.conf"), conf);
   }
 
+  /**
+   * The statistics settings (STATS_SETTINGS), in every cluster the platform starts, those
+   * initialized before them included (a standby has them from its primary's copy).
+   */
+  private ensureStatsSettings(): void {
+    const file = path.join(this.dataDir, "postgresql.conf");
+    const marker = "# db-platform stats";
+    if (fs.readFileSync(file, "utf8").includes(marker)) return;
+    const lines = Object.entries(STATS_SETTINGS).map(([k, v]) => `${k} = '${v}'`);
+    fs.appendFileSync(file, [marker, ...lines, ""].join("\n"));
+  }
+
   /** Connect as the bootstrap superuser over the private socket (tooling only). */
   async superuserClient(database = "postgres"): Promise<Client> {
     const client = new Client({ host: this.socketDir, port: this.opts.port, user: "postgres", database });
@@ -287,6 +301,14 @@ export class LocalPostgres {
       await client.query(
         `${verb} ROLE ${escapeIdentifier(adminUser)} LOGIN CREATEDB CREATEROLE NOSUPERUSER NOREPLICATION NOBYPASSRLS PASSWORD ${escapeLiteral(adminPassword)}`,
       );
+      // What RDS lets its master user do and a CREATEROLE admin cannot: the statement statistics
+      // (not a trusted extension) and making the monitoring login a member of pg_monitor (up to
+      // 15 CREATEROLE may; from 16 on it takes ADMIN OPTION, given without the role's privileges).
+      await client.query("CREATE EXTENSION IF NOT EXISTS pg_stat_statements");
+      const { rows } = await client.query<{ v: number }>("SELECT current_setting('server_version_num')::int AS v");
+      if (rows[0].v >= 160000) {
+        await client.query(`GRANT pg_monitor TO ${escapeIdentifier(adminUser)} WITH ADMIN OPTION, INHERIT FALSE, SET FALSE`);
+      }
     } finally {
       await client.end();
     }

@@ -127,6 +127,7 @@ async function engineStack(ctx: ApplyContext): Promise<Stack> {
           servers: o.servers,
           services: o.services,
           ...(o.backupBucket ? { backupBucket: o.backupBucket } : {}),
+          monitoring: o.monitoring,
         };
       },
     },

@@ -1,6 +1,7 @@
 import type { Rule } from "../engine/types";
 import { BACKUP_RULES } from "./backups";
 import { DATA_RULES } from "./data";
+import { MONITORING_RULES } from "./monitoring";
 import { POSTGRESQL_RULES } from "./postgresql";
 import { RDS_RULES } from "./rds";
 import { STACK_RULES } from "./stack";
@@ -8,4 +9,11 @@ import { STACK_RULES } from "./stack";
 export { BACKUP_RULES, DATA_RULES, POSTGRESQL_RULES, RDS_RULES, STACK_RULES };
 
 /** Every rule of the pack, isolation first. */
-export const ALL_RULES: readonly Rule[] = [...POSTGRESQL_RULES, ...STACK_RULES, ...DATA_RULES, ...RDS_RULES, ...BACKUP_RULES];
+export const ALL_RULES: readonly Rule[] = [
+  ...POSTGRESQL_RULES,
+  ...MONITORING_RULES,
+  ...STACK_RULES,
+  ...DATA_RULES,
+  ...RDS_RULES,
+  ...BACKUP_RULES,
+];

@@ -5,6 +5,7 @@
  */
 import { anyUnknown, PG, type StackGraph } from "../engine/graph";
 import type { Finding, PolicyInputResource, Rule } from "../engine/types";
+import { isMonitorConnect } from "./monitoring";
 
 /** Cluster-wide roles no service role may be a member of, at any depth. */
 export const POWERFUL_ROLES: ReadonlySet<string> = new Set([
@@ -82,6 +83,7 @@ export const noCrossServicePrivileges: Rule = {
       if (isPublic(p.role)) continue; // no-public-access
       const grantee = graph.role(r.provider, p.role);
       if (!grantee) continue; // no-unmanaged-grantees
+      if (!grantee.service && isMonitorConnect(r)) continue; // monitoring-role
       const server = graph.serverLabel(r.provider);
       const isDefault = r.type === PG.defaultPrivileges;
       const objectType = String(p.objectType);

@@ -3,7 +3,7 @@
  * PostgreSQL provider issues for them (terraform-provider-postgresql:
  * CREATE ROLE with explicit attributes, GRANT for `roles`, CREATE DATABASE … OWNER, CREATE
  * SCHEMA … AUTHORIZATION, REVOKE ALL then GRANT for each Grant and DefaultPrivileges, CREATE
- * EXTENSION … SCHEMA).
+ * EXTENSION IF NOT EXISTS … SCHEMA).
  *
  * For benchmarks only: `bench:audit` fills a catalog with a thousand services' objects in
  * seconds so the audit's speed can be timed; `bench:apply` times it as the plain-SQL floor of
@@ -96,7 +96,8 @@ export function materializeSql(resources: readonly SynthResource[], admin: strin
   for (const e of on(PG.extension)) {
     out.push({
       database: String(e.props.database),
-      sql: `CREATE EXTENSION ${q(String(e.props.name))} SCHEMA ${q(String(e.props.schema))}`,
+      // As the provider: IF NOT EXISTS, in the schema when one is given.
+      sql: `CREATE EXTENSION IF NOT EXISTS ${q(String(e.props.name))}${e.props.schema ? ` SCHEMA ${q(String(e.props.schema))}` : ""}`,
     });
   }
   return out;

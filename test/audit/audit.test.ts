@@ -242,6 +242,7 @@ describe("password expiry, when a maximum age is configured", () => {
     expect(new Set(logins.map((f) => `${f.severity} ${f.rule}`))).toEqual(new Set(["low password-expiry"]));
     expect(logins.map((f) => f.subject).sort()).toEqual(
       [
+        "db_platform_monitor",
         "inventory_app",
         "inventory_migrator",
         "inventory_readonly",
@@ -265,7 +266,7 @@ describe("password expiry, when a maximum age is configured", () => {
     try {
       const after = await audit({ passwordMaxAgeDays: 90 });
       expect(after.findings.map((f) => f.subject)).not.toContain("orders_app");
-      expect(after.findings).toHaveLength(15);
+      expect(after.findings).toHaveLength(16);
     } finally {
       await sql("postgres", "ALTER ROLE orders_app VALID UNTIL 'infinity'");
     }

@@ -18,6 +18,12 @@ describe("ContainerServer", () => {
     expect(c.volumes).toEqual([{ volumeName: "db-platform-dev-sdk-data", containerPath: "/var/lib/postgresql/data" }]);
     expect(c.envs).toEqual(["[secret]", "POSTGRES_USER=platform_admin", "POSTGRES_DB=postgres"]);
     expect(c.restart).toBe("unless-stopped");
+    // Per-service statistics (docs/stats.md); no standby, so no retained WAL.
+    expect(c.command).toEqual([
+      "postgres",
+      ...["-c", "shared_preload_libraries=pg_stat_statements", "-c", "track_io_timing=on"],
+      ...["-c", "pg_stat_statements.track=top", "-c", "pg_stat_statements.track_utility=off"],
+    ]);
     expect(r.one(T.password, "sdk-admin-password").props).toEqual({ length: 32, special: false });
   });
 

@@ -33,7 +33,12 @@ describe("container replica", () => {
     expect(primary.uploads).toEqual([
       { file: "/docker-entrypoint-initdb.d/10-db-platform-replication.sh", content: PRIMARY_REPLICATION_INIT, executable: true },
     ]);
-    expect(primary.command).toEqual(["postgres", "-c", "wal_keep_size=512MB"]);
+    expect(primary.command).toEqual([
+      "postgres",
+      ...["-c", "shared_preload_libraries=pg_stat_statements", "-c", "track_io_timing=on"],
+      ...["-c", "pg_stat_statements.track=top", "-c", "pg_stat_statements.track_utility=off"],
+      ...["-c", "wal_keep_size=512MB"],
+    ]);
     expect(r.one(T.password, "box-replication-password").props).toEqual({ length: 32, special: false });
   });
 

@@ -26,6 +26,10 @@ const PLATFORM_PARAMETERS = [
   { applyMethod: "immediate", name: "log_connections", value: "1" },
   { applyMethod: "immediate", name: "log_disconnections", value: "1" },
   { applyMethod: "immediate", name: "password_encryption", value: "scram-sha-256" },
+  { applyMethod: "pending-reboot", name: "shared_preload_libraries", value: "pg_stat_statements" },
+  { applyMethod: "immediate", name: "track_io_timing", value: "1" },
+  { applyMethod: "immediate", name: "pg_stat_statements.track", value: "top" },
+  { applyMethod: "immediate", name: "pg_stat_statements.track_utility", value: "0" },
 ];
 /** What every replica shares with its primary: monitoring, Performance Insights, IAM auth, logs. */
 const observed = (keyArn: string) => ({

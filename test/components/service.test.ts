@@ -23,8 +23,9 @@ describe("ServiceDatabase (isolation database)", () => {
     expect(count(T.database)).toBe(1);
     expect(count(T.schema)).toBe(1);
     expect(count(T.password)).toBe(3);
-    // PUBLIC x2, app: db + usage + tables + sequences + functions, readonly: db + usage + tables + sequences
-    expect(count(T.grant)).toBe(11);
+    // PUBLIC x2, app: db + usage + tables + sequences + functions, readonly: db + usage + tables + sequences,
+    // the server's monitoring login: CONNECT
+    expect(count(T.grant)).toBe(12);
     // PUBLIC's EXECUTE on functions revoked, app: tables + sequences + functions, readonly: tables + sequences
     expect(count(T.defaultPrivileges)).toBe(6);
     // the admin's membership in the owner role
@@ -178,5 +179,44 @@ describe("local server", () => {
       // Unbounded pool: a bounded one deadlocks the provider under parallel creates (docs/apply-speed.md).
       maxConnections: "0",
     });
+  });
+});
+
+// Each server's monitoring login (components/monitoring.ts, docs/stats.md): pg_monitor and CONNECT
+// on every database a service uses, nothing else; its URL a secret stack output.
+describe("the monitoring login of server local", () => {
+  it("is a login in pg_monitor with a generated password and no power", () => {
+    expect(dev.one(T.role, "local-monitor").props).toEqual({
+      name: "db_platform_monitor",
+      login: true,
+      password: "[secret]",
+      inherit: true,
+      roles: ["pg_monitor"],
+      connectionLimit: 5,
+      superuser: false,
+      createDatabase: false,
+      createRole: false,
+      replication: false,
+      bypassRowLevelSecurity: false,
+    });
+    expect(dev.one(T.password, "local-monitor-password").props).toEqual({ length: 40, special: false });
+  });
+
+  it("gets CONNECT on each service database and the shared database, and no other grant", () => {
+    const grants = dev.all.filter((r) => r.type === T.grant && r.props.role === "db_platform_monitor");
+    expect(grants.map((g) => [g.name, g.props.database, g.props.objectType, g.props.privileges]).sort()).toEqual(
+      [
+        ["inventory-grant-monitor-db", "inventory_db", "database", ["CONNECT"]],
+        ["local-platform-shared-db-monitor", "platform", "database", ["CONNECT"]],
+        ["sv-sdk-grant-monitor-db", "sv_sdk_db", "database", ["CONNECT"]],
+      ].sort(),
+    );
+  });
+
+  it("creates the statement statistics in the postgres database, and hands its URL out as a secret", async () => {
+    expect(dev.one(T.extension, "local-pg-stat-statements").props).toEqual({ name: "pg_stat_statements", database: "postgres" });
+    const url = await resolve(outputs.monitoring.local);
+    expect(url.secret).toBe(true);
+    expect(url.value).toMatch(/^postgresql:\/\/db_platform_monitor:.+@127\.0\.0\.1:54329\/postgres\?sslmode=disable$/);
   });
 });

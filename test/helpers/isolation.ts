@@ -8,6 +8,9 @@ import type { SynthResource } from "../../operations/stack/synth";
 import type { ServiceSpec, Spec } from "../../components/spec";
 import { T } from "./synth";
 
+/** The platform's monitoring login: pg_monitor and CONNECT on databases, nothing else (docs/stats.md). */
+const MONITOR = "db_platform_monitor";
+
 interface Owned {
   service: ServiceSpec;
   provider: string;
@@ -50,6 +53,11 @@ export function isolationViolations(spec: Spec, all: readonly SynthResource[]): 
         if ((p.privileges as unknown[]).length > 0) out.push(`${r.name}: grants ${String(p.privileges)} to PUBLIC`);
         continue;
       }
+      if (p.role === MONITOR) {
+        const connectOnly = p.objectType === "database" && JSON.stringify(p.privileges) === '["CONNECT"]';
+        if (!connectOnly) out.push(`${r.name}: ${MONITOR} gets ${String(p.objectType)} ${String(p.privileges)}`);
+        continue;
+      }
       const owner = ownerOf(r.provider, p.role);
       if (!owner) {
         out.push(`${r.name}: grant to a role no service owns (${String(p.role)})`);
@@ -77,7 +85,9 @@ export function isolationViolations(spec: Spec, all: readonly SynthResource[]): 
     }
     if (r.type === T.role) {
       const member = ownerOf(r.provider, p.name);
-      for (const parent of (p.roles as string[] | undefined) ?? []) {
+      const monitor = p.name === MONITOR;
+      if (monitor && JSON.stringify(p.roles) !== '["pg_monitor"]') out.push(`${r.name}: ${MONITOR} joins ${String(p.roles)}`);
+      for (const parent of monitor ? [] : ((p.roles as string[] | undefined) ?? [])) {
         const target = ownerOf(r.provider, parent);
         if (!member || !target || member.service !== target.service) out.push(`${r.name}: ${String(p.name)} is a member of ${parent}`);
       }

@@ -218,6 +218,33 @@ const escapes: Array<[string, () => Mutable[], string, string]> = [
     "no-database-backdoors",
     'role "orders_app" must not be granted USAGE on a foreign server on server local',
   ],
+  [
+    "the monitoring login with more than CONNECT",
+    () => [
+      grant("x", { role: "db_platform_monitor", database: "orders_db", objectType: "table", schema: "orders", privileges: ["SELECT"] }),
+    ],
+    "monitoring-role",
+    'db_platform_monitor may hold CONNECT on databases only; found table privileges (SELECT) in database "orders_db"',
+  ],
+  [
+    "the monitoring login joining another role",
+    () => [raw(T.grantRole, "x", provider, { role: "db_platform_monitor", grantRole: "pg_read_all_data" })],
+    "monitoring-role",
+    "db_platform_monitor takes no membership but pg_monitor, and no role joins it",
+  ],
+  [
+    "another role outside the services joining a built-in role",
+    () => [
+      raw(T.role, "x", provider, {
+        name: "dashboards",
+        login: true,
+        roles: ["pg_monitor"],
+        ...{ superuser: false, createDatabase: false, createRole: false, replication: false, bypassRowLevelSecurity: false },
+      }),
+    ],
+    "monitoring-role",
+    'role "dashboards" must not be a member of pg_monitor: only the monitoring login db_platform_monitor joins a built-in role (pg_monitor)',
+  ],
 ];
 
 describe("each escape is a mandatory violation naming the role, object and service", () => {
