@@ -6,7 +6,7 @@ import { AuditError, parseServerUrls, runAudit } from "../operations/audit/run";
 import { AUDIT_EXIT, exitCodeOf, REPORT_FORMATS, type ReportFormat, render } from "../operations/audit/report";
 import { ConfigFileError, findProjectDir } from "../operations/stack/stackConfig";
 import { StateFormatError } from "../policies/engine/sources";
-import { type Output, resolveStack, type StackOptions, stackOptions, UsageError } from "./common";
+import { CONCURRENCY_OPTION, type Output, resolveStack, type StackOptions, stackOptions, UsageError } from "./common";
 
 export function auditCommand(program: Command, { out, err }: Output): void {
   stackOptions(
@@ -31,11 +31,7 @@ export function auditCommand(program: Command, { out, err }: Output): void {
       if (!Number.isInteger(n) || n <= 0) throw new UsageError(`--password-max-age ${v}: expected a positive whole number of days`);
       return n;
     })
-    .option("--concurrency <n>", "databases read at the same time per server", (v: string) => {
-      const n = Number(v);
-      if (!Number.isInteger(n) || n < 1 || n > 64) throw new UsageError(`--concurrency ${v}: expected a whole number from 1 to 64`);
-      return n;
-    })
+    .option(...CONCURRENCY_OPTION)
     .option("--no-backups", "skip the backup freshness check (each service's latest backup against the RPO)")
     .action(
       async (

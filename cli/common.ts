@@ -53,3 +53,14 @@ export function validSpec(file: string, out: (s: string) => void): Spec | undefi
   process.exitCode = EXIT_PROBLEMS;
   return undefined;
 }
+
+/** `--concurrency <n>` (audit, stats): `.option(...CONCURRENCY_OPTION)`. */
+export const CONCURRENCY_OPTION = [
+  "--concurrency <n>",
+  "databases read at the same time per server",
+  (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1 || n > 64) throw new UsageError(`--concurrency ${v}: expected a whole number from 1 to 64`);
+    return n;
+  },
+] as const;

@@ -8,7 +8,7 @@
  * With backups configured, each service's latest backup manifest is checked against the RPO.
  */
 import * as path from "node:path";
-import { Client } from "pg";
+import { Client, escapeIdentifier } from "pg";
 import type { ServerSpec, Spec } from "../../components/spec";
 import { formatProblem, validateConfig } from "../../components/spec";
 import { LOCAL_BOOTSTRAP_SUPERUSER } from "../../components/spec/defaults";
@@ -62,17 +62,31 @@ export function parseServerUrls(values: readonly string[]): Record<string, strin
 }
 
 /** Open a session, or fail naming the server and where it was looked for (never the password). */
-async function open(server: string, where: string, config: ConstructorParameters<typeof Client>[0]): Promise<Client> {
+async function open(server: string, where: string, config: ConstructorParameters<typeof Client>[0], role?: string): Promise<Client> {
   const client = new Client(config);
   try {
     await client.connect();
+    // The local bootstrap superuser takes exactly the privileges of the login it stands for.
+    if (role) await client.query(`SET ROLE ${escapeIdentifier(role)}`);
   } catch (e) {
+    await client.end().catch(() => undefined);
     throw new AuditError(`server ${server}: cannot connect to ${where} (${(e as Error).message || (e as { code?: string }).code})`);
   }
   return client;
 }
 
-function connector(server: ServerSpec, opts: AuditOptions): Connect {
+export interface ConnectorOptions {
+  readonly stack: string;
+  readonly projectDir: string;
+  readonly serverUrls?: Readonly<Record<string, string>>;
+  /** On a local server, SET ROLE to this login after connecting through the socket. */
+  readonly localRole?: string;
+  /** What `--server-url` must name, for the error when it is missing. */
+  readonly urlHint: string;
+}
+
+/** Read-only sessions to each database of a server: `--server-url`, or a local server's private socket. */
+export function serverConnector(server: ServerSpec, opts: ConnectorOptions): Connect {
   const url = opts.serverUrls?.[server.name];
   if (url) {
     return (database) => {
@@ -85,16 +99,15 @@ function connector(server: ServerSpec, opts: AuditOptions): Connect {
   if (server.hosting === "local") {
     const socketDir = path.join(localRoot(opts.projectDir, opts.stack), server.name, "run");
     return (database) =>
-      open(server.name, `${socketDir} (is it running? db-platform local start --stack ${opts.stack})`, {
-        host: socketDir,
-        port: server.port,
-        user: LOCAL_BOOTSTRAP_SUPERUSER,
-        database,
-        options: AUDIT_SESSION_OPTIONS,
-      });
+      open(
+        server.name,
+        `${socketDir} (is it running? db-platform local start --stack ${opts.stack})`,
+        { host: socketDir, port: server.port, user: LOCAL_BOOTSTRAP_SUPERUSER, database, options: AUDIT_SESSION_OPTIONS },
+        opts.localRole,
+      );
   }
   throw new AuditError(
-    `server ${server.name} (hosting ${server.hosting}): give --server-url ${server.name}=postgresql://<login>@<host>:<port>/postgres for a login that can read every database (the RDS master user, the container's admin)`,
+    `server ${server.name} (hosting ${server.hosting}): give --server-url ${server.name}=postgresql://<login>@<host>:<port>/postgres for ${opts.urlHint}`,
   );
 }
 
@@ -123,7 +136,10 @@ export async function runAudit(opts: AuditOptions): Promise<AuditReport> {
   for (const server of spec.servers) {
     const d = declared.get(server.name);
     if (!d || (wanted && !wanted.has(server.name))) continue;
-    const connect = connector(server, opts);
+    const connect = serverConnector(server, {
+      ...opts,
+      urlHint: "a login that can read every database (the RDS master user, the container's admin)",
+    });
     const live = await collectServer(server.name, connect, { concurrency: opts.concurrency });
     results.push({ live, analysis: analyzeServer(d, live, { passwordMaxAgeDays: opts.passwordMaxAgeDays }) });
   }

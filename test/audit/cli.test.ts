@@ -9,9 +9,9 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { marked } from "marked";
-import puppeteer from "puppeteer-core";
 import { afterAll, beforeAll, describe as describeAll, expect, it } from "vitest";
 import { ENGINE, SKIPPED_BECAUSE } from "../helpers/engine";
+import { inChromium } from "../helpers/browser";
 import { runCli } from "../helpers/cli";
 import type { AuditReport } from "../../operations/audit/model";
 import { type AppliedStack, FIXTURE_ADMIN_PASSWORD, startAppliedDevStack } from "../helpers/appliedDevStack";
@@ -22,7 +22,6 @@ if (!ENGINE.ready) it.skip(SKIPPED_BECAUSE, () => undefined);
 
 let fixture: AppliedStack;
 const out = fs.mkdtempSync(path.join(os.tmpdir(), "db-platform-audit-cli-"));
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 
 const audit = (...args: string[]) => runCli(["audit", ...args]);
 
@@ -102,19 +101,7 @@ describe("db-platform audit", () => {
     const page = fs.readFileSync(file, "utf8");
     expect(page).not.toMatch(/<script|<link|src=|@import/);
 
-    const browser = await puppeteer.launch({ executablePath: CHROMIUM, headless: true, args: ["--no-sandbox", "--disable-gpu"] });
-    try {
-      const tab = await browser.newPage();
-      const errors: string[] = [];
-      const requests: string[] = [];
-      tab.on("pageerror", (e) => errors.push(String(e)));
-      tab.on("console", (m) => m.type() === "error" && errors.push(m.text()));
-      tab.on("request", (req) => requests.push(req.url()));
-      tab.on("dialog", (d) => errors.push(`dialog: ${d.message()}`));
-      await tab.setViewport({ width: 1400, height: 900 });
-      await tab.goto(`file://${file}`, { waitUntil: "load" });
-      const shot = path.join(out, "audit.png");
-      await tab.screenshot({ path: shot, fullPage: true });
+    await inChromium(file, async ({ tab, errors, requests, screenshot: shot }) => {
       expect(fs.readFileSync(shot).subarray(1, 4).toString()).toBe("PNG");
       expect(fs.statSync(shot).size).toBeGreaterThan(10_000);
       expect(errors).toEqual([]);
@@ -131,9 +118,7 @@ describe("db-platform audit", () => {
       const findings = await tab.$$eval("table.findings tbody tr", (trs) => trs.map((tr) => tr.querySelector("td")?.textContent));
       expect(findings).toEqual(["critical", "medium"]);
       expect(await tab.$eval("table.findings", (t) => t.textContent)).toContain("<script>alert(1)</script>");
-    } finally {
-      await browser.close();
-    }
+    });
   }, 120_000);
 
   it("reports databases the login cannot read (high), and exits 3 when the server cannot be reached", () => {

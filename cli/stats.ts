@@ -1,0 +1,64 @@
+/** `db-platform stats`: per-service load of the live servers; exit 0, or 3 when it could not run (as `audit`). */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { type Command, Option } from "commander";
+import { AuditError, parseServerUrls } from "../operations/audit/run";
+import { AUDIT_EXIT } from "../operations/audit/report";
+import { renderStats, STATS_FORMATS, type StatsFormat } from "../operations/stats/report";
+import { parseSince, runStats, StatsError } from "../operations/stats/run";
+import { ConfigFileError, findProjectDir } from "../operations/stack/stackConfig";
+import { CONCURRENCY_OPTION, type Output, resolveStack, type StackOptions, stackOptions } from "./common";
+
+interface StatsCliOptions extends StackOptions {
+  service?: string;
+  format: StatsFormat;
+  out?: string;
+  since: string;
+  serverUrl: string[];
+  concurrency?: number;
+}
+
+export function statsCommand(program: Command, { out, err }: Output): void {
+  stackOptions(
+    program
+      .command("stats")
+      .description("what each service costs its server: connections, queries, latency, slow statements, sizes, index use (docs/stats.md)"),
+  )
+    .option("--service <name>", "only this service")
+    .addOption(new Option("--format <format>", "report format").choices(STATS_FORMATS).default("text"))
+    .option("--out <file>", "write the report to a file")
+    .option("--since <reset|duration>", "since the statistics were reset, or over a window sampled now (30s, 5m, 1h)", "reset")
+    .option(
+      "--server-url <server=url>",
+      "connect as the monitoring login (the stack output monitoring.<server>; required for servers that are not local)",
+      (v: string, all: string[]) => [...all, v],
+      [] as string[],
+    )
+    .option(...CONCURRENCY_OPTION)
+    .action(async (opts: StatsCliOptions) => {
+      const { file, stack } = resolveStack(opts);
+      let report;
+      try {
+        report = await runStats({
+          file,
+          stack,
+          projectDir: findProjectDir(path.dirname(file)),
+          service: opts.service,
+          serverUrls: parseServerUrls(opts.serverUrl),
+          sinceSeconds: parseSince(opts.since),
+          concurrency: opts.concurrency,
+          onWindowStart: (seconds) => err(`db-platform stats: first snapshot taken, sampling for ${seconds} s\n`),
+        });
+      } catch (e) {
+        if (!(e instanceof StatsError || e instanceof AuditError || e instanceof ConfigFileError)) throw e;
+        err(`db-platform stats: ${e.message}\n`);
+        process.exitCode = AUDIT_EXIT.couldNotRun;
+        return;
+      }
+      const rendered = renderStats(report, opts.format);
+      if (opts.out) {
+        fs.writeFileSync(opts.out, rendered);
+        err(`${opts.out}: ${report.services.length} service(s)\n`);
+      } else out(rendered);
+    });
+}

@@ -1,0 +1,85 @@
+/**
+ * `db-platform stats`: per-service load of a stack's live servers, read as the monitoring login
+ * (docs/stats.md). Servers are read one after another, each database of a server up to
+ * `concurrency` at a time.
+ */
+import { formatProblem, type Spec, validateConfig } from "../../components/spec";
+import { MONITOR_ROLE } from "../../components/spec/defaults";
+import { AuditError, serverConnector } from "../audit/run";
+import { readConfigFile } from "../stack/stackConfig";
+import { collectSnapshot, type Snapshot } from "./collect";
+import { buildStats, type StatsReport } from "./model";
+
+export class StatsError extends Error {}
+
+export interface StatsOptions {
+  readonly file: string;
+  readonly stack: string;
+  readonly projectDir: string;
+  readonly service?: string;
+  /** `--server-url server=postgresql://db_platform_monitor:…` (the stack output `monitoring`). */
+  readonly serverUrls?: Readonly<Record<string, string>>;
+  /** Seconds between two snapshots; undefined: one snapshot, numbers since the last reset. */
+  readonly sinceSeconds?: number;
+  readonly concurrency?: number;
+  /** Told when the first of two snapshots is taken and the window starts. */
+  readonly onWindowStart?: (seconds: number) => void;
+}
+
+/** `30s`, `5m`, `1h`, or `reset`: seconds, or undefined for "since the statistics were reset". */
+export function parseSince(value: string): number | undefined {
+  if (value === "reset") return undefined;
+  const m = /^(\d+(?:\.\d+)?)(s|m|h)$/.exec(value);
+  if (!m || Number(m[1]) <= 0) throw new StatsError(`--since ${value}: expected reset, or a duration like 30s, 5m or 1h`);
+  return Number(m[1]) * { s: 1, m: 60, h: 3600 }[m[2] as "s" | "m" | "h"];
+}
+
+function specOf(file: string): Spec {
+  const result = validateConfig(readConfigFile(file));
+  if (!result.ok) throw new StatsError(`${file}:\n${result.problems.map(formatProblem).join("\n")}`);
+  return result.spec;
+}
+
+export async function runStats(opts: StatsOptions): Promise<StatsReport> {
+  const started = performance.now();
+  const spec = specOf(opts.file);
+  if (opts.service && !spec.services.some((s) => s.name === opts.service)) {
+    throw new StatsError(
+      `--service ${opts.service}: stack ${opts.stack} has no such service (${spec.services.map((s) => s.name).join(", ")})`,
+    );
+  }
+  const wanted = spec.servers.filter((server) =>
+    spec.services.some((s) => s.server === server.name && (!opts.service || s.name === opts.service)),
+  );
+  const snapshotAll = async (): Promise<Map<string, Snapshot>> => {
+    const out = new Map<string, Snapshot>();
+    for (const server of wanted) {
+      const databases = new Map<string, string[]>();
+      for (const s of spec.services.filter((x) => x.server === server.name)) {
+        databases.set(s.database, [...(databases.get(s.database) ?? []), ...s.schemas]);
+      }
+      try {
+        const connect = serverConnector(server, {
+          stack: opts.stack,
+          projectDir: opts.projectDir,
+          serverUrls: opts.serverUrls,
+          localRole: MONITOR_ROLE,
+          urlHint: `the monitoring login (${MONITOR_ROLE}; its URL is the stack output monitoring.${server.name})`,
+        });
+        out.set(server.name, await collectSnapshot(server.name, connect, databases, opts.concurrency));
+      } catch (e) {
+        if (e instanceof AuditError) throw new StatsError(e.message);
+        throw e;
+      }
+    }
+    return out;
+  };
+  let before: Map<string, Snapshot> | undefined;
+  if (opts.sinceSeconds !== undefined) {
+    before = await snapshotAll();
+    opts.onWindowStart?.(opts.sinceSeconds);
+    await new Promise((r) => setTimeout(r, (opts.sinceSeconds as number) * 1000));
+  }
+  const after = await snapshotAll();
+  return { ...buildStats(opts.stack, spec, after, before, opts.service), durationMs: performance.now() - started };
+}

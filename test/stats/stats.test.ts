@@ -1,0 +1,206 @@
+/// <reference lib="dom" />
+/**
+ * `db-platform stats` on a real PostgreSQL 16 holding the dev stack, applied by the real engine
+ * (the monitoring login and its grants are the stack's): under a generated load through the
+ * services' own logins — orders busy with some slow statements, payments steady, profile light,
+ * inventory and sv-sdk idle — it ranks the services by load, its numbers agree with direct
+ * queries of the catalogs within 5 %, no literal value of any statement reaches any format, and
+ * the HTML page opens in headless Chromium with its four charts.
+ */
+import { spawn } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { Client } from "pg";
+import { afterAll, beforeAll, describe as describeAll, expect, it } from "vitest";
+import type { ServiceStats, StatsReport } from "../../operations/stats/model";
+import { type AppliedStack, startAppliedDevStack } from "../helpers/appliedDevStack";
+import { inChromium } from "../helpers/browser";
+import { runCli } from "../helpers/cli";
+import { ENGINE, SKIPPED_BECAUSE } from "../helpers/engine";
+import { ROOT } from "../helpers/synth";
+
+const describe = ENGINE.ready ? describeAll : describeAll.skip;
+if (!ENGINE.ready) it.skip(SKIPPED_BECAUSE, () => undefined);
+
+const STACK = "statstest";
+const SECRET = "sk_live_51Hx9QSECRETLITERAL";
+let fixture: AppliedStack;
+let report: StatsReport;
+const held: Client[] = [];
+const out = fs.mkdtempSync(path.join(os.tmpdir(), "db-platform-stats-"));
+
+async function login(service: string, kind = "app"): Promise<Client> {
+  const c = new Client({ connectionString: fixture.url(service, kind) });
+  await c.connect();
+  return c;
+}
+
+/** `n` statements through the service's app login, then its connection closes. */
+async function load(service: string, statements: readonly string[]): Promise<void> {
+  const c = await login(service);
+  try {
+    for (const s of statements) await c.query(s);
+  } finally {
+    await c.end();
+  }
+}
+
+async function superuser(database: string, text: string): Promise<Array<Record<string, unknown>>> {
+  const c = await fixture.server.superuserClient(database);
+  try {
+    return (await c.query(text)).rows;
+  } finally {
+    await c.end();
+  }
+}
+
+const stats = (...args: string[]) => runCli(["stats", "--stack", STACK, ...args]);
+const byName = (r: StatsReport, name: string) => r.services.find((s) => s.service === name) as ServiceStats;
+const within5 = (got: number, want: number) => expect(Math.abs(got - want)).toBeLessThanOrEqual(Math.max(1e-6, Math.abs(want) * 0.05));
+
+beforeAll(async () => {
+  if (!ENGINE.ready) return;
+  fixture = await startAppliedDevStack(STACK);
+  await superuser("postgres", "SELECT pg_stat_statements_reset()");
+  const many = (n: number, s: string) => Array.from({ length: n }, () => s);
+  await load("orders", [
+    "INSERT INTO orders.orders (item) SELECT g FROM generate_series(1, 20000) g",
+    ...many(300, "SELECT count(*) FROM orders.orders WHERE item > 100"),
+    ...many(5, "SELECT pg_sleep(0.12)"),
+    `SELECT '${SECRET}' AS token /* key ${SECRET} */`,
+  ]);
+  await load("payments", ["INSERT INTO payments.payments (amount) SELECT g FROM generate_series(1, 500) g", ...many(120, "SELECT 1")]);
+  await load("profile", many(10, "SELECT count(*) FROM profile.profiles"));
+  // Sessions held while the stats are read: orders 3 idle, payments 1 idle in a transaction.
+  for (let i = 0; i < 3; i++) held.push(await login("orders"));
+  const tx = await login("payments");
+  await tx.query("BEGIN");
+  await tx.query("SELECT 1");
+  held.push(tx);
+  const r = stats("--format", "json");
+  expect(r.code, r.stderr).toBe(0);
+  report = JSON.parse(r.stdout) as StatsReport;
+}, 300_000);
+
+afterAll(async () => {
+  for (const c of held) await c.end().catch(() => undefined);
+  await fixture?.cleanup();
+  fs.rmSync(out, { recursive: true, force: true });
+}, 120_000);
+
+describe("db-platform stats under load", () => {
+  it("ranks the services by the time the server spent on them; idle services have no calls", () => {
+    expect(report.services.map((s) => s.service)).toEqual(["orders", "payments", "profile", expect.any(String), expect.any(String)]);
+    for (const idle of ["inventory", "sv-sdk"]) expect(byName(report, idle).queries.calls).toBe(0);
+    const orders = byName(report, "orders");
+    expect(orders.queries.slowCalls).toBe(5);
+    expect(orders.queries.p99Ms).toBeGreaterThan(100);
+    expect(orders.queries.p50Ms).toBeLessThan(orders.queries.p99Ms);
+    expect(orders.slowest[0].query).toContain("pg_sleep");
+  });
+
+  it("agrees with direct queries of the catalogs within 5 %", async () => {
+    const roleOf = (s: string) => s.replace(/-/g, "_");
+    for (const service of ["orders", "payments", "profile"]) {
+      const [direct] = await superuser(
+        "postgres",
+        `SELECT sum(calls)::float AS calls, sum(total_exec_time) AS ms, sum(rows)::float AS rows FROM pg_stat_statements s
+         JOIN pg_roles r ON r.oid = s.userid WHERE r.rolname LIKE '${roleOf(service)}\\_%' AND s.toplevel`,
+      );
+      const q = byName(report, service).queries;
+      within5(q.calls, Number(direct.calls));
+      within5(q.totalMs, Number(direct.ms));
+      within5(q.rows, Number(direct.rows));
+    }
+    const sessions = await superuser(
+      "postgres",
+      `SELECT usename, state, count(*)::int AS n FROM pg_stat_activity WHERE usename IN ('orders_app', 'payments_app') GROUP BY 1, 2`,
+    );
+    const n = (user: string, state: string) => sessions.find((s) => s.usename === user && s.state === state)?.n ?? 0;
+    expect(byName(report, "orders").connections).toMatchObject({ idle: n("orders_app", "idle"), total: 3 });
+    expect(byName(report, "payments").connections).toMatchObject({ idleInTransaction: n("payments_app", "idle in transaction"), total: 1 });
+    const [size] = await superuser("orders_db", "SELECT pg_table_size('orders.orders') AS t, pg_indexes_size('orders.orders') AS i");
+    within5(byName(report, "orders").storage.tableBytes, Number(size.t));
+    within5(byName(report, "orders").storage.indexBytes, Number(size.i));
+    const [written] = await superuser("platform", "SELECT n_tup_ins AS n FROM pg_stat_user_tables WHERE schemaname = 'payments'");
+    within5(byName(report, "payments").storage.rowsWritten, Number(written.n));
+  });
+
+  it("never shows a literal value, in any format", () => {
+    expect(JSON.stringify(report)).not.toContain("sk_live");
+    for (const format of ["text", "md", "html"]) {
+      const r = stats("--format", format);
+      expect(r.code).toBe(0);
+      expect(r.stdout).not.toContain("sk_live");
+      expect(r.stdout).not.toContain("SECRET");
+    }
+    // pg_stat_statements itself keeps the comment verbatim: the scrubbing is what removed it.
+    expect(JSON.stringify(byName(report, "orders").slowest)).not.toContain("key");
+  });
+
+  it("reads as the monitoring login, which holds pg_monitor and CONNECT and reads no row", async () => {
+    const [m] = await superuser(
+      "postgres",
+      `SELECT array(SELECT b.rolname::text FROM pg_auth_members a JOIN pg_roles b ON b.oid = a.roleid WHERE a.member = r.oid) AS member_of,
+              has_table_privilege(r.oid, 'pg_authid', 'SELECT') AS reads_authid
+       FROM pg_roles r WHERE rolname = 'db_platform_monitor'`,
+    );
+    expect(m).toEqual({ member_of: ["pg_monitor"], reads_authid: false });
+    await expect(superuser("orders_db", "SET ROLE db_platform_monitor; SELECT count(*) FROM orders.orders")).rejects.toThrow(
+      /permission denied/,
+    );
+  });
+
+  it("--since samples a window: only what ran in it counts", async () => {
+    const child = spawn(
+      process.execPath,
+      [path.join(ROOT, "bin/db-platform.js"), "stats", "--stack", STACK, "--since", "3s", "--format", "json"],
+      {
+        cwd: ROOT,
+      },
+    );
+    let stdout = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    const done = new Promise<number>((resolve) => child.on("close", (code) => resolve(code ?? -1)));
+    // The window starts once the command says so.
+    await new Promise<void>((resolve) =>
+      child.stderr.on("data", (d: Buffer) => d.toString().includes("first snapshot taken, sampling for 3 s") && resolve()),
+    );
+    await load(
+      "profile",
+      Array.from({ length: 400 }, () => "SELECT count(*) FROM profile.profiles"),
+    );
+    expect(await done).toBe(0);
+    const window = JSON.parse(stdout) as StatsReport;
+    expect(window.servers[0].kind).toBe("sampled");
+    expect(window.services[0].service).toBe("profile");
+    expect(byName(window, "profile").queries.calls).toBe(400);
+    expect(byName(window, "orders").queries.calls).toBe(0);
+  });
+
+  it("writes an HTML page with four charts that opens in headless Chromium without errors", async () => {
+    const file = path.join(out, "stats.html");
+    expect(stats("--format", "html", "--out", file).code).toBe(0);
+    const page = fs.readFileSync(file, "utf8");
+    expect(page).not.toMatch(/<script|<link|src=|@import/);
+    await inChromium(file, async ({ tab, errors, requests, screenshot }) => {
+      expect(fs.statSync(screenshot).size).toBeGreaterThan(10_000);
+      expect(errors).toEqual([]);
+      expect(requests).toEqual([`file://${file}`]);
+      const charts = await tab.evaluate(() =>
+        [...document.querySelectorAll("figure")].map((f) => ({
+          title: f.querySelector("figcaption")?.textContent,
+          bars: [...f.querySelectorAll("rect")].filter((r) => Number(r.getAttribute("width")) > 0).length,
+        })),
+      );
+      expect(charts.map((c) => c.title)).toEqual([
+        "Time the server spent per service",
+        "Latency per service (ms, estimated percentiles)",
+        "Connections per service",
+        "Size per service",
+      ]);
+      for (const c of charts) expect(c.bars, c.title).toBeGreaterThan(0);
+    });
+  });
+});
