@@ -1,3 +1,4 @@
+import { PLATFORM_PARAMETERS } from "./rdsParameters";
 import { beforeAll, describe, expect, it } from "vitest";
 import { input, prodValues, servers, changed } from "../helpers/config";
 import { Resources, synthInput, T } from "../helpers/synth";
@@ -81,18 +82,7 @@ describe("RdsServer in prod", () => {
   it("forces TLS, logs slow queries and loads statement statistics in the parameter group of the version's family", () => {
     const pg = prod.one(T.parameterGroup, "main-params").props;
     expect(pg.family).toBe("postgres16");
-    expect(pg.parameters).toEqual([
-      { name: "rds.force_ssl", value: "1", applyMethod: "pending-reboot" },
-      { name: "log_min_duration_statement", value: "1000", applyMethod: "immediate" },
-      { name: "log_connections", value: "1", applyMethod: "immediate" },
-      { name: "log_disconnections", value: "1", applyMethod: "immediate" },
-      { name: "password_encryption", value: "scram-sha-256", applyMethod: "immediate" },
-      // per-service statistics (docs/stats.md); utility statements keep their literals, so they are not tracked
-      { name: "shared_preload_libraries", value: "pg_stat_statements", applyMethod: "pending-reboot" },
-      { name: "track_io_timing", value: "1", applyMethod: "immediate" },
-      { name: "pg_stat_statements.track", value: "top", applyMethod: "immediate" },
-      { name: "pg_stat_statements.track_utility", value: "0", applyMethod: "immediate" },
-    ]);
+    expect(pg.parameters).toEqual(PLATFORM_PARAMETERS);
   });
 
   it("uses a rotating customer-managed key", () => {

@@ -2,6 +2,7 @@
  * RDS read replicas of the prod stack (Pulumi.prod.yaml): a same-region reader and a
  * cross-region disaster-recovery replica, asserted input by input as `synth --json` shows them.
  */
+import { PLATFORM_PARAMETERS } from "./rdsParameters";
 import { beforeAll, describe, expect, it } from "vitest";
 import { readConfigFile } from "../../operations/stack/stackConfig";
 import { synthProgram } from "../../operations/stack/synth";
@@ -20,17 +21,6 @@ beforeAll(async () => {
 const SERVER = "urn:pulumi:prod::db-platform::db-platform:index:DatabasePlatform$db-platform:servers:RdsServer";
 const DR_PROVIDER = `${SERVER}$pulumi:providers:aws::main-replica-main-dr-aws`;
 const TAGS = { "db-platform:environment": "prod", "db-platform:server": "main", "managed-by": "db-platform" };
-const PLATFORM_PARAMETERS = [
-  { applyMethod: "pending-reboot", name: "rds.force_ssl", value: "1" },
-  { applyMethod: "immediate", name: "log_min_duration_statement", value: "1000" },
-  { applyMethod: "immediate", name: "log_connections", value: "1" },
-  { applyMethod: "immediate", name: "log_disconnections", value: "1" },
-  { applyMethod: "immediate", name: "password_encryption", value: "scram-sha-256" },
-  { applyMethod: "pending-reboot", name: "shared_preload_libraries", value: "pg_stat_statements" },
-  { applyMethod: "immediate", name: "track_io_timing", value: "1" },
-  { applyMethod: "immediate", name: "pg_stat_statements.track", value: "top" },
-  { applyMethod: "immediate", name: "pg_stat_statements.track_utility", value: "0" },
-];
 /** What every replica shares with its primary: monitoring, Performance Insights, IAM auth, logs. */
 const observed = (keyArn: string) => ({
   iamDatabaseAuthenticationEnabled: true,

@@ -150,6 +150,25 @@ describe("db-platform stats under load", () => {
     await expect(superuser("orders_db", "SET ROLE db_platform_monitor; SELECT count(*) FROM orders.orders")).rejects.toThrow(
       /permission denied/,
     );
+    // In every database a service uses: it may connect, and use no schema nor table of any service.
+    for (const [database, schemas] of [
+      ["inventory_db", ["inventory"]],
+      ["orders_db", ["orders"]],
+      ["platform", ["payments", "profile"]],
+      ["sv_sdk_db", ["auth", "email", "audit", "permissions"]],
+    ] as const) {
+      const [r] = await superuser(
+        database,
+        `SELECT has_database_privilege('db_platform_monitor', current_database(), 'CONNECT') AS connect,
+                has_database_privilege('db_platform_monitor', current_database(), 'CREATE') AS create,
+                array(SELECT n FROM unnest(ARRAY[${schemas.map((x) => `'${x}'`).join(", ")}]::text[]) n
+                      WHERE has_schema_privilege('db_platform_monitor', n, 'USAGE') OR has_schema_privilege('db_platform_monitor', n, 'CREATE')) AS schemas,
+                (SELECT count(*)::int FROM pg_class c JOIN pg_namespace s ON s.oid = c.relnamespace
+                 WHERE s.nspname NOT LIKE 'pg\\_%' AND s.nspname <> 'information_schema' AND c.relkind IN ('r', 'v', 'm', 'S')
+                   AND has_table_privilege('db_platform_monitor', c.oid, 'SELECT')) AS readable`,
+      );
+      expect(r, database).toEqual({ connect: true, create: false, schemas: [], readable: 0 });
+    }
   });
 
   it("--since samples a window: only what ran in it counts", async () => {
