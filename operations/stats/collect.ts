@@ -87,6 +87,8 @@ export interface Snapshot {
   readonly tables: readonly TableRow[];
   readonly indexes: readonly IndexRow[];
   readonly replicas: readonly ReplicaRow[];
+  /** Replicas whose own statements, sessions and scans are included (withReplica). */
+  readonly replicasRead?: readonly string[];
 }
 
 const num = (v: unknown) => Number(v ?? 0);
@@ -162,7 +164,8 @@ export async function collectSnapshot(
       "SELECT datname, pg_database_size(oid) AS bytes, age(datfrozenxid) AS xid_age FROM pg_database WHERE datallowconn AND NOT datistemplate",
     );
     const replicas = await c.query(
-      `SELECT application_name, coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn), 0) AS lag_bytes,
+      `SELECT application_name,
+              CASE WHEN pg_is_in_recovery() THEN 0 ELSE coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn), 0) END AS lag_bytes,
               extract(epoch FROM replay_lag) AS replay_lag FROM pg_stat_replication`,
     );
     base = {
@@ -204,5 +207,37 @@ export async function collectSnapshot(
     ...base,
     tables: perDatabase.flatMap((d) => d.tables),
     indexes: perDatabase.flatMap((d) => d.indexes),
+  };
+}
+
+/**
+ * Add a replica's own work to its primary's snapshot: read-only logins connect to the reader, so
+ * their statements, sessions and scans happen there. Statements stay apart (their ids are
+ * prefixed with the replica's name), sessions add up, table and index scan counters add up (an
+ * index used only on the replica is not unused); sizes, writes and transaction ages are the
+ * primary's.
+ */
+export function withReplica(primary: Snapshot, replica: Snapshot, name: string): Snapshot {
+  const tkey = (t: { database: string; schema: string; name: string }) => `${t.database}|${t.schema}|${t.name}`;
+  const ikey = (i: IndexRow) => `${i.database}|${i.schema}|${i.name}`;
+  const rt = new Map(replica.tables.map((t) => [tkey(t), t]));
+  const ri = new Map(replica.indexes.map((i) => [ikey(i), i]));
+  return {
+    ...primary,
+    statements: [...primary.statements, ...replica.statements.map((st) => ({ ...st, queryid: `${name}:${st.queryid}` }))],
+    sessions: [...primary.sessions, ...replica.sessions],
+    tables: primary.tables.map((t) => {
+      const r = rt.get(tkey(t));
+      if (!r) return t;
+      return {
+        ...t,
+        seqScan: t.seqScan + r.seqScan,
+        seqRowsRead: t.seqRowsRead + r.seqRowsRead,
+        idxScan: t.idxScan + r.idxScan,
+        idxRowsFetched: t.idxRowsFetched + r.idxRowsFetched,
+      };
+    }),
+    indexes: primary.indexes.map((i) => ({ ...i, scans: i.scans + (ri.get(ikey(i))?.scans ?? 0) })),
+    replicasRead: [...(primary.replicasRead ?? []), name],
   };
 }

@@ -88,6 +88,8 @@ export interface ServerWindow {
   /** `since reset`: cumulative numbers; `sampled`: the difference of two snapshots. */
   readonly kind: "since reset" | "sampled";
   readonly statementsMissing?: string;
+  /** Replicas whose statements, sessions and scans are included (read-only logins work there). */
+  readonly replicasRead: readonly string[];
   /** Statements run by roles of no service (the platform's admin, the monitoring login, people). */
   readonly unattributed: { readonly calls: number; readonly totalMs: number };
 }
@@ -311,6 +313,7 @@ export function buildStats(
       seconds,
       kind: prior ? "sampled" : "since reset",
       statementsMissing: snap.statementsMissing,
+      replicasRead: snap.replicasRead ?? [],
       unattributed: { calls: other.reduce((n, s) => n + s.calls, 0), totalMs: other.reduce((n, s) => n + s.totalMs, 0) },
     });
     for (const s of services) rows.push(serviceOf(s, server, snap, statements, tables, seconds));

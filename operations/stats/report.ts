@@ -70,7 +70,7 @@ function notes(s: ServiceStats): string[] {
 function windowLines(r: StatsReport): string[] {
   return r.servers.map(
     (w) =>
-      `server ${w.server} (PostgreSQL ${w.version}): ${w.kind === "sampled" ? "sampled" : "since the statistics reset"} ${w.from} → ${w.to} (${w.seconds.toFixed(1)} s)` +
+      `server ${w.server} (PostgreSQL ${w.version}${w.replicasRead.length ? `, with replica ${w.replicasRead.join(", ")}` : ""}): ${w.kind === "sampled" ? "sampled" : "since the statistics reset"} ${w.from} → ${w.to} (${w.seconds.toFixed(1)} s)` +
       (w.statementsMissing ? `; no statement statistics: ${w.statementsMissing}` : "") +
       (w.unattributed.calls > 0 ? `; ${w.unattributed.calls} call(s) by roles of no service` : ""),
   );

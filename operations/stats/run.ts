@@ -3,11 +3,11 @@
  * (docs/stats.md). Servers are read one after another, each database of a server up to
  * `concurrency` at a time.
  */
-import { formatProblem, type Spec, validateConfig } from "../../components/spec";
+import { formatProblem, type ServerSpec, type Spec, validateConfig } from "../../components/spec";
 import { MONITOR_ROLE } from "../../components/spec/defaults";
 import { AuditError, serverConnector } from "../audit/run";
 import { readConfigFile } from "../stack/stackConfig";
-import { collectSnapshot, type Snapshot } from "./collect";
+import { collectSnapshot, type Snapshot, withReplica } from "./collect";
 import { buildStats, type StatsReport } from "./model";
 
 export class StatsError extends Error {}
@@ -59,14 +59,23 @@ export async function runStats(opts: StatsOptions): Promise<StatsReport> {
         databases.set(s.database, [...(databases.get(s.database) ?? []), ...s.schemas]);
       }
       try {
-        const connect = serverConnector(server, {
-          stack: opts.stack,
-          projectDir: opts.projectDir,
-          serverUrls: opts.serverUrls,
-          localRole: MONITOR_ROLE,
-          urlHint: `the monitoring login (${MONITOR_ROLE}; its URL is the stack output monitoring.${server.name})`,
-        });
-        out.set(server.name, await collectSnapshot(server.name, connect, databases, opts.concurrency));
+        const connectTo = (target: ServerSpec) =>
+          serverConnector(target, {
+            stack: opts.stack,
+            projectDir: opts.projectDir,
+            serverUrls: opts.serverUrls,
+            localRole: MONITOR_ROLE,
+            urlHint: `the monitoring login (${MONITOR_ROLE}; its URL is the stack output monitoring.${server.name}, with the replica's host for a replica)`,
+          });
+        let snap = await collectSnapshot(server.name, connectTo(server), databases, opts.concurrency);
+        // Read-only logins work on the reader: each replica that can be reached (a local standby's
+        // socket, or --server-url <replica>=…) adds its share.
+        for (const replica of server.replicas) {
+          if (server.hosting !== "local" && !opts.serverUrls?.[replica.name]) continue;
+          const target = { ...server, name: replica.name, ...("port" in replica ? { port: replica.port } : {}) } as ServerSpec;
+          snap = withReplica(snap, await collectSnapshot(replica.name, connectTo(target), databases, opts.concurrency), replica.name);
+        }
+        out.set(server.name, snap);
       } catch (e) {
         if (e instanceof AuditError) throw new StatsError(e.message);
         throw e;

@@ -12,7 +12,7 @@ import * as path from "node:path";
 import { LocalWorkspace, type OutputMap } from "@pulumi/pulumi/automation";
 import { Client } from "pg";
 import { parse, stringify } from "yaml";
-import { DEV_PASSPHRASE, engineEnv, localRoot, stackS3, stackWorkspace } from "../../operations/local/local";
+import { DEV_PASSPHRASE, engineEnv, localCommand, localRoot, stackS3, stackWorkspace } from "../../operations/local/local";
 import type { LocalS3 } from "../../operations/local/s3";
 import { LocalPostgres } from "../../operations/local/postgres";
 import { type ApplyContext, destroyStack, upStack } from "../../operations/stack/stackApply";
@@ -65,6 +65,8 @@ export interface AppliedStackOptions {
   readonly s3?: boolean;
   /** PostgreSQL major of the local server. @default "16" */
   readonly version?: string;
+  /** Keep the dev stack's streaming standby `local-ro` (on a free port): read-only logins use it. */
+  readonly replica?: boolean;
 }
 
 /** Create the stack (if needed) and store one secret config value, encrypted by the engine. */
@@ -91,7 +93,8 @@ export async function startAppliedDevStack(stack: string, opts: AppliedStackOpti
   const local = doc.config["db-platform:servers"].local;
   local.port = port;
   local.version = version;
-  delete local.replicas;
+  if (opts.replica) local.replicas = [{ name: "local-ro", port: await freePort() }];
+  else delete local.replicas;
   if (opts.s3) doc.config["db-platform:backups"].port = await freePort();
   else delete doc.config["db-platform:backups"];
   delete doc.config["db-platform:adminPasswords"];
@@ -121,6 +124,8 @@ export async function startAppliedDevStack(stack: string, opts: AppliedStackOpti
   };
   const cleanup = async () => {
     if (ctx && applied) await destroyStack(ctx).catch(() => undefined);
+    // The standby, when there is one (`local stop` stops the primary too; destroy below removes it).
+    if (ctx && opts.replica) await localCommand("stop", ctx.spec, stack, ROOT, () => undefined).catch(() => undefined);
     await s3?.destroy();
     await server.destroy();
     await removeStack(stack);

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { loadSpec } from "../../components/spec";
-import type { Snapshot, StatementRow, TableRow } from "../../operations/stats/collect";
+import { type Snapshot, type StatementRow, type TableRow, withReplica } from "../../operations/stats/collect";
 import { buildStats, mixtureQuantile, scrubLiterals } from "../../operations/stats/model";
 import { devValues, input } from "../helpers/config";
 
@@ -123,5 +123,27 @@ describe("buildStats", () => {
     const payments = r.services.find((s) => s.service === "payments");
     expect(payments?.queries.calls).toBe(0);
     expect(payments?.storage.rowsWritten).toBe(30);
+  });
+});
+
+describe("withReplica", () => {
+  it("adds the replica's statements apart, its sessions, and its scans; sizes and writes stay the primary's", () => {
+    const primary = snapshot(10_000, [statement("payments_app", "1", 10, 1)], [table("payments", 50, 3)]);
+    const index = { database: "platform", schema: "payments", table: "t", name: "t_pkey", scans: 0, bytes: 8192, enforces: false };
+    const replica = {
+      ...snapshot(10_000, [statement("payments_readonly", "1", 7, 2)], [{ ...table("payments", 0, 4), tableBytes: 1 }]),
+      indexes: [{ ...index, scans: 9 }],
+    };
+    const merged = withReplica({ ...primary, indexes: [index] }, replica, "local-ro");
+    expect(merged.statements.map((s) => [s.role, s.queryid, s.calls])).toEqual([
+      ["payments_app", "1", 10],
+      ["payments_readonly", "local-ro:1", 7],
+    ]);
+    expect(merged.sessions).toHaveLength(6);
+    expect(merged.tables[0]).toMatchObject({ seqScan: 7, inserted: 50, tableBytes: 8192 });
+    expect(merged.indexes[0].scans).toBe(9);
+    const r = buildStats("dev", loadSpec(input(devValues())), new Map([["local", merged]]));
+    expect(r.servers[0].replicasRead).toEqual(["local-ro"]);
+    expect(r.services.find((x) => x.service === "payments")?.unusedIndexes).toEqual([]);
   });
 });

@@ -19,6 +19,8 @@ import { inChromium } from "../helpers/browser";
 import { runCli } from "../helpers/cli";
 import { ENGINE, SKIPPED_BECAUSE } from "../helpers/engine";
 import { ROOT } from "../helpers/synth";
+import { localRoot } from "../../operations/local/local";
+import { parse } from "yaml";
 
 const describe = ENGINE.ready ? describeAll : describeAll.skip;
 if (!ENGINE.ready) it.skip(SKIPPED_BECAUSE, () => undefined);
@@ -27,6 +29,7 @@ const STACK = "statstest";
 const SECRET = "sk_live_51Hx9QSECRETLITERAL";
 let fixture: AppliedStack;
 let report: StatsReport;
+let replicaPort: number;
 const held: Client[] = [];
 const out = fs.mkdtempSync(path.join(os.tmpdir(), "db-platform-stats-"));
 
@@ -36,9 +39,9 @@ async function login(service: string, kind = "app"): Promise<Client> {
   return c;
 }
 
-/** `n` statements through the service's app login, then its connection closes. */
-async function load(service: string, statements: readonly string[]): Promise<void> {
-  const c = await login(service);
+/** Statements through one of the service's logins (the app login by default), then its connection closes. */
+async function load(service: string, statements: readonly string[], kind = "app"): Promise<void> {
+  const c = await login(service, kind);
   try {
     for (const s of statements) await c.query(s);
   } finally {
@@ -46,8 +49,13 @@ async function load(service: string, statements: readonly string[]): Promise<voi
   }
 }
 
-async function superuser(database: string, text: string): Promise<Array<Record<string, unknown>>> {
-  const c = await fixture.server.superuserClient(database);
+/** As the bootstrap superuser on the primary, or on the standby `local-ro` (its private socket). */
+async function superuser(database: string, text: string, on: "primary" | "replica" = "primary"): Promise<Array<Record<string, unknown>>> {
+  const c =
+    on === "primary"
+      ? await fixture.server.superuserClient(database)
+      : new Client({ host: path.join(localRoot(ROOT, STACK), "local-ro", "run"), port: replicaPort, user: "postgres", database });
+  if (on === "replica") await c.connect();
   try {
     return (await c.query(text)).rows;
   } finally {
@@ -61,8 +69,14 @@ const within5 = (got: number, want: number) => expect(Math.abs(got - want)).toBe
 
 beforeAll(async () => {
   if (!ENGINE.ready) return;
-  fixture = await startAppliedDevStack(STACK);
+  fixture = await startAppliedDevStack(STACK, { replica: true });
+  replicaPort = (
+    parse(fs.readFileSync(path.join(ROOT, `Pulumi.${STACK}.yaml`), "utf8")).config["db-platform:servers"].local.replicas[0] as {
+      port: number;
+    }
+  ).port;
   await superuser("postgres", "SELECT pg_stat_statements_reset()");
+  await superuser("postgres", "SELECT pg_stat_statements_reset()", "replica");
   const many = (n: number, s: string) => Array.from({ length: n }, () => s);
   await load("orders", [
     "INSERT INTO orders.orders (item) SELECT g FROM generate_series(1, 20000) g",
@@ -72,6 +86,8 @@ beforeAll(async () => {
   ]);
   await load("payments", ["INSERT INTO payments.payments (amount) SELECT g FROM generate_series(1, 500) g", ...many(120, "SELECT 1")]);
   await load("profile", many(10, "SELECT count(*) FROM profile.profiles"));
+  // Read-only logins connect to the reader, the standby: their work is counted there.
+  await load("payments", many(60, "SELECT count(*) FROM payments.payments"), "readonly");
   // Sessions held while the stats are read: orders 3 idle, payments 1 idle in a transaction.
   for (let i = 0; i < 3; i++) held.push(await login("orders"));
   const tx = await login("payments");
@@ -103,16 +119,16 @@ describe("db-platform stats under load", () => {
   it("agrees with direct queries of the catalogs within 5 %", async () => {
     const roleOf = (s: string) => s.replace(/-/g, "_");
     for (const service of ["orders", "payments", "profile"]) {
-      const [direct] = await superuser(
-        "postgres",
-        `SELECT sum(calls)::float AS calls, sum(total_exec_time) AS ms, sum(rows)::float AS rows FROM pg_stat_statements s
-         JOIN pg_roles r ON r.oid = s.userid WHERE r.rolname LIKE '${roleOf(service)}\\_%' AND s.toplevel`,
-      );
+      // The primary's statements and the standby's (where the read-only logins work).
+      const sql = `SELECT coalesce(sum(calls), 0)::float AS calls, coalesce(sum(total_exec_time), 0) AS ms, coalesce(sum(rows), 0)::float AS rows
+         FROM pg_stat_statements s JOIN pg_roles r ON r.oid = s.userid WHERE r.rolname LIKE '${roleOf(service)}\\_%' AND s.toplevel`;
+      const [[p], [r]] = [await superuser("postgres", sql), await superuser("postgres", sql, "replica")];
       const q = byName(report, service).queries;
-      within5(q.calls, Number(direct.calls));
-      within5(q.totalMs, Number(direct.ms));
-      within5(q.rows, Number(direct.rows));
+      within5(q.calls, Number(p.calls) + Number(r.calls));
+      within5(q.totalMs, Number(p.ms) + Number(r.ms));
+      within5(q.rows, Number(p.rows) + Number(r.rows));
     }
+    expect(byName(report, "payments").queries.calls).toBe(120 + 1 + 60 + 1); // SELECT 1, the insert, the standby's reads, the transaction's SELECT 1
     const sessions = await superuser(
       "postgres",
       `SELECT usename, state, count(*)::int AS n FROM pg_stat_activity WHERE usename IN ('orders_app', 'payments_app') GROUP BY 1, 2`,
