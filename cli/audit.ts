@@ -1,12 +1,20 @@
 /** `db-platform audit`: exit 2 on a critical finding, 1 on high, 3 when it could not run. */
-import * as fs from "node:fs";
 import * as path from "node:path";
 import { type Command, Option } from "commander";
 import { AuditError, parseServerUrls, runAudit } from "../operations/audit/run";
 import { AUDIT_EXIT, exitCodeOf, REPORT_FORMATS, type ReportFormat, render } from "../operations/audit/report";
 import { ConfigFileError, findProjectDir } from "../operations/stack/stackConfig";
 import { StateFormatError } from "../policies/engine/sources";
-import { CONCURRENCY_OPTION, type Output, resolveStack, type StackOptions, stackOptions, UsageError } from "./common";
+import {
+  CONCURRENCY_OPTION,
+  emitReport,
+  type Output,
+  resolveStack,
+  runReport,
+  type StackOptions,
+  stackOptions,
+  UsageError,
+} from "./common";
 
 export function auditCommand(program: Command, { out, err }: Output): void {
   stackOptions(
@@ -47,36 +55,29 @@ export function auditCommand(program: Command, { out, err }: Output): void {
         },
       ) => {
         const { file, stack, project } = resolveStack(opts);
-        let report;
-        try {
-          report = await runAudit({
-            file,
-            stack,
-            project,
-            projectDir: findProjectDir(path.dirname(file)),
-            state: opts.state,
-            service: opts.service,
-            serverUrls: parseServerUrls(opts.serverUrl),
-            passwordMaxAgeDays: opts.passwordMaxAge,
-            concurrency: opts.concurrency,
-            backups: opts.backups,
-          });
-        } catch (e) {
-          if (!(e instanceof AuditError || e instanceof ConfigFileError || e instanceof StateFormatError)) throw e;
-          err(`db-platform audit: ${e.message}\n`);
-          process.exitCode = AUDIT_EXIT.couldNotRun;
-          return;
-        }
-        const rendered = render(report, opts.format);
-        if (opts.out) {
-          fs.writeFileSync(opts.out, rendered);
-          const s = report.summary;
-          err(
-            `${opts.out}: ${report.findings.length} finding(s) (${s.critical} critical, ${s.high} high, ${s.medium} medium, ${s.low} low)\n`,
-          );
-        } else {
-          out(rendered);
-        }
+        const report = await runReport(
+          "db-platform audit",
+          [AuditError, ConfigFileError, StateFormatError],
+          AUDIT_EXIT.couldNotRun,
+          err,
+          () =>
+            runAudit({
+              file,
+              stack,
+              project,
+              projectDir: findProjectDir(path.dirname(file)),
+              state: opts.state,
+              service: opts.service,
+              serverUrls: parseServerUrls(opts.serverUrl),
+              passwordMaxAgeDays: opts.passwordMaxAge,
+              concurrency: opts.concurrency,
+              backups: opts.backups,
+            }),
+        );
+        if (!report) return;
+        const s = report.summary;
+        const summary = `${report.findings.length} finding(s) (${s.critical} critical, ${s.high} high, ${s.medium} medium, ${s.low} low)`;
+        emitReport(render(report, opts.format), opts.out, summary, { out, err });
         process.exitCode = exitCodeOf(report);
       },
     );

@@ -1,4 +1,5 @@
 /** What every command shares: the stack options, resolving them to a stack file, exit codes, output. */
+import * as fs from "node:fs";
 import * as path from "node:path";
 import { type Command, Option } from "commander";
 import { formatProblem, type Spec, validateConfig } from "../components/spec";
@@ -64,3 +65,36 @@ export const CONCURRENCY_OPTION = [
     return n;
   },
 ] as const;
+
+type ErrorClass = abstract new (...args: never[]) => Error;
+
+/**
+ * A report command's run (audit, stats): its known failures end with their message on stderr
+ * and `exitCode` (they could not run); anything else is a bug and throws.
+ */
+export async function runReport<R>(
+  prefix: string,
+  known: readonly ErrorClass[],
+  exitCode: number,
+  err: (s: string) => void,
+  run: () => Promise<R>,
+): Promise<R | undefined> {
+  try {
+    return await run();
+  } catch (e) {
+    if (!known.some((k) => e instanceof k)) throw e;
+    err(`${prefix}: ${(e as Error).message}\n`);
+    process.exitCode = exitCode;
+    return undefined;
+  }
+}
+
+/** A rendered report to `--out` (a one-line summary on stderr) or to stdout. */
+export function emitReport(rendered: string, file: string | undefined, summary: string, { out, err }: Output): void {
+  if (!file) {
+    out(rendered);
+    return;
+  }
+  fs.writeFileSync(file, rendered);
+  err(`${file}: ${summary}\n`);
+}

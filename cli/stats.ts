@@ -1,5 +1,4 @@
 /** `db-platform stats`: per-service load of the live servers; exit 0, or 3 when it could not run (as `audit`). */
-import * as fs from "node:fs";
 import * as path from "node:path";
 import { type Command, Option } from "commander";
 import { AuditError, parseServerUrls } from "../operations/audit/run";
@@ -7,7 +6,7 @@ import { AUDIT_EXIT } from "../operations/audit/report";
 import { renderStats, STATS_FORMATS, type StatsFormat } from "../operations/stats/report";
 import { parseSince, runStats, StatsError } from "../operations/stats/run";
 import { ConfigFileError, findProjectDir } from "../operations/stack/stackConfig";
-import { CONCURRENCY_OPTION, type Output, resolveStack, type StackOptions, stackOptions } from "./common";
+import { CONCURRENCY_OPTION, emitReport, type Output, resolveStack, runReport, type StackOptions, stackOptions } from "./common";
 
 interface StatsCliOptions extends StackOptions {
   service?: string;
@@ -37,9 +36,8 @@ export function statsCommand(program: Command, { out, err }: Output): void {
     .option(...CONCURRENCY_OPTION)
     .action(async (opts: StatsCliOptions) => {
       const { file, stack } = resolveStack(opts);
-      let report;
-      try {
-        report = await runStats({
+      const report = await runReport("db-platform stats", [StatsError, AuditError, ConfigFileError], AUDIT_EXIT.couldNotRun, err, () =>
+        runStats({
           file,
           stack,
           projectDir: findProjectDir(path.dirname(file)),
@@ -48,17 +46,8 @@ export function statsCommand(program: Command, { out, err }: Output): void {
           sinceSeconds: parseSince(opts.since),
           concurrency: opts.concurrency,
           onWindowStart: (seconds) => err(`db-platform stats: first snapshot taken, sampling for ${seconds} s\n`),
-        });
-      } catch (e) {
-        if (!(e instanceof StatsError || e instanceof AuditError || e instanceof ConfigFileError)) throw e;
-        err(`db-platform stats: ${e.message}\n`);
-        process.exitCode = AUDIT_EXIT.couldNotRun;
-        return;
-      }
-      const rendered = renderStats(report, opts.format);
-      if (opts.out) {
-        fs.writeFileSync(opts.out, rendered);
-        err(`${opts.out}: ${report.services.length} service(s)\n`);
-      } else out(rendered);
+        }),
+      );
+      if (report) emitReport(renderStats(report, opts.format), opts.out, `${report.services.length} service(s)`, { out, err });
     });
 }

@@ -34,7 +34,7 @@ import {
   serverOf,
   serviceTarget,
 } from "./command";
-import { type RestoreResult, restoreBackup } from "./restore";
+import { listTables, type RestoreResult, restoreBackup, userTables } from "./restore";
 import { BackupError, type Connection, message, pgConfig, runBackup, verifyDump } from "./runner";
 import { type BackupManifest, BackupStorage, BackupStorageError, type DumpStore, EXPORT_FORMAT, parseManifest } from "./storage";
 
@@ -306,7 +306,7 @@ export async function readImportPlan(ctx: BackupContext, args: Pick<ImportArgs, 
   }
 }
 
-/** Tables already in the service's schemas of the target database; refuses when the stack was never applied there. */
+/** What the service's schemas of the target database already hold; refuses when the stack was never applied there. */
 async function targetTables(connection: Connection, plan: ImportPlan): Promise<string[]> {
   const c = new Client(pgConfig(connection, plan.target.database));
   try {
@@ -319,12 +319,7 @@ async function targetTables(connection: Connection, plan: ImportPlan): Promise<s
     );
   }
   try {
-    const { rows } = await c.query<{ t: string }>(
-      `SELECT format('%I.%I', n.nspname, c.relname) AS t FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-       WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND n.nspname = ANY($1::text[]) ORDER BY 1`,
-      [[...plan.target.schemas]],
-    );
-    return rows.map((r) => r.t);
+    return await userTables(c, plan.target.schemas);
   } finally {
     await c.end().catch(() => undefined);
   }
@@ -354,10 +349,9 @@ export async function importService(ctx: BackupContext, args: ImportArgs): Promi
     const existing = await targetTables(connection, plan);
     let backupBeforeReplace: string | undefined;
     if (existing.length > 0) {
-      const shown = `${existing.slice(0, 5).join(", ")}${existing.length > 5 ? ", …" : ""}`;
       if (!args.replace) {
         throw new BackupError(
-          `service ${service.name} of stack ${ctx.stack} already has data (${shown}); nothing was imported. Pass --replace to replace it (it is backed up first).`,
+          `service ${service.name} of stack ${ctx.stack} already has data (${listTables(existing)}); nothing was imported. Pass --replace to replace it (it is backed up first).`,
         );
       }
       backupBeforeReplace = await backUpBeforeReplace(ctx, service.name);
@@ -373,6 +367,7 @@ export async function importService(ctx: BackupContext, args: ImportArgs): Promi
         ownerRole: service.owner.name,
         requireOwnerRole: true,
         scope: service.schemas,
+        verified: true,
       },
       clientTools(ctx.projectDir),
     ).catch((e: unknown) => {

@@ -31,6 +31,8 @@ export interface RestoreTarget {
    * in a database it shares with other services); by default every user schema of the database.
    */
   readonly scope?: readonly string[];
+  /** The caller has just checked the dump against the manifest (verifyDump): it is not read a second time for that. */
+  readonly verified?: boolean;
   /** Refuse, before touching the target, when the restore cannot act as `ownerRole` (an import: the target's grants must hold). */
   readonly requireOwnerRole?: boolean;
 }
@@ -50,17 +52,23 @@ export interface RestoreResult {
 /** "backup <id>" or "export <id>", for messages. */
 const what = (m: BackupManifest) => `${m.format === MANIFEST_FORMAT ? "backup" : "export"} ${m.id}`;
 
-/** The tables in user schemas of a database, or in the given schemas only (what makes it "not empty"). */
-async function userTables(c: Client, scope?: readonly string[]): Promise<string[]> {
+/**
+ * The tables (and views, sequences…) in user schemas of a database, or in the given schemas only
+ * (what makes it "not empty"): at most six, enough for `listTables`.
+ */
+export async function userTables(c: Client, scope?: readonly string[]): Promise<string[]> {
   const { rows } = await c.query<{ t: string }>(
     `SELECT format('%I.%I', n.nspname, c.relname) AS t FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
      WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_schema'
        AND ($1::text[] IS NULL OR n.nspname = ANY($1::text[]))
-     ORDER BY 1 LIMIT 5`,
+     ORDER BY 1 LIMIT 6`,
     [scope ? [...scope] : null],
   );
   return rows.map((r) => r.t);
 }
+
+/** Up to five of `userTables`, and "…" when there are more. */
+export const listTables = (tables: readonly string[]) => `${tables.slice(0, 5).join(", ")}${tables.length > 5 ? ", …" : ""}`;
 
 /** The role a restore acts as, and how to give back what acting as it took. */
 interface OwnerAccess {
@@ -181,7 +189,7 @@ export async function restoreBackup(
   clientTools: (major: string) => string,
 ): Promise<RestoreResult> {
   const started = performance.now();
-  await verifyDump(storage, manifest);
+  if (!target.verified) await verifyDump(storage, manifest);
 
   const admin = await targetSession(target.connection, "postgres");
   const access = await ownerAccess(admin, target.ownerRole);
@@ -198,7 +206,7 @@ export async function restoreBackup(
     if (existing.length > 0) {
       if (!target.overwrite) {
         throw new BackupError(
-          `the target database ${target.database} is not empty (${existing.join(", ")}${existing.length === 5 ? ", …" : ""}); restore into a new or empty database, or pass --overwrite to drop the objects in the schemas ${manifest.schemas.join(", ")} there first`,
+          `the target database ${target.database} is not empty (${listTables(existing)}); restore into a new or empty database, or pass --overwrite to drop the objects in the schemas ${manifest.schemas.join(", ")} there first`,
         );
       }
       // The objects go; the schemas stay, with the grants and default privileges the platform gave them.

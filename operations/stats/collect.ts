@@ -210,6 +210,9 @@ export async function collectSnapshot(
   };
 }
 
+/** A table or index across snapshots of one server: database, schema, name. */
+export const relationKey = (r: { database: string; schema: string; name: string }) => `${r.database}|${r.schema}|${r.name}`;
+
 /**
  * Add a replica's own work to its primary's snapshot: read-only logins connect to the reader, so
  * their statements, sessions and scans happen there. Statements stay apart (their ids are
@@ -218,16 +221,14 @@ export async function collectSnapshot(
  * primary's.
  */
 export function withReplica(primary: Snapshot, replica: Snapshot, name: string): Snapshot {
-  const tkey = (t: { database: string; schema: string; name: string }) => `${t.database}|${t.schema}|${t.name}`;
-  const ikey = (i: IndexRow) => `${i.database}|${i.schema}|${i.name}`;
-  const rt = new Map(replica.tables.map((t) => [tkey(t), t]));
-  const ri = new Map(replica.indexes.map((i) => [ikey(i), i]));
+  const rt = new Map(replica.tables.map((t) => [relationKey(t), t]));
+  const ri = new Map(replica.indexes.map((i) => [relationKey(i), i]));
   return {
     ...primary,
     statements: [...primary.statements, ...replica.statements.map((st) => ({ ...st, queryid: `${name}:${st.queryid}` }))],
     sessions: [...primary.sessions, ...replica.sessions],
     tables: primary.tables.map((t) => {
-      const r = rt.get(tkey(t));
+      const r = rt.get(relationKey(t));
       if (!r) return t;
       return {
         ...t,
@@ -237,7 +238,7 @@ export function withReplica(primary: Snapshot, replica: Snapshot, name: string):
         idxRowsFetched: t.idxRowsFetched + r.idxRowsFetched,
       };
     }),
-    indexes: primary.indexes.map((i) => ({ ...i, scans: i.scans + (ri.get(ikey(i))?.scans ?? 0) })),
+    indexes: primary.indexes.map((i) => ({ ...i, scans: i.scans + (ri.get(relationKey(i))?.scans ?? 0) })),
     replicasRead: [...(primary.replicasRead ?? []), name],
   };
 }

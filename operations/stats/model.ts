@@ -12,7 +12,7 @@
  * here: no literal value reaches a report.
  */
 import type { ServerSpec, ServiceSpec, Spec } from "../../components/spec";
-import type { IndexRow, Snapshot, StatementRow, TableRow } from "./collect";
+import { type IndexRow, relationKey, type Snapshot, type StatementRow, type TableRow } from "./collect";
 
 /** A statement slower than this on average counts as slow (seed 001: "slow queries over 100 ms"). */
 export const SLOW_MS = 100;
@@ -181,12 +181,10 @@ function statementsBetween(before: Snapshot, after: Snapshot): StatementRow[] {
   return out;
 }
 
-const tkey = (t: { database: string; schema: string; name: string }) => `${t.database}|${t.schema}|${t.name}`;
-
 function tablesBetween(before: Snapshot, after: Snapshot): TableRow[] {
-  const old = new Map(before.tables.map((t) => [tkey(t), t]));
+  const old = new Map(before.tables.map((t) => [relationKey(t), t]));
   return after.tables.map((t) => {
-    const b = old.get(tkey(t));
+    const b = old.get(relationKey(t));
     if (!b || b.seqScan > t.seqScan) return t;
     return {
       ...t,
