@@ -105,7 +105,9 @@ export class FolderStore implements DumpStore {
     });
     try {
       fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
-      await pipeline(body, counted, fs.createWriteStream(`${file}.partial`, { flags: "wx", mode: 0o600 }));
+      // Opened before the stream starts, so a failure removes it: a stream's own open may land after the cleanup.
+      const fd = fs.openSync(`${file}.partial`, "wx", 0o600);
+      await pipeline(body, counted, fs.createWriteStream("", { fd }));
       fs.renameSync(`${file}.partial`, file);
     } catch (e) {
       fs.rmSync(`${file}.partial`, { force: true });
