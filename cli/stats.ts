@@ -1,7 +1,7 @@
 /** `db-platform stats`: per-service load of the live servers; exit 0, or 3 when it could not run (as `audit`). */
 import * as path from "node:path";
 import { type Command, Option } from "commander";
-import { AuditError, parseServerUrls } from "../operations/audit/run";
+import { parseServerUrls, ServerReadError } from "../operations/connect";
 import { AUDIT_EXIT } from "../operations/audit/report";
 import { renderStats, STATS_FORMATS, type StatsFormat } from "../operations/stats/report";
 import { parseSince, runStats, StatsError } from "../operations/stats/run";
@@ -36,7 +36,7 @@ export function statsCommand(program: Command, { out, err }: Output): void {
     .option(...CONCURRENCY_OPTION)
     .action(async (opts: StatsCliOptions) => {
       const { file, stack } = resolveStack(opts);
-      const report = await runReport("db-platform stats", [StatsError, AuditError, ConfigFileError], AUDIT_EXIT.couldNotRun, err, () =>
+      const report = await runReport("db-platform stats", [StatsError, ServerReadError, ConfigFileError], AUDIT_EXIT.couldNotRun, err, () =>
         runStats({
           file,
           stack,

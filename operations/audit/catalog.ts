@@ -12,7 +12,9 @@ import type { Client } from "pg";
 import type { AclEntry, LiveDatabase, LiveDefaultAcl, LiveMembership, LiveObject, LiveRole, LiveServer } from "./model";
 
 /** Opens a session on one database of the server; the caller's config makes it read-only. */
-export type Connect = (database: string) => Promise<Client>;
+import type { Connect } from "../connect";
+
+export type { Connect };
 
 export interface CollectOptions {
   /** Databases read at the same time. @default 8 */

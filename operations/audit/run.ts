@@ -8,24 +8,24 @@
  * With backups configured, each service's latest backup manifest is checked against the RPO.
  */
 import * as path from "node:path";
-import { Client, escapeIdentifier } from "pg";
-import type { ServerSpec, Spec } from "../../components/spec";
+import type { Spec } from "../../components/spec";
 import { formatProblem, validateConfig } from "../../components/spec";
-import { LOCAL_BOOTSTRAP_SUPERUSER } from "../../components/spec/defaults";
 import { fromStateDocument, fromSynth } from "../../policies/engine/sources";
 import type { StackInput } from "../../policies/engine/types";
-import { localRoot } from "../local/local";
 import { readJson } from "../stack/policyCheck";
 import { readConfigFile } from "../stack/stackConfig";
 import { synth } from "../stack/synth";
 import { analyzeServer } from "./analyze";
 import { backupFindings } from "./backups";
-import { collectServer, type Connect } from "./catalog";
+import { ServerReadError as AuditError, serverConnector } from "../connect";
+import { collectServer } from "./catalog";
 import { declaredServers } from "./declared";
 import type { AuditReport } from "./model";
 import { buildReport, type ServerResult } from "./report";
 
-export class AuditError extends Error {}
+/** The audit could not run (exit 3); also what reading a server's catalogs fails with. */
+export { AuditError };
+export { AUDIT_SESSION_OPTIONS, parseServerUrls } from "../connect";
 
 export interface AuditOptions {
   /** The stack's config file, name and project, as `--stack`/`--config` resolve them. */
@@ -45,70 +45,6 @@ export interface AuditOptions {
   readonly backups?: boolean;
   /** AWS region for the backup bucket (the stack's aws:region unless set). */
   readonly awsRegion?: string;
-}
-
-/** Every audit session: read-only, and no catalog query may hang. */
-export const AUDIT_SESSION_OPTIONS = "-c default_transaction_read_only=on -c statement_timeout=60000";
-
-/** Parse repeated `--server-url name=postgresql://…` values. */
-export function parseServerUrls(values: readonly string[]): Record<string, string> {
-  const urls: Record<string, string> = {};
-  for (const v of values) {
-    const m = /^([^=]+)=(postgres(?:ql)?:\/\/.+)$/.exec(v);
-    if (!m) throw new AuditError(`--server-url ${v}: expected <server>=postgresql://user:password@host:port/database`);
-    urls[m[1]] = m[2];
-  }
-  return urls;
-}
-
-/** Open a session, or fail naming the server and where it was looked for (never the password). */
-async function open(server: string, where: string, config: ConstructorParameters<typeof Client>[0], role?: string): Promise<Client> {
-  const client = new Client(config);
-  try {
-    await client.connect();
-    // The local bootstrap superuser takes exactly the privileges of the login it stands for.
-    if (role) await client.query(`SET ROLE ${escapeIdentifier(role)}`);
-  } catch (e) {
-    await client.end().catch(() => undefined);
-    throw new AuditError(`server ${server}: cannot connect to ${where} (${(e as Error).message || (e as { code?: string }).code})`);
-  }
-  return client;
-}
-
-export interface ConnectorOptions {
-  readonly stack: string;
-  readonly projectDir: string;
-  readonly serverUrls?: Readonly<Record<string, string>>;
-  /** On a local server, SET ROLE to this login after connecting through the socket. */
-  readonly localRole?: string;
-  /** What `--server-url` must name, for the error when it is missing. */
-  readonly urlHint: string;
-}
-
-/** Read-only sessions to each database of a server: `--server-url`, or a local server's private socket. */
-export function serverConnector(server: ServerSpec, opts: ConnectorOptions): Connect {
-  const url = opts.serverUrls?.[server.name];
-  if (url) {
-    return (database) => {
-      const u = new URL(url);
-      u.pathname = `/${encodeURIComponent(database)}`;
-      const where = `${u.hostname}:${u.port || 5432}/${database} as ${decodeURIComponent(u.username)}`;
-      return open(server.name, where, { connectionString: u.toString(), options: AUDIT_SESSION_OPTIONS, connectionTimeoutMillis: 15_000 });
-    };
-  }
-  if (server.hosting === "local") {
-    const socketDir = path.join(localRoot(opts.projectDir, opts.stack), server.name, "run");
-    return (database) =>
-      open(
-        server.name,
-        `${socketDir} (is it running? db-platform local start --stack ${opts.stack})`,
-        { host: socketDir, port: server.port, user: LOCAL_BOOTSTRAP_SUPERUSER, database, options: AUDIT_SESSION_OPTIONS },
-        opts.localRole,
-      );
-  }
-  throw new AuditError(
-    `server ${server.name} (hosting ${server.hosting}): give --server-url ${server.name}=postgresql://<login>@<host>:<port>/postgres for ${opts.urlHint}`,
-  );
 }
 
 function loadSpec(file: string): { input: ReturnType<typeof readConfigFile>; spec: Spec } {

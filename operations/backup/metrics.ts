@@ -4,7 +4,7 @@
  * completed backup its size and duration. The stack's alarms (components/backups/backups.ts) fire
  * when a service has no completed backup within its RPO, or on any failed run.
  */
-import { CloudWatchClient, type MetricDatum, PutMetricDataCommand } from "@aws-sdk/client-cloudwatch";
+import type { MetricDatum } from "../cloudwatch";
 import { BACKUP_METRICS } from "../../components/spec/defaults";
 import type { RunOutcome } from "./command";
 
@@ -25,16 +25,4 @@ export function backupMetricData(outcomes: readonly RunOutcome[], environment: s
     if (o.ok && o.manifest) data.push(datum("BackupBytes", o.manifest.dump.bytes, "Bytes"), datum("BackupSeconds", o.seconds, "Seconds"));
     return data;
   });
-}
-
-/** Publish in batches of 1,000 data points (PutMetricData's limit). */
-export async function publishBackupMetrics(namespace: string, data: readonly MetricDatum[], region?: string): Promise<void> {
-  const client = new CloudWatchClient({ region, maxAttempts: 5 });
-  try {
-    for (let i = 0; i < data.length; i += 1000) {
-      await client.send(new PutMetricDataCommand({ Namespace: namespace, MetricData: data.slice(i, i + 1000) }));
-    }
-  } finally {
-    client.destroy();
-  }
 }

@@ -10,7 +10,8 @@ import * as path from "node:path";
 import { formatProblem, validateConfig } from "../../components/spec";
 import { ConfigFileError, findProjectDir, readConfigFile, stackConfigPath } from "../stack/stackConfig";
 import { type BackupContext, BackupCommandError, backupRun, type RunOutcome } from "./command";
-import { backupMetricData, publishBackupMetrics } from "./metrics";
+import { publishMetrics } from "../cloudwatch";
+import { backupMetricData } from "./metrics";
 import { BackupError } from "./runner";
 import { BackupStorageError } from "./storage";
 
@@ -49,7 +50,7 @@ export async function backupRunPublished(
   const namespace = env.DB_PLATFORM_METRICS_NAMESPACE;
   if (!namespace) return { results };
   try {
-    await publishBackupMetrics(namespace, backupMetricData(results, ctx.spec.environment), env.AWS_REGION ?? ctx.awsRegion);
+    await publishMetrics(namespace, backupMetricData(results, ctx.spec.environment), env.AWS_REGION ?? ctx.awsRegion);
     return { results };
   } catch (e) {
     return { results, metricsError: `publishing metrics to CloudWatch ${namespace} failed: ${(e as Error).message}` };

@@ -9,7 +9,9 @@
 import pLimit from "p-limit";
 import type { Client } from "pg";
 
-export type Connect = (database: string) => Promise<Client>;
+import type { Connect } from "../connect";
+
+export type { Connect };
 
 export interface StatementRow {
   readonly role: string;

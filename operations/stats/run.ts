@@ -5,7 +5,7 @@
  */
 import { formatProblem, type ServerSpec, type Spec, validateConfig } from "../../components/spec";
 import { MONITOR_ROLE } from "../../components/spec/defaults";
-import { AuditError, serverConnector } from "../audit/run";
+import { ServerReadError, serverConnector } from "../connect";
 import { readConfigFile } from "../stack/stackConfig";
 import { collectSnapshot, type Snapshot, withReplica } from "./collect";
 import { buildStats, type StatsReport } from "./model";
@@ -17,6 +17,8 @@ export interface StatsOptions {
   readonly stack: string;
   readonly projectDir: string;
   readonly service?: string;
+  /** Only this server (the publisher task reads its own server). */
+  readonly server?: string;
   /** `--server-url server=postgresql://db_platform_monitor:…` (the stack output `monitoring`). */
   readonly serverUrls?: Readonly<Record<string, string>>;
   /** Seconds between two snapshots; undefined: one snapshot, numbers since the last reset. */
@@ -48,8 +50,13 @@ export async function runStats(opts: StatsOptions): Promise<StatsReport> {
       `--service ${opts.service}: stack ${opts.stack} has no such service (${spec.services.map((s) => s.name).join(", ")})`,
     );
   }
-  const wanted = spec.servers.filter((server) =>
-    spec.services.some((s) => s.server === server.name && (!opts.service || s.name === opts.service)),
+  if (opts.server && !spec.servers.some((s) => s.name === opts.server)) {
+    throw new StatsError(`server ${opts.server}: stack ${opts.stack} has no such server (${spec.servers.map((s) => s.name).join(", ")})`);
+  }
+  const wanted = spec.servers.filter(
+    (server) =>
+      (!opts.server || server.name === opts.server) &&
+      spec.services.some((s) => s.server === server.name && (!opts.service || s.name === opts.service)),
   );
   const snapshotAll = async (): Promise<Map<string, Snapshot>> => {
     const out = new Map<string, Snapshot>();
@@ -77,7 +84,7 @@ export async function runStats(opts: StatsOptions): Promise<StatsReport> {
         }
         out.set(server.name, snap);
       } catch (e) {
-        if (e instanceof AuditError) throw new StatsError(e.message);
+        if (e instanceof ServerReadError) throw new StatsError(e.message);
         throw e;
       }
     }
