@@ -4,17 +4,4 @@
 // (operations/backup/task.ts). TypeScript sources run through tsx, so there is no build step.
 require("tsx/cjs");
 const { backupTask } = require("../operations/backup/task.ts");
-
-function exit(code) {
-  process.exitCode = code;
-  process.stdout.write("", () => process.stderr.write("", () => process.exit(code)));
-}
-
-backupTask(
-  process.env,
-  (s) => process.stdout.write(s),
-  (s) => process.stderr.write(s),
-).then(exit, (e) => {
-  process.stderr.write(`db-platform backup task: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
-  exit(2);
-});
+require("./run-task.js")("db-platform backup task", backupTask);

@@ -4,10 +4,13 @@
  * databases (granted next to them) and nothing else, and the statement statistics extension in
  * the `postgres` database. The policy pack's `monitoring-role` rule holds it to exactly that.
  */
+import * as aws from "@pulumi/aws";
 import * as postgresql from "@pulumi/postgresql";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import type { ServerHandle } from "./servers/server";
+import { serverTags } from "./servers/server";
+import { monitorSecretName } from "./spec";
 import { MONITOR_MEMBERSHIP, MONITOR_ROLE } from "./spec/defaults";
 import { connectionUrl, UNPRIVILEGED } from "./service/serviceDatabase";
 
@@ -15,9 +18,17 @@ export interface ServerMonitoring {
   readonly role: postgresql.Role;
   /** postgresql://db_platform_monitor:…@host:port/postgres, secret. */
   readonly url: pulumi.Output<string>;
+  /** RDS servers: its Secrets Manager secret (RDS secret JSON), what the metrics publisher reads. */
+  readonly secretArn?: pulumi.Output<string>;
 }
 
-export function serverMonitoring(server: ServerHandle, parent: pulumi.Resource): ServerMonitoring {
+export interface MonitoringContext {
+  readonly environment: string;
+  readonly strict: boolean;
+  readonly tags: Readonly<Record<string, string>>;
+}
+
+export function serverMonitoring(server: ServerHandle, parent: pulumi.Resource, ctx: MonitoringContext): ServerMonitoring {
   const name = server.spec.name;
   const pg = { parent, provider: server.provider };
   const password = new random.RandomPassword(`${name}-monitor-password`, { length: 40, special: false }, { parent });
@@ -41,7 +52,34 @@ export function serverMonitoring(server: ServerHandle, parent: pulumi.Resource):
     { name: "pg_stat_statements", database: "postgres" },
     { ...pg, retainOnDelete: true },
   );
-  return { role, url: connectionUrl(MONITOR_ROLE, password.result, server.host, server.port, "postgres", server.sslMode) };
+  const url = connectionUrl(MONITOR_ROLE, password.result, server.host, server.port, "postgres", server.sslMode);
+  if (server.spec.hosting !== "rds" || !server.kmsKeyArn) return { role, url };
+  const secret = new aws.secretsmanager.Secret(
+    `${name}-monitor-secret`,
+    {
+      name: monitorSecretName(ctx.environment, name),
+      description: `${MONITOR_ROLE} login of ${name}: statistics only (pg_monitor), for the per-service metrics publisher`,
+      kmsKeyId: server.kmsKeyArn,
+      recoveryWindowInDays: ctx.strict ? 30 : 7,
+      tags: serverTags(ctx.environment, name, ctx.tags),
+    },
+    { parent },
+  );
+  new aws.secretsmanager.SecretVersion(
+    `${name}-monitor-secret-version`,
+    {
+      secretId: secret.id,
+      secretString: pulumi.secret(
+        pulumi
+          .all([server.host, server.port, password.result])
+          .apply(([host, port, pw]) =>
+            JSON.stringify({ engine: "postgres", host, port, username: MONITOR_ROLE, password: pw, dbname: "postgres" }),
+          ),
+      ),
+    },
+    { parent },
+  );
+  return { role, url, secretArn: secret.arn };
 }
 
 /** CONNECT on a database for the monitoring login: what it needs to read that database's table statistics and sizes. */

@@ -9,6 +9,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { Backups } from "./backups/backups";
 import { ContainerServer } from "./servers/container";
 import { DirectServer } from "./servers/direct";
+import { serverDashboard } from "./servers/dashboard";
 import { RdsServer } from "./servers/rds";
 import type { ServerHandle } from "./servers/server";
 import { ServiceDatabase } from "./service/serviceDatabase";
@@ -45,7 +46,11 @@ export class DatabasePlatform extends pulumi.ComponentResource {
     const { spec } = args;
     for (const server of spec.servers) {
       this.servers[server.name] = this.createServer(server, args);
-      this.monitoring[server.name] = serverMonitoring(this.servers[server.name], this);
+      this.monitoring[server.name] = serverMonitoring(this.servers[server.name], this, {
+        environment: spec.environment,
+        strict: spec.strict,
+        tags: spec.tags,
+      });
     }
     for (const shared of spec.sharedDatabases)
       this.sharedDatabases[sharedKey(shared.server, shared.name)] = this.createSharedDatabase(
@@ -68,6 +73,15 @@ export class DatabasePlatform extends pulumi.ComponentResource {
       );
     }
     if (spec.backups?.storage === "s3") this.backups = this.createBackups(spec);
+    for (const server of Object.values(this.servers)) {
+      if (!(server instanceof RdsServer)) continue;
+      serverDashboard(server, {
+        environment: spec.environment,
+        services: spec.services.filter((s) => s.server === server.spec.name),
+        // Per-service metrics come from the publisher, which runs beside the backup runner.
+        monitoring: this.backups ? spec.monitoring : undefined,
+      });
+    }
     this.registerOutputs({ services: this.serviceOutputs(), backupBucket: this.backups?.bucket.bucket, monitoring: this.monitoringUrls() });
   }
 
@@ -116,6 +130,7 @@ export class DatabasePlatform extends pulumi.ComponentResource {
         services: Object.values(this.services)
           .filter((s) => s.spec.server === server.spec.name)
           .map((s) => ({ spec: s.spec, readonlySecretArn: s.secretArns.readonly })),
+        monitorSecretArn: this.monitoring[server.spec.name].secretArn as pulumi.Output<string>,
       }))
       .filter((s) => s.services.length > 0);
     return new Backups(
@@ -125,6 +140,7 @@ export class DatabasePlatform extends pulumi.ComponentResource {
         environment: spec.environment,
         stack: pulumi.getStack(),
         servers,
+        monitoring: spec.monitoring,
         tags: spec.tags,
         alarmEmail: spec.alarmEmail,
       },

@@ -1,5 +1,7 @@
 # The backup runner: bin/backup-task.js (operations/backup/task.ts, the same backup as
-# `db-platform backup run --server`) with the PostgreSQL client tools of one major version
+# `db-platform backup run --server`) and the per-service metrics publisher bin/stats-task.js
+# (operations/stats/task.ts; its task definition overrides the entrypoint) with the PostgreSQL
+# client tools of one major version
 # (pg_dump and pg_restore must match the server's major). Built and pushed to ECR by the stack
 # (components/backups/backups.ts, one image per major in use); run by ECS Fargate on a schedule.
 # Build context: the repository root.   docker build -f docker/backup-runner.Dockerfile --build-arg PG_MAJOR=16 .
@@ -24,7 +26,7 @@ RUN set -eux; \
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
-COPY bin/backup-task.js ./bin/
+COPY bin/backup-task.js bin/stats-task.js bin/run-task.js ./bin/
 COPY operations ./operations
 COPY components ./components
 COPY scripts/postgres ./scripts/postgres

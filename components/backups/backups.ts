@@ -13,6 +13,8 @@
  *   with its own read-only login: the task receives exactly those logins' secrets, and may write
  *   only below those services' prefixes;
  * - per service, CloudWatch alarms: no completed backup within the RPO, or a failed run;
+ * - per RDS server, the per-service metrics publisher: a second scheduled task on the same image
+ *   (statsPublisher.ts), with alarms on each service's connection saturation and p95 latency;
  * - per RDS server, with `replicaRegion`, RDS automated backups replicated to that region,
  *   encrypted with a customer-managed key there.
  */
@@ -22,10 +24,11 @@ import * as pulumi from "@pulumi/pulumi";
 import type { RdsServer } from "../servers/rds";
 import { alarmTopic, customerManagedKey } from "../servers/aws";
 import { serverTags } from "../servers/server";
-import type { BackupsSpec } from "../spec";
+import type { BackupsSpec, MonitoringSpec } from "../spec";
 import { awsServerName } from "../spec";
 import { BACKUP_METRICS } from "../spec/defaults";
-import { type BackedUpService, policyDocument, runnerNames, serverRunner } from "./runner";
+import { type BackedUpService, runnerNames, serverRunner } from "./runner";
+import { policyDocument } from "./tasks";
 
 export type { BackedUpService } from "./runner";
 
@@ -35,8 +38,14 @@ export interface BackupsArgs {
   readonly spec: BackupsSpec;
   readonly environment: string;
   readonly stack: string;
-  /** The stack's RDS servers, each with the services placed on it. */
-  readonly servers: ReadonlyArray<{ readonly server: RdsServer; readonly services: readonly BackedUpService[] }>;
+  /** The stack's RDS servers, each with the services placed on it and its monitoring login's secret. */
+  readonly servers: ReadonlyArray<{
+    readonly server: RdsServer;
+    readonly services: readonly BackedUpService[];
+    readonly monitorSecretArn: pulumi.Output<string>;
+  }>;
+  /** The per-service metrics publisher each server gets (statsPublisher.ts). */
+  readonly monitoring: MonitoringSpec;
   readonly tags?: Readonly<Record<string, string>>;
   readonly alarmEmail?: string;
 }
@@ -135,7 +144,7 @@ export class Backups extends pulumi.ComponentResource {
       parent,
     );
 
-    for (const { server, services } of args.servers) {
+    for (const { server, services, monitorSecretArn } of args.servers) {
       const serverTagged = { ...tags, ...serverTags(environment, server.spec.name, args.tags ?? {}) };
       serverRunner({
         ...args,
@@ -151,6 +160,7 @@ export class Backups extends pulumi.ComponentResource {
         schedulerRole,
         server,
         services,
+        monitorSecretArn,
         tags: serverTagged,
       });
       const { prefix } = runnerNames(name, environment, server.spec.name);

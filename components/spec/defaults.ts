@@ -27,7 +27,14 @@ export interface RdsDefaults {
   slowQueryMs: number;
   masterUsername: string;
   sslMode: string;
-  alarms: { cpuPercent: number; freeStoragePercent: number; connections: number; replicaLagSeconds: number };
+  alarms: {
+    cpuPercent: number;
+    freeStoragePercent: number;
+    connections: number;
+    replicaLagSeconds: number;
+    serviceConnectionsPercent: number;
+    serviceP95Ms: number;
+  };
 }
 
 export function rdsDefaults(strict: boolean): RdsDefaults {
@@ -49,7 +56,14 @@ export function rdsDefaults(strict: boolean): RdsDefaults {
     slowQueryMs: 1000,
     masterUsername: "platform_admin",
     sslMode: "require",
-    alarms: { cpuPercent: 80, freeStoragePercent: 10, connections: 200, replicaLagSeconds: strict ? 30 : 60 },
+    alarms: {
+      cpuPercent: 80,
+      freeStoragePercent: 10,
+      connections: 200,
+      replicaLagSeconds: strict ? 30 : 60,
+      serviceConnectionsPercent: 80,
+      serviceP95Ms: 500,
+    },
   };
 }
 
@@ -152,3 +166,22 @@ export function backupDefaults(strict: boolean, environment: string) {
 
 /** The CloudWatch namespace and metrics the backup runner publishes; the backup alarms watch them. */
 export const BACKUP_METRICS = { namespace: "DbPlatform/Backups", completed: "BackupsCompleted", failed: "BackupsFailed" } as const;
+
+/** The per-service metrics publisher's defaults (docs/stats.md, "On AWS"). */
+export const MONITORING_DEFAULTS = { schedule: "rate(5 minutes)", windowSeconds: 60 } as const;
+
+/** What the publisher tells CloudWatch, per service (dimensions Environment, Server, Service). */
+export const SERVICE_METRICS = {
+  namespace: "DbPlatform/Services",
+  connections: "Connections",
+  saturation: "ConnectionSaturation",
+  idleInTransaction: "IdleInTransaction",
+  queriesPerSecond: "QueriesPerSecond",
+  meanMs: "LatencyMean",
+  p95Ms: "LatencyP95",
+  p99Ms: "LatencyP99",
+  slowCalls: "SlowCalls",
+  xidAge: "TransactionIdAge",
+  /** Per server (dimensions Environment, Server): 1 after each run that read the server. */
+  published: "PublisherRuns",
+} as const;

@@ -36,6 +36,27 @@ export interface RdsAlarmThresholds {
   readonly freeStoragePercent: number;
   readonly connections: number;
   readonly replicaLagSeconds: number;
+  /** Defaults of the per-service alarms of the services on the server. */
+  readonly serviceConnectionsPercent: number;
+  readonly serviceP95Ms: number;
+}
+
+/** A service's CloudWatch alarm thresholds (services on rds servers). */
+export interface ServiceAlarmThresholds {
+  /** Share of the sum of its logins' connection limits. */
+  readonly connectionsPercent: number;
+  /** Estimated p95 statement time over a publisher's window. */
+  readonly p95Ms: number;
+}
+
+/** The per-service metrics publisher on AWS: one scheduled task per RDS server. */
+export interface MonitoringSpec {
+  /** EventBridge Scheduler rate expression. */
+  readonly schedule: string;
+  /** The schedule's interval in seconds (the alarms' period). */
+  readonly intervalSeconds: number;
+  /** Seconds between the two snapshots a run compares. */
+  readonly windowSeconds: number;
 }
 
 export interface RdsServerSpec extends ServerBase {
@@ -118,6 +139,8 @@ export interface ServiceSpec {
   /** Login roles: app, readonly, migrator, then scoped roles in declaration order. */
   readonly logins: readonly RoleSpec[];
   readonly extensions: readonly string[];
+  /** Services on rds servers: the thresholds of its alarms (its own, else the server's). */
+  readonly alarms?: ServiceAlarmThresholds;
 }
 
 /** A database shared by several schema-isolated services; owned by the server's admin. */
@@ -153,6 +176,7 @@ export interface Spec {
   readonly alarmEmail?: string;
   readonly tags: Readonly<Record<string, string>>;
   readonly backups?: BackupsSpec;
+  readonly monitoring: MonitoringSpec;
 }
 
 export type HostingOf<K extends HostingKind> = Extract<ServerSpec, { hosting: K }>;

@@ -92,6 +92,11 @@ export function loginSecretName(environment: string, service: string, role: stri
   return `db-platform/${environment}/${service}/${role}`;
 }
 
+/** The Secrets Manager secret name of a server's monitoring login (the metrics publisher reads it). */
+export function monitorSecretName(environment: string, server: string): string {
+  return `db-platform/${environment}/servers/${server}/monitor`;
+}
+
 /** The environment variable the backup runner reads a service's read-only login secret (JSON) from. */
 export function loginEnvName(service: string): string {
   return `DB_PLATFORM_LOGIN_${service.toUpperCase().replace(/[^A-Z0-9]/g, "_")}`;

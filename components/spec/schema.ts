@@ -80,6 +80,18 @@ const alarmThresholds = z.strictObject({
   connections: positiveInt.optional(),
   /** Alarm when a replica lags the primary by more than this many seconds. @default 60 (prod 30) */
   replicaLagSeconds: positiveInt.optional(),
+  /** Per service on this server: alarm when its connections exceed this share of its logins' limits. @default 80 */
+  serviceConnectionsPercent: z.number().min(1).max(100).optional(),
+  /** Per service on this server: alarm when its estimated p95 statement time exceeds this. @default 500 */
+  serviceP95Ms: positiveInt.optional(),
+});
+
+/** A service's own alarm thresholds (services on rds servers): the server's `alarms.service…` otherwise. */
+export const serviceAlarmsSchema = z.strictObject({
+  /** @default the server's alarms.serviceConnectionsPercent */
+  connectionsPercent: z.number().min(1).max(100).optional(),
+  /** @default the server's alarms.serviceP95Ms */
+  p95Ms: positiveInt.optional(),
 });
 
 const common = {
@@ -196,11 +208,23 @@ export const serviceSchema = z.strictObject({
    * @default false
    */
   allowDataLoss: z.boolean().optional(),
+  /** Thresholds of the service's CloudWatch alarms (rds servers; docs/stats.md). */
+  alarms: serviceAlarmsSchema.optional(),
 });
 
 export const alarmsSchema = z.strictObject({
   /** An email address subscribed to the alarm topic. */
   email: z.string().email().optional(),
+});
+
+export const monitoringSchema = z.strictObject({
+  /** How often each RDS server's publisher runs: an EventBridge Scheduler rate. @default rate(5 minutes) */
+  schedule: z
+    .string()
+    .regex(/^rate\((\d+) (minute|minutes|hour|hours)\)$/, { message: "must be a rate such as rate(5 minutes)" })
+    .optional(),
+  /** Seconds between the two snapshots a run compares. @default 60 */
+  windowSeconds: z.number().int().min(10).max(600).optional(),
 });
 
 export const BACKUP_STORAGE = ["s3", "local"] as const;
@@ -248,11 +272,14 @@ export const configSchema = z.strictObject({
   backups: backupsSchema.optional(),
   /** Secret: admin passwords of `local` and `external` servers, by server name. */
   adminPasswords: z.record(z.string(), z.string()).optional(),
+  /** The per-service metrics publisher on AWS (stacks with rds servers and backups.storage s3). */
+  monitoring: monitoringSchema.optional(),
 });
 
 export type RawConfig = z.infer<typeof configSchema>;
 export type RawServer = z.infer<typeof serverSchema>;
 export type RawRdsServer = z.infer<typeof rdsServerSchema>;
 export type RawService = z.infer<typeof serviceSchema>;
+export type RawMonitoring = z.infer<typeof monitoringSchema>;
 export type RawNetwork = z.infer<typeof networkSchema>;
 export type RawBackups = z.infer<typeof backupsSchema>;

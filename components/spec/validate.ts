@@ -7,12 +7,15 @@ import { z } from "zod";
 import { buildBackups, checkBackups } from "./backupRules";
 import { buildServer, checkAdminPasswords, checkLocalPorts, checkReplicaNames, checkServer } from "./serverRules";
 import { buildService, checkCollisions, checkService } from "./serviceRules";
+import { buildMonitoring, checkMonitoring, withAlarms } from "./monitoringRules";
 import type { Spec, ServerSpec, ServiceSpec, SharedDatabaseSpec } from "./model";
 import { backupDefaults, STRICT_ENVIRONMENTS } from "./defaults";
 import { fromZod, type PathSegment, type Problem, SpecError } from "./problems";
 import {
   alarmsSchema,
   backupsSchema,
+  monitoringSchema,
+  serviceAlarmsSchema,
   configSchema,
   networkSchema,
   replicaSchema,
@@ -50,6 +53,8 @@ function knownKeysAt(values: Readonly<Record<string, unknown>>) {
     if (top === "network" || (top === "servers" && path.at(-1) === "network")) return keys(networkSchema);
     if (top === "alarms") return keys(alarmsSchema);
     if (top === "backups") return keys(backupsSchema);
+    if (top === "monitoring") return keys(monitoringSchema);
+    if (top === "services" && sub === "alarms") return keys(serviceAlarmsSchema);
     if (top === "servers" && sub === "replicas") return keys(replicaSchema);
     if (top === "servers" && path.length === 2) {
       const hosting = (values.servers as Record<string, { hosting?: string }> | undefined)?.[String(entry)]?.hosting;
@@ -112,7 +117,7 @@ export function validateConfig(input: ConfigInput): ValidationResult {
   for (const [name, raw] of parsedServices) {
     const found = checkService(name, raw, new Set(Object.keys(rawServers)));
     problems.push(...found);
-    if (found.length === 0) services.push(buildService(name, raw));
+    if (found.length === 0) services.push(withAlarms(buildService(name, raw), raw, servers));
   }
   problems.push(...checkCollisions(services, servers, parsedServices));
   if (rawBackups) problems.push(...checkBackups(rawBackups, { strict, awsRegion: input.awsRegion, servers: parsedServers }));
@@ -123,6 +128,9 @@ export function validateConfig(input: ConfigInput): ValidationResult {
         "required in strict environments with rds servers: per-service backups to S3 and RDS backups replicated to another region (storage: s3, replicaRegion: …)",
     });
   }
+
+  const rawMonitoring = top.success ? top.data.monitoring : undefined;
+  problems.push(...checkMonitoring(rawMonitoring, { backups: rawBackups, servers: parsedServers, services: parsedServices }));
 
   if (problems.length > 0 || !top.success) return { ok: false, problems };
 
@@ -137,6 +145,7 @@ export function validateConfig(input: ConfigInput): ValidationResult {
       alarmEmail: top.data.alarms?.email,
       tags: top.data.tags ?? {},
       backups: rawBackups ? buildBackups(rawBackups, strict, environment) : undefined,
+      monitoring: buildMonitoring(rawMonitoring),
     },
   };
 }

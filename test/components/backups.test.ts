@@ -188,10 +188,12 @@ describe("runner image", () => {
       expect(matches.length > 0 || fs.existsSync(path.join(ROOT, source)), `COPY ${source}: nothing in the repo`).toBe(true);
       expect(sent.includes(source) || sent.some((s) => source.startsWith(`${s}/`)), `COPY ${source}: excluded by .dockerignore`).toBe(true);
     }
-    // What the entrypoint loads: every file sent and copied, none of the CLI.
-    const loaded = importClosure("bin/backup-task.js");
+    // What the entrypoints load (the backup task, the metrics publisher): every file sent and copied, none of the CLI.
+    const loaded = [...importClosure("bin/backup-task.js"), ...importClosure("bin/stats-task.js")];
     expect(loaded).toContain("operations/backup/task.ts");
     expect(loaded).toContain("operations/backup/runner.ts");
+    expect(loaded).toContain("operations/stats/task.ts");
+    expect(loaded).toContain("operations/stats/collect.ts");
     for (const file of loaded) {
       expect(file.startsWith("cli/"), `${file}: the runner imports CLI code`).toBe(false);
       const inImage = (list: readonly string[]) => list.some((s) => file === s || file.startsWith(`${s}/`));
@@ -341,7 +343,7 @@ describe("scheduled runner per RDS server", () => {
       threshold: 1,
       treatMissingData: "notBreaching",
     });
-    const backupAlarms = prod.ofType(T.alarm).filter((a) => a.name.startsWith("backups-"));
+    const backupAlarms = prod.ofType(T.alarm).filter((a) => /^backups-.*-backup-(age|failed)$/.test(a.name));
     expect(backupAlarms).toHaveLength(6);
   });
 });

@@ -5,7 +5,9 @@
  * services' own logins — orders busy with some slow statements, payments steady, profile light,
  * inventory and sv-sdk idle — it ranks the services by load, its numbers agree with direct
  * queries of the catalogs within 5 %, no literal value of any statement reaches any format, and
- * the HTML page opens in headless Chromium with its four charts.
+ * the HTML page opens in headless Chromium with its four charts. The metrics publisher's task
+ * (bin/stats-task.js, what ECS runs on AWS) measures the same server through the monitoring
+ * login's secret and sends each service's metrics to a CloudWatch endpoint on 127.0.0.1.
  */
 import { spawn } from "node:child_process";
 import * as fs from "node:fs";
@@ -16,6 +18,7 @@ import { afterAll, beforeAll, describe as describeAll, expect, it } from "vitest
 import type { ServiceStats, StatsReport } from "../../operations/stats/model";
 import { type AppliedStack, startAppliedDevStack } from "../helpers/appliedDevStack";
 import { inChromium } from "../helpers/browser";
+import { FAKE_AWS_ENV, type PutMetricDataRequest, startCloudWatchEndpoint } from "../helpers/cloudwatch";
 import { runCli } from "../helpers/cli";
 import { ENGINE, SKIPPED_BECAUSE } from "../helpers/engine";
 import { ROOT } from "../helpers/synth";
@@ -237,5 +240,113 @@ describe("db-platform stats under load", () => {
       ]);
       for (const c of charts) expect(c.bars, c.title).toBeGreaterThan(0);
     });
+  });
+});
+
+/** bin/stats-task.js as ECS starts it; `during` runs once its first snapshot is taken. */
+async function statsTask(env: NodeJS.ProcessEnv, during: () => Promise<void> = async () => undefined) {
+  const child = spawn(process.execPath, [path.join(ROOT, "bin/stats-task.js")], { cwd: ROOT, env: { ...process.env, ...env } });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+  const started = new Promise<void>((resolve) =>
+    child.stderr.on("data", (d: Buffer) => {
+      stderr += d.toString();
+      if (stderr.includes("taken, sampling for")) resolve();
+    }),
+  );
+  const code = new Promise<number>((resolve) => child.on("close", (c) => resolve(c ?? -1)));
+  await Promise.race([started.then(during), code]);
+  return { code: await code, stdout, stderr };
+}
+
+describe("the metrics publisher task (bin/stats-task.js)", () => {
+  const taskEnv = (cloudwatch: string) => {
+    const monitor = new URL(fixture.outputs.monitoring.value.local as string);
+    return {
+      ...FAKE_AWS_ENV,
+      AWS_ENDPOINT_URL_CLOUDWATCH: cloudwatch,
+      DB_PLATFORM_STACK: STACK,
+      DB_PLATFORM_SERVER: "local",
+      DB_PLATFORM_METRICS_NAMESPACE: "DbPlatform/Services",
+      DB_PLATFORM_STATS_WINDOW: "3",
+      // What the task definition passes: the secret's JSON, the replicas it can reach.
+      DB_PLATFORM_MONITOR_LOGIN: JSON.stringify({
+        engine: "postgres",
+        host: monitor.hostname,
+        port: Number(monitor.port),
+        username: decodeURIComponent(monitor.username),
+        password: decodeURIComponent(monitor.password),
+        dbname: "postgres",
+      }),
+      DB_PLATFORM_REPLICA_HOSTS: JSON.stringify({ "local-ro": { host: "127.0.0.1", port: replicaPort } }),
+    };
+  };
+
+  it("publishes each service's metrics over its window, as the monitoring login, to CloudWatch", async () => {
+    const cloudwatch = await startCloudWatchEndpoint();
+    try {
+      const r = await statsTask(taskEnv(cloudwatch.url), () =>
+        load(
+          "profile",
+          Array.from({ length: 250 }, () => "SELECT count(*) FROM profile.profiles"),
+        ),
+      );
+      expect(r.code, r.stderr).toBe(0);
+      const summary = JSON.parse(r.stdout) as { window: { seconds: number; kind: string; replicasRead: string[] }; published: number };
+      expect(summary.window).toMatchObject({ kind: "sampled", replicasRead: ["local-ro"] });
+      const data = cloudwatch.requests.flatMap((q: PutMetricDataRequest) => {
+        expect(q.Namespace).toBe("DbPlatform/Services");
+        return q.MetricData;
+      });
+      expect(summary.published).toBe(data.length);
+      const value = (service: string, metric: string) =>
+        data.find((d) => d.MetricName === metric && d.Dimensions.some((x) => x.Name === "Service" && x.Value === service))?.Value;
+      expect(data.find((d) => d.MetricName === "PublisherRuns")?.Dimensions).toEqual([
+        { Name: "Environment", Value: "dev" },
+        { Name: "Server", Value: "local" },
+      ]);
+      // Every service of the server, with its three dimensions.
+      for (const service of ["inventory", "orders", "payments", "profile", "sv-sdk"]) {
+        expect(value(service, "Connections"), service).toBeDefined();
+      }
+      // profile's 250 statements (and only those) fell in the window.
+      within5(Number(value("profile", "QueriesPerSecond")) * summary.window.seconds, 250);
+      expect(value("profile", "LatencyP95")).toBeGreaterThan(0);
+      // Idle services send no latency: their alarms treat that as fine.
+      expect(value("inventory", "LatencyP95")).toBeUndefined();
+      expect(value("orders", "LatencyP95")).toBeUndefined();
+      // orders holds 3 idle sessions of its logins' 125 (app 100, readonly 20, migrator 5).
+      expect(value("orders", "Connections")).toBe(3);
+      within5(Number(value("orders", "ConnectionSaturation")), (100 * 3) / 125);
+      expect(value("payments", "IdleInTransaction")).toBe(1);
+      expect(JSON.stringify(cloudwatch.requests)).not.toContain("sk_live");
+    } finally {
+      await cloudwatch.close();
+    }
+  });
+
+  it("fails with exit 1 naming the namespace when CloudWatch refuses, and 2 when its environment is incomplete", async () => {
+    const cloudwatch = await startCloudWatchEndpoint();
+    cloudwatch.refuse();
+    try {
+      const refused = await statsTask({ ...taskEnv(cloudwatch.url), DB_PLATFORM_STATS_WINDOW: "1" });
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toContain("publishing metrics to CloudWatch DbPlatform/Services failed: refused by the test");
+      const missing = await statsTask({ ...taskEnv(cloudwatch.url), DB_PLATFORM_MONITOR_LOGIN: "" });
+      expect(missing).toMatchObject({ code: 2 });
+      expect(missing.stderr).toContain("DB_PLATFORM_MONITOR_LOGIN not set");
+      const login = JSON.parse(taskEnv(cloudwatch.url).DB_PLATFORM_MONITOR_LOGIN) as Record<string, unknown>;
+      const wrong = await statsTask({
+        ...taskEnv(cloudwatch.url),
+        DB_PLATFORM_MONITOR_LOGIN: JSON.stringify({ ...login, password: "wrong" }),
+      });
+      expect(wrong.code).toBe(2);
+      expect(wrong.stderr).toMatch(
+        /server local: cannot connect to 127\.0\.0\.1:\d+\/postgres as db_platform_monitor \(password authentication failed/,
+      );
+    } finally {
+      await cloudwatch.close();
+    }
   });
 });
