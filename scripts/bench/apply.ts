@@ -2,14 +2,16 @@
  * Apply speed: generated local stacks of N services (four in five with a database of their own,
  * the rest sharing one database by schema) applied with the commands a user runs (`db-platform up`
  * = `npm start -- --stack NAME`, a second `up`, `preview --expect-no-changes`, `destroy --yes`, each
- * its own process) through the real Pulumi engine and provider plugins on one local PostgreSQL 16,
+ * its own process) through the real Pulumi engine and provider plugins on one local PostgreSQL
+ * (16, or the major `--postgres` names),
  * against the floor of the same DDL run as plain SQL (written from the synthesized state,
  * scripts/bench/catalogFill.ts) on the same server in the same run.
  * Per size: resources, resources per service, `up` cold, `up` with nothing to change, `preview`,
  * `destroy`, peak memory of the engine's process tree, and the ratios to the floor.
  * With `--backend s3` the state lives in a local MinIO bucket (the shared backend a platform team
  * uses, `DB_PLATFORM_BACKEND_URL=s3://…`) instead of the local file backend.
- * Usage: npm run bench:apply [-- [--backend file|s3] <services> …]   (default 10 50 200; needs the provider plugins)
+ * Usage: npm run bench:apply [-- [--backend file|s3] [--postgres 15|16|17|18] <services> …]
+ *   (default 10 50 200; needs the provider plugins)
  */
 import { execFile, execFileSync } from "node:child_process";
 import * as fs from "node:fs";
@@ -60,8 +62,12 @@ class TreeSampler {
       this.peak,
       tree.reduce((sum, p) => sum + p.rssBytes, process.memoryUsage.rss()),
     );
-    for (const p of tree)
-      this.cpu.set(p.pid, { kind: kindOf(p.pid, p.name), seconds: Math.max(p.cpuSeconds, this.cpu.get(p.pid)?.seconds ?? 0) });
+    for (const p of tree) {
+      const seen = this.cpu.get(p.pid);
+      // An exiting process has no command line left: it keeps the kind it was seen with.
+      const kind = seen && seen.kind !== "other" ? seen.kind : kindOf(p.pid, p.name);
+      this.cpu.set(p.pid, { kind, seconds: Math.max(p.cpuSeconds, seen?.seconds ?? 0) });
+    }
   }
 }
 
@@ -80,7 +86,7 @@ function kindOf(pid: number, name: string): string {
   return cmdline.includes("run-policy-pack") ? "policy pack" : cmdline.includes("db-platform.js") ? "CLI and program" : "other";
 }
 
-function stackConfig(services: number, port: number): Record<string, unknown> {
+function stackConfig(services: number, port: number, version: string): Record<string, unknown> {
   const entries: Array<[string, Record<string, unknown>]> = [];
   for (let i = 0; i < services; i++) {
     const name = `svc${String(i).padStart(3, "0")}`;
@@ -89,7 +95,7 @@ function stackConfig(services: number, port: number): Record<string, unknown> {
   return {
     config: {
       "db-platform:environment": "dev",
-      "db-platform:servers": { local: { hosting: "local", version: "16", host: "127.0.0.1", port } },
+      "db-platform:servers": { local: { hosting: "local", version, host: "127.0.0.1", port } },
       "db-platform:services": Object.fromEntries(entries),
     },
   };
@@ -140,11 +146,11 @@ async function dropAll(server: LocalPostgres, databases: string[], roles: string
   }
 }
 
-async function measure(services: number): Promise<Row> {
+async function measure(services: number, version: string): Promise<Row> {
   const stack = `bench-apply-${services}`;
   const file = path.join(ROOT, `Pulumi.${stack}.yaml`);
   const port = await freePort();
-  fs.writeFileSync(file, stringify(stackConfig(services, port)));
+  fs.writeFileSync(file, stringify(stackConfig(services, port, version)));
   const ws = await stackWorkspace(ROOT, stack);
   await ws.setConfig(stack, "db-platform:adminPasswords.local", { value: ADMIN_PASSWORD, secret: true }, true);
   const config = readConfigFile(file);
@@ -207,8 +213,13 @@ async function s3Backend(): Promise<LocalS3> {
 }
 
 async function main(): Promise<void> {
-  const { values, positionals } = parseArgs({ options: { backend: { type: "string", default: "file" } }, allowPositionals: true });
+  const { values, positionals } = parseArgs({
+    options: { backend: { type: "string", default: "file" }, postgres: { type: "string", default: "16" } },
+    allowPositionals: true,
+  });
   if (values.backend !== "file" && values.backend !== "s3") throw new Error(`--backend ${values.backend}: expected file or s3`);
+  const version = values.postgres;
+  if (!["15", "16", "17", "18"].includes(version)) throw new Error(`--postgres ${version}: expected 15, 16, 17 or 18`);
   const sizes = positionals.map(Number);
   if (sizes.some((n) => !Number.isInteger(n) || n < 1))
     throw new Error(`services: expected positive whole numbers, got ${positionals.join(" ")}`);
@@ -223,7 +234,7 @@ async function main(): Promise<void> {
     .map((k) => `${k}=${process.env[k]}`);
   const s3 = values.backend === "s3" ? await s3Backend() : undefined;
   console.log(
-    `bench:apply on ${cpu} cores, PostgreSQL 16, ${s3 ? "state in S3 (local MinIO)" : "local file backend"}; local-stack engine settings (state saved once per operation, --parallel ${LOCAL_PARALLEL})${overrides.length > 0 ? `, overridden: ${overrides.join(" ")}` : ""}`,
+    `bench:apply on ${cpu} cores, PostgreSQL ${version}, ${s3 ? "state in S3 (local MinIO)" : "local file backend"}; local-stack engine settings (state saved once per operation, --parallel ${LOCAL_PARALLEL})${overrides.length > 0 ? `, overridden: ${overrides.join(" ")}` : ""}`,
   );
   console.log(
     "| services | resources | per service | up cold | up, no changes | preview | destroy | peak memory | SQL up | SQL destroy | up ÷ SQL | destroy ÷ SQL |",
@@ -232,7 +243,7 @@ async function main(): Promise<void> {
   const rows: Row[] = [];
   try {
     for (const n of sizes.length > 0 ? sizes : [10, 50, 200]) {
-      rows.push(await measure(n));
+      rows.push(await measure(n, version));
       report(rows[rows.length - 1]);
     }
   } finally {
