@@ -1,12 +1,14 @@
 /**
  * The statistics model without a server: literal scrubbing, the latency estimate, and
  * attribution of statements, sessions and tables to services (by role and by database and
- * schema, so services sharing a database are told apart), over a window of two snapshots.
+ * schema, so services sharing a database are told apart), over a window of two snapshots; and
+ * the CloudWatch data the metrics publisher makes of a report.
  */
 import { describe, expect, it } from "vitest";
 import { loadSpec } from "../../components/spec";
 import { type Snapshot, type StatementRow, type TableRow, withReplica } from "../../operations/stats/collect";
 import { buildStats, mixtureQuantile, scrubLiterals } from "../../operations/stats/model";
+import { serviceMetricData } from "../../operations/stats/publish";
 import { devValues, input } from "../helpers/config";
 
 describe("scrubLiterals", () => {
@@ -145,5 +147,63 @@ describe("withReplica", () => {
     const r = buildStats("dev", loadSpec(input(devValues())), new Map([["local", merged]]));
     expect(r.servers[0].replicasRead).toEqual(["local-ro"]);
     expect(r.services.find((x) => x.service === "payments")?.unusedIndexes).toEqual([]);
+  });
+});
+
+describe("serviceMetricData (what the publisher sends)", () => {
+  const spec = loadSpec(input(devValues()));
+
+  it("sends per service its connections, saturation, rate and latency at the window's end, and one heartbeat per server", () => {
+    const limits = new Map([
+      ["payments_app", 100],
+      ["payments_readonly", 20],
+      ["payments_migrator", 5],
+    ]);
+    const before = snapshot(10_000, [], []);
+    const after = { ...snapshot(12_000, [statement("payments_app", "1", 40, 250)], []), connectionLimits: limits };
+    const report = { ...buildStats("dev", spec, new Map([["local", after]]), new Map([["local", before]])), durationMs: 1 };
+    const data = serviceMetricData(report, "dev");
+    const at = new Date(12_000);
+    expect(data[0]).toEqual({
+      MetricName: "PublisherRuns",
+      Dimensions: [
+        { Name: "Environment", Value: "dev" },
+        { Name: "Server", Value: "local" },
+      ],
+      Value: 1,
+      Unit: "Count",
+      Timestamp: at,
+    });
+    const of = (service: string) =>
+      Object.fromEntries(
+        data
+          .filter((d) => d.Dimensions?.some((x) => x.Name === "Service" && x.Value === service))
+          .map((d) => [d.MetricName, [d.Value, d.Unit]]),
+      );
+    expect(of("payments")).toEqual({
+      Connections: [1, "Count"],
+      ConnectionSaturation: [(100 * 1) / 125, "Percent"],
+      IdleInTransaction: [0, "Count"],
+      QueriesPerSecond: [20, "Count/Second"],
+      SlowCalls: [40, "Count"],
+      TransactionIdAge: [0, "Count"],
+      LatencyMean: [250, "Milliseconds"],
+      LatencyP95: [250, "Milliseconds"],
+      LatencyP99: [250, "Milliseconds"],
+    });
+    // profile ran nothing in the window, and one of its logins is unlimited here: no latency, no saturation.
+    expect(Object.keys(of("profile")).sort()).toEqual([
+      "Connections",
+      "IdleInTransaction",
+      "QueriesPerSecond",
+      "SlowCalls",
+      "TransactionIdAge",
+    ]);
+    expect(of("profile").IdleInTransaction).toEqual([1, "Count"]);
+    for (const d of data.slice(1)) {
+      expect(d.Dimensions?.map((x) => x.Name)).toEqual(["Environment", "Server", "Service"]);
+      expect(d.Timestamp).toEqual(at);
+    }
+    expect(new Set(data.slice(1).map((d) => d.Dimensions?.[2].Value))).toEqual(new Set(spec.services.map((s) => s.name)));
   });
 });
