@@ -4,11 +4,11 @@
  * databases (granted next to them) and nothing else, and the statement statistics extension in
  * the `postgres` database. The policy pack's `monitoring-role` rule holds it to exactly that.
  */
-import * as aws from "@pulumi/aws";
 import * as postgresql from "@pulumi/postgresql";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import type { ServerHandle } from "./servers/server";
+import { loginSecret } from "./servers/aws";
 import { serverTags } from "./servers/server";
 import { monitorSecretName } from "./spec";
 import { MONITOR_MEMBERSHIP, MONITOR_ROLE } from "./spec/defaults";
@@ -54,32 +54,23 @@ export function serverMonitoring(server: ServerHandle, parent: pulumi.Resource, 
   );
   const url = connectionUrl(MONITOR_ROLE, password.result, server.host, server.port, "postgres", server.sslMode);
   if (server.spec.hosting !== "rds" || !server.kmsKeyArn) return { role, url };
-  const secret = new aws.secretsmanager.Secret(
-    `${name}-monitor-secret`,
+  const secretArn = loginSecret(
+    `${name}-monitor`,
     {
-      name: monitorSecretName(ctx.environment, name),
+      secretName: monitorSecretName(ctx.environment, name),
       description: `${MONITOR_ROLE} login of ${name}: statistics only (pg_monitor), for the per-service metrics publisher`,
       kmsKeyId: server.kmsKeyArn,
       recoveryWindowInDays: ctx.strict ? 30 : 7,
       tags: serverTags(ctx.environment, name, ctx.tags),
+      host: server.host,
+      port: server.port,
+      username: MONITOR_ROLE,
+      password: password.result,
+      dbname: "postgres",
     },
     { parent },
   );
-  new aws.secretsmanager.SecretVersion(
-    `${name}-monitor-secret-version`,
-    {
-      secretId: secret.id,
-      secretString: pulumi.secret(
-        pulumi
-          .all([server.host, server.port, password.result])
-          .apply(([host, port, pw]) =>
-            JSON.stringify({ engine: "postgres", host, port, username: MONITOR_ROLE, password: pw, dbname: "postgres" }),
-          ),
-      ),
-    },
-    { parent },
-  );
-  return { role, url, secretArn: secret.arn };
+  return { role, url, secretArn };
 }
 
 /** CONNECT on a database for the monitoring login: what it needs to read that database's table statistics and sizes. */

@@ -4,7 +4,7 @@
  * topic with an optional e-mail subscription.
  */
 import * as aws from "@pulumi/aws";
-import type * as pulumi from "@pulumi/pulumi";
+import * as pulumi from "@pulumi/pulumi";
 
 /** A key statement for one AWS service principal, on this key only. */
 export interface KeyGrant {
@@ -54,4 +54,42 @@ export function alarmTopic(
   const topic = new aws.sns.Topic(`${name}-alarms`, { name: `${id}-alarms`, kmsMasterKeyId: key.arn, tags }, opts);
   if (email) new aws.sns.TopicSubscription(`${name}-alarms-email`, { topic: topic.arn, protocol: "email", endpoint: email }, opts);
   return topic;
+}
+
+export interface LoginSecretArgs {
+  /** The secret's name in Secrets Manager. */
+  readonly secretName: string;
+  readonly description: string;
+  readonly kmsKeyId?: pulumi.Input<string>;
+  readonly recoveryWindowInDays: number;
+  readonly tags: Record<string, string>;
+  readonly host: pulumi.Input<string>;
+  readonly port: pulumi.Input<number>;
+  readonly username: string;
+  readonly password: pulumi.Input<string>;
+  readonly dbname: string;
+}
+
+/** A login's Secrets Manager secret in the standard RDS secret JSON shape (`<prefix>-secret`, `<prefix>-secret-version`); its ARN. */
+export function loginSecret(prefix: string, a: LoginSecretArgs, opts: pulumi.CustomResourceOptions): pulumi.Output<string> {
+  const secret = new aws.secretsmanager.Secret(
+    `${prefix}-secret`,
+    { name: a.secretName, description: a.description, kmsKeyId: a.kmsKeyId, recoveryWindowInDays: a.recoveryWindowInDays, tags: a.tags },
+    opts,
+  );
+  new aws.secretsmanager.SecretVersion(
+    `${prefix}-secret-version`,
+    {
+      secretId: secret.id,
+      secretString: pulumi.secret(
+        pulumi
+          .all([a.host, a.port, a.password])
+          .apply(([host, port, password]) =>
+            JSON.stringify({ engine: "postgres", host, port, username: a.username, password, dbname: a.dbname }),
+          ),
+      ),
+    },
+    opts,
+  );
+  return secret.arn;
 }

@@ -4,11 +4,11 @@
  * only its own objects, and connection URLs as secrets.
  */
 import { serviceDatabaseResource, serviceSchemaResource } from "../dataResources";
-import * as aws from "@pulumi/aws";
 import * as postgresql from "@pulumi/postgresql";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import type { ReplicaEndpoint, ServerHandle } from "../servers/server";
+import { loginSecret } from "../servers/aws";
 import { serverTags } from "../servers/server";
 import { loginSecretName, type RoleSpec, type ServiceSpec } from "../spec";
 import { planService } from "./plan";
@@ -241,32 +241,22 @@ export class ServiceDatabase extends pulumi.ComponentResource {
     const tags = { ...serverTags(environment, server.spec.name, args.tags ?? {}), "db-platform:service": spec.name };
     for (const login of spec.logins) {
       const { endpoint } = loginTarget(login, server);
-      const secret = new aws.secretsmanager.Secret(
-        `${name}-${login.key}-secret`,
+      this.secretArns[login.key] = loginSecret(
+        `${name}-${login.key}`,
         {
-          name: loginSecretName(environment, spec.name, login.key),
+          secretName: loginSecretName(environment, spec.name, login.key),
           description: `${spec.name} ${login.key} login for ${spec.database}`,
           kmsKeyId: server.kmsKeyArn,
           recoveryWindowInDays: args.strict ? 30 : 7,
           tags,
+          host: endpoint.host,
+          port: endpoint.port,
+          username: login.name,
+          password: passwords[login.key].result,
+          dbname: spec.database,
         },
         { parent: this },
       );
-      new aws.secretsmanager.SecretVersion(
-        `${name}-${login.key}-secret-version`,
-        {
-          secretId: secret.id,
-          secretString: pulumi.secret(
-            pulumi
-              .all([endpoint.host, endpoint.port, passwords[login.key].result])
-              .apply(([host, port, password]) =>
-                JSON.stringify({ engine: "postgres", host, port, username: login.name, password, dbname: spec.database }),
-              ),
-          ),
-        },
-        { parent: this },
-      );
-      this.secretArns[login.key] = secret.arn;
     }
   }
 }
