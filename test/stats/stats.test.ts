@@ -108,6 +108,29 @@ afterAll(async () => {
   fs.rmSync(out, { recursive: true, force: true });
 }, 120_000);
 
+/**
+ * A bin/ entry as a process; `during` runs once its stderr says the sampling window started (the
+ * first of its two snapshots is taken), so the work falls inside the window.
+ */
+async function sampling(bin: string, args: readonly string[], env: NodeJS.ProcessEnv, during: () => Promise<void> = async () => undefined) {
+  const child = spawn(process.execPath, [path.join(ROOT, bin), ...args], { cwd: ROOT, env: { ...process.env, ...env } });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+  const started = new Promise<void>((resolve) =>
+    child.stderr.on("data", (d: Buffer) => {
+      stderr += d.toString();
+      if (stderr.includes("taken, sampling for")) resolve();
+    }),
+  );
+  const code = new Promise<number>((resolve) => child.on("close", (c) => resolve(c ?? -1)));
+  await Promise.race([started.then(during), code]);
+  return { code: await code, stdout, stderr };
+}
+
+/** bin/stats-task.js as ECS starts it. */
+const statsTask = (env: NodeJS.ProcessEnv, during?: () => Promise<void>) => sampling("bin/stats-task.js", [], env, during);
+
 describe("db-platform stats under load", () => {
   it("ranks the services by the time the server spent on them; idle services have no calls", () => {
     expect(report.services.map((s) => s.service)).toEqual(["orders", "payments", "profile", expect.any(String), expect.any(String)]);
@@ -191,26 +214,15 @@ describe("db-platform stats under load", () => {
   });
 
   it("--since samples a window: only what ran in it counts", async () => {
-    const child = spawn(
-      process.execPath,
-      [path.join(ROOT, "bin/db-platform.js"), "stats", "--stack", STACK, "--since", "3s", "--format", "json"],
-      {
-        cwd: ROOT,
-      },
+    const r = await sampling("bin/db-platform.js", ["stats", "--stack", STACK, "--since", "3s", "--format", "json"], {}, () =>
+      load(
+        "profile",
+        Array.from({ length: 400 }, () => "SELECT count(*) FROM profile.profiles"),
+      ),
     );
-    let stdout = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    const done = new Promise<number>((resolve) => child.on("close", (code) => resolve(code ?? -1)));
-    // The window starts once the command says so.
-    await new Promise<void>((resolve) =>
-      child.stderr.on("data", (d: Buffer) => d.toString().includes("first snapshot taken, sampling for 3 s") && resolve()),
-    );
-    await load(
-      "profile",
-      Array.from({ length: 400 }, () => "SELECT count(*) FROM profile.profiles"),
-    );
-    expect(await done).toBe(0);
-    const window = JSON.parse(stdout) as StatsReport;
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain("first snapshot taken, sampling for 3 s");
+    const window = JSON.parse(r.stdout) as StatsReport;
     expect(window.servers[0].kind).toBe("sampled");
     expect(window.services[0].service).toBe("profile");
     expect(byName(window, "profile").queries.calls).toBe(400);
@@ -242,23 +254,6 @@ describe("db-platform stats under load", () => {
     });
   });
 });
-
-/** bin/stats-task.js as ECS starts it; `during` runs once its first snapshot is taken. */
-async function statsTask(env: NodeJS.ProcessEnv, during: () => Promise<void> = async () => undefined) {
-  const child = spawn(process.execPath, [path.join(ROOT, "bin/stats-task.js")], { cwd: ROOT, env: { ...process.env, ...env } });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-  const started = new Promise<void>((resolve) =>
-    child.stderr.on("data", (d: Buffer) => {
-      stderr += d.toString();
-      if (stderr.includes("taken, sampling for")) resolve();
-    }),
-  );
-  const code = new Promise<number>((resolve) => child.on("close", (c) => resolve(c ?? -1)));
-  await Promise.race([started.then(during), code]);
-  return { code: await code, stdout, stderr };
-}
 
 describe("the metrics publisher task (bin/stats-task.js)", () => {
   const taskEnv = (cloudwatch: string) => {
