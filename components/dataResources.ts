@@ -5,7 +5,14 @@
  * functions; `db-platform up` compares them with a stack's state before it applies anything
  * (operations/stack/dataProtection.ts).
  */
-import type { Spec } from "./spec";
+import { placesOf, type Spec } from "./spec";
+
+/**
+ * During a move (`db-platform move`) the target place's resources are named after
+ * `<service>.next`; once the move is done they take the service's own names again (aliases).
+ */
+export const MOVE_TARGET_SUFFIX = ".next";
+export const moveTargetPrefix = (service: string) => `${service}${MOVE_TARGET_SUFFIX}`;
 
 export const serviceDatabaseResource = (service: string) => `${service}-db`;
 export const serviceSchemaResource = (service: string, schema: string) => `${service}-schema-${schema}`;
@@ -27,7 +34,9 @@ export interface DataResource {
 
 /** A shared database may go only when every service in it allows its data to go. */
 export function sharedDataMayGo(spec: Spec, server: string, database: string): boolean {
-  return spec.services.filter((s) => s.server === server && s.database === database).every((s) => s.allowDataLoss);
+  return spec.services
+    .filter((s) => placesOf(s).some((p) => p.isolation === "schema" && p.server === server && p.database === database))
+    .every((s) => s.allowDataLoss);
 }
 
 /** Every data resource a spec declares. */
@@ -41,18 +50,27 @@ export function dataResources(spec: Spec): DataResource[] {
       mayGo: sharedDataMayGo(spec, shared.server, shared.name),
     });
   }
-  for (const s of spec.services) {
-    if (s.isolation === "database")
-      out.push({ kind: "database", resource: serviceDatabaseResource(s.name), name: s.database, service: s.name, mayGo: s.allowDataLoss });
-    for (const schema of s.schemas)
-      out.push({
-        kind: "schema",
-        resource: serviceSchemaResource(s.name, schema),
-        name: schema,
-        database: s.database,
-        service: s.name,
-        mayGo: s.allowDataLoss,
-      });
+  for (const service of spec.services) {
+    for (const s of placesOf(service)) {
+      const prefix = s === service ? s.name : moveTargetPrefix(s.name);
+      if (s.isolation === "database")
+        out.push({
+          kind: "database",
+          resource: serviceDatabaseResource(prefix),
+          name: s.database,
+          service: s.name,
+          mayGo: s.allowDataLoss,
+        });
+      for (const schema of s.schemas)
+        out.push({
+          kind: "schema",
+          resource: serviceSchemaResource(prefix, schema),
+          name: schema,
+          database: s.database,
+          service: s.name,
+          mayGo: s.allowDataLoss,
+        });
+    }
   }
   return out;
 }

@@ -68,6 +68,14 @@ export class DatabasePlatform extends pulumi.ComponentResource {
           sharedDatabase: service.isolation === "schema" ? this.sharedDatabases[sharedKey(service.server, service.database)] : undefined,
           monitoring: this.monitoring[service.server],
           tags: spec.tags,
+          target: service.move && {
+            server: this.servers[service.move.target.server],
+            sharedDatabase:
+              service.move.target.isolation === "schema"
+                ? this.sharedDatabases[sharedKey(service.move.target.server, service.move.target.database)]
+                : undefined,
+            monitoring: this.monitoring[service.move.target.server],
+          },
         },
         { parent: this },
       );
@@ -90,7 +98,7 @@ export class DatabasePlatform extends pulumi.ComponentResource {
     return Object.fromEntries(
       Object.entries(this.services).map(([name, s]) => [
         name,
-        { server: s.spec.server, database: s.database, schemas: s.schemas, urls: s.urls, routing: s.routing, secretArns: s.secretArns },
+        { server: s.serving.server, database: s.database, schemas: s.schemas, urls: s.urls, routing: s.routing, secretArns: s.secretArns },
       ]),
     );
   }

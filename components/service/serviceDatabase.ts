@@ -3,7 +3,7 @@
  * owner role, login roles with generated passwords, grants and default privileges that reach
  * only its own objects, and connection URLs as secrets.
  */
-import { serviceDatabaseResource, serviceSchemaResource } from "../dataResources";
+import { moveTargetPrefix, serviceDatabaseResource, serviceSchemaResource } from "../dataResources";
 import * as postgresql from "@pulumi/postgresql";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
@@ -26,6 +26,8 @@ export interface ServiceDatabaseArgs {
   readonly monitoring?: ServerMonitoring;
   /** Extra tags for AWS resources. @default {} */
   readonly tags?: Readonly<Record<string, string>>;
+  /** A move's target: its server, shared database (schema isolation) and monitoring login. */
+  readonly target?: { server: ServerHandle; sharedDatabase?: postgresql.Database; monitoring?: ServerMonitoring };
 }
 
 /** Attributes every service role states explicitly, so the policy pack sees them. */
@@ -61,147 +63,98 @@ export function loginTarget(login: RoleSpec, server: ServerHandle): { label: str
   return { label: "primary", endpoint: { host: server.host, port: server.port } };
 }
 
-const monitorRole = (args: ServiceDatabaseArgs) => (args.monitoring ? [args.monitoring.role] : []);
+/**
+ * Where a slot's resources are named: the service's own names, or during a move the target's
+ * (`<service>.next-…`). Outside a move the own names carry aliases of the target's, so a
+ * finished move's target takes the service's own names again without being touched.
+ */
+class Slot {
+  constructor(
+    readonly prefix: string,
+    private readonly aliasPrefix?: string,
+  ) {}
+  name(suffix: string): string {
+    return `${this.prefix}-${suffix}`;
+  }
+  opts(suffix: string): pulumi.CustomResourceOptions {
+    return this.aliasPrefix ? { aliases: [{ name: `${this.aliasPrefix}-${suffix}` }] } : {};
+  }
+}
+
+/** The service's roles on one server: the NOLOGIN owner, the admin's membership in it, the logins. */
+interface Identity {
+  readonly server: ServerHandle;
+  readonly ownerRole: postgresql.Role;
+  readonly adminMembership: postgresql.GrantRole;
+  readonly loginRoles: Record<string, postgresql.Role>;
+}
 
 export class ServiceDatabase extends pulumi.ComponentResource {
   readonly spec: ServiceSpec;
+  /** The place the logins' URLs point at: the spec, or a move's target once it serves. */
+  readonly serving: ServiceSpec;
   readonly database: pulumi.Output<string>;
   readonly schemas: pulumi.Output<string>[];
-  readonly ownerRole: postgresql.Role;
-  /** The server admin's membership in the owner role. */
-  readonly adminMembership: postgresql.GrantRole;
-  readonly loginRoles: Record<string, postgresql.Role> = {};
   /** Connection URLs by login key (app, readonly, migrator, scoped keys), all secret. */
   readonly urls: Record<string, pulumi.Output<string>> = {};
   /** RDS only: Secrets Manager secret ARN by login key. */
   readonly secretArns: Record<string, pulumi.Output<string>> = {};
   /** Where each login's URL points: `primary`, or `replica <name>` for read-only logins on a server with a reader. */
   readonly routing: Record<string, string> = {};
+  private readonly passwords: Record<string, random.RandomPassword> = {};
 
   constructor(name: string, args: ServiceDatabaseArgs, opts?: pulumi.ComponentResourceOptions) {
     super("db-platform:service:ServiceDatabase", name, {}, opts);
     const { spec, server } = args;
     this.spec = spec;
-    const pg = { parent: this, provider: server.provider };
-
-    // Under schema isolation the owner's objects and default privileges live in the shared
-    // database, which outlives the service: its role is managed through that database's provider,
-    // whose REASSIGN/DROP OWNED on delete then clear them, so DROP ROLE succeeds.
-    this.ownerRole = new postgresql.Role(
-      `${name}-owner`,
-      { name: spec.owner.name, login: false, inherit: true, ...UNPRIVILEGED },
-      spec.isolation === "schema"
-        ? { ...pg, provider: server.providerFor(spec.database), dependsOn: args.sharedDatabase ? [args.sharedDatabase] : [] }
-        : pg,
-    );
-    // The admin is not a superuser (as on RDS). As a lasting member of the owner role it holds the
-    // owner's rights, so its GRANT/REVOKE on the service's database take effect (the provider takes
-    // no membership for database grants) and the provider never grants and revokes temporary
-    // memberships, which race under parallel applies. Every object of the service waits for it.
-    // PostgreSQL 16+ already gives the creating admin ADMIN OPTION on the role (granted by the
-    // bootstrap superuser, without INHERIT), and reads back `admin_option` true; 15 does not. The
-    // membership that matters is this plain, inheriting one, so that flag is not compared.
-    this.adminMembership = new postgresql.GrantRole(
-      `${name}-admin-member`,
-      { role: server.adminRole, grantRole: this.ownerRole.name, withAdminOption: false },
-      { ...pg, ignoreChanges: ["withAdminOption"] },
-    );
-    const owned = { ...pg, dependsOn: [this.adminMembership] };
-
-    const passwords: Record<string, random.RandomPassword> = {};
+    // Passwords belong to the service, not to a server: a login keeps its password when it moves.
     for (const login of spec.logins) {
-      passwords[login.key] = new random.RandomPassword(`${name}-${login.key}-password`, { length: 40, special: false }, { parent: this });
-      this.loginRoles[login.key] = this.createLogin(name, login, passwords[login.key].result, pg);
-    }
-    // Containers outlive the logins' privileges in them: the database (or, under schema isolation,
-    // the schemas) is dropped before any login role, and takes every grant and default privilege
-    // inside it along. Those are then not revoked one by one (`deletedWith`); removed alone, they are.
-    const logins = Object.values(this.loginRoles);
-
-    let database: postgresql.Database | undefined = args.sharedDatabase;
-    if (spec.isolation === "database") {
-      database = new postgresql.Database(
-        serviceDatabaseResource(name),
-        { name: spec.database, owner: this.ownerRole.name, template: "template0", encoding: "UTF8", allowConnections: true },
-        // Dropped before the monitoring login: its DROP OWNED revokes its CONNECT here, and would race DROP DATABASE.
-        { ...owned, dependsOn: [this.adminMembership, ...logins, ...monitorRole(args)], protect: !spec.allowDataLoss },
+      this.passwords[login.key] = new random.RandomPassword(
+        `${name}-${login.key}-password`,
+        { length: 40, special: false },
+        { parent: this },
       );
     }
-    if (!database) throw new pulumi.ResourceError(`service ${spec.name}: isolation schema needs its shared database`, this);
-    this.database = database.name;
-    const ownDatabase = spec.isolation === "database" ? database : undefined;
-
-    const schemaResources = spec.schemas.map(
-      (schema) =>
-        new postgresql.Schema(
-          serviceSchemaResource(name, schema),
-          { name: schema, database: database.name, owner: this.ownerRole.name, ifNotExists: false, dropCascade: true },
-          { ...owned, dependsOn: [this.adminMembership, ...logins], protect: !spec.allowDataLoss, deletedWith: ownDatabase },
-        ),
-    );
-    this.schemas = schemaResources.map((s) => s.name);
-
-    // Referencing the role resources (not just their names) orders grants after the roles.
-    const rolesByName = new Map(spec.logins.map((l) => [l.name, this.loginRoles[l.key]]));
-    const roleRef = (roleName: string) => rolesByName.get(roleName)?.name ?? roleName;
-    const schemaByName = new Map(spec.schemas.map((schema, i) => [schema, schemaResources[i]]));
-    // What drops a grant or default privilege with itself: the service's own database, or under
-    // schema isolation the schema it is in (database-wide ones in the shared database: nothing).
-    const container = (schema?: string) => ownDatabase ?? (schema ? schemaByName.get(schema) : undefined);
-    const inside = (schema?: string) => ({ ...pg, dependsOn: [this.adminMembership, ...schemaResources], deletedWith: container(schema) });
-    const plan = planService(spec);
-    // Privileges on one schema and its objects change one grant at a time. For them the provider
-    // locks only the grantee role, so two grants on the same schema (or its tables) for different
-    // roles at once both update the same catalog rows, and one fails with "tuple concurrently
-    // updated" (seen on PostgreSQL 15 at --parallel 16). Database-level grants it locks itself.
-    const lastInSchema = new Map<string, postgresql.Grant>();
-    for (const g of plan.grants) {
-      const previous = g.schema ? lastInSchema.get(g.schema) : undefined;
-      const opts = inside(g.schema);
-      const grant = new postgresql.Grant(
-        `${name}-grant-${g.key}`,
-        { database: database.name, role: roleRef(g.role), objectType: g.objectType, schema: g.schema, privileges: [...g.privileges] },
-        previous ? { ...opts, dependsOn: [...opts.dependsOn, previous] } : opts,
-      );
-      if (g.schema) lastInSchema.set(g.schema, grant);
+    const move = spec.move;
+    const own = new Slot(name, move ? undefined : moveTargetPrefix(name));
+    let served: { place: ServiceSpec; server: ServerHandle; database: postgresql.Database };
+    if (!move) {
+      const identity = this.identity(own, spec, server, args.sharedDatabase);
+      served = { place: spec, server, database: this.location(own, spec, identity, args.sharedDatabase, args.monitoring) };
+    } else {
+      // A move (docs/data-moves.md): the current place until it is retired, the target beside it.
+      const target = args.target;
+      if (!target) throw new pulumi.ResourceError(`service ${spec.name}: a move needs its target server`, this);
+      const next = new Slot(moveTargetPrefix(name));
+      const sameServer = move.target.server === spec.server;
+      const current = move.phase !== "retire" || sameServer ? this.identity(own, spec, server, args.sharedDatabase) : undefined;
+      const moved = sameServer && current ? current : this.identity(next, move.target, target.server, target.sharedDatabase);
+      let old: postgresql.Database | undefined;
+      if (move.phase !== "retire" && current) old = this.location(own, spec, current, args.sharedDatabase, args.monitoring);
+      const fresh = this.location(next, move.target, moved, target.sharedDatabase, target.monitoring);
+      served =
+        move.phase === "copy" && old
+          ? { place: spec, server, database: old }
+          : { place: move.target, server: target.server, database: fresh };
     }
-    for (const d of plan.defaultPrivileges) {
-      new postgresql.DefaultPrivileges(
-        `${name}-default-${d.key}`,
-        {
-          database: database.name,
-          owner: this.ownerRole.name,
-          role: roleRef(d.role),
-          schema: d.schema,
-          objectType: d.objectType,
-          privileges: [...d.privileges],
-        },
-        inside(d.schema),
-      );
-    }
-    if (ownDatabase && args.monitoring) monitorConnect(`${name}-grant-monitor-db`, database.name, args.monitoring, inside());
-    for (const ext of spec.extensions) {
-      new postgresql.Extension(
-        `${name}-ext-${ext}`,
-        { name: ext, database: database.name, schema: spec.schemas[0] },
-        inside(spec.schemas[0]),
-      );
-    }
+    this.serving = served.place;
+    this.database = served.database.name;
+    this.schemas = served.place.schemas.map((schema) => pulumi.output(schema));
 
     for (const login of spec.logins) {
-      const target = loginTarget(login, server);
-      this.routing[login.key] = target.label;
+      const t = loginTarget(login, served.server);
+      this.routing[login.key] = t.label;
       this.urls[login.key] = connectionUrl(
         login.name,
-        passwords[login.key].result,
-        target.endpoint.host,
-        target.endpoint.port,
-        spec.database,
-        server.sslMode,
+        this.passwords[login.key].result,
+        t.endpoint.host,
+        t.endpoint.port,
+        served.place.database,
+        served.server.sslMode,
       );
     }
-    if (server.spec.hosting === "rds" && server.kmsKeyArn) {
-      this.createSecrets(name, args, passwords);
+    if (served.server.spec.hosting === "rds" && served.server.kmsKeyArn) {
+      this.createSecrets(name, args, served.server, served.place);
     }
 
     this.registerOutputs({
@@ -213,10 +166,154 @@ export class ServiceDatabase extends pulumi.ComponentResource {
     });
   }
 
-  private createLogin(name: string, login: RoleSpec, password: pulumi.Output<string>, opts: pulumi.CustomResourceOptions): postgresql.Role {
+  /** The service's roles on a server. */
+  private identity(slot: Slot, spec: ServiceSpec, server: ServerHandle, sharedDatabase?: postgresql.Database): Identity {
+    const pg = { parent: this, provider: server.provider };
+    // Under schema isolation the owner's objects and default privileges live in the shared
+    // database, which outlives the service: its role is managed through that database's provider,
+    // whose REASSIGN/DROP OWNED on delete then clear them, so DROP ROLE succeeds. (A later move to
+    // a database of its own changes only the provider, which the engine does not replace for.)
+    const ownerRole = new postgresql.Role(
+      slot.name("owner"),
+      { name: spec.owner.name, login: false, inherit: true, ...UNPRIVILEGED },
+      spec.isolation === "schema"
+        ? { ...pg, ...slot.opts("owner"), provider: server.providerFor(spec.database), dependsOn: sharedDatabase ? [sharedDatabase] : [] }
+        : { ...pg, ...slot.opts("owner") },
+    );
+    // The admin is not a superuser (as on RDS). As a lasting member of the owner role it holds the
+    // owner's rights, so its GRANT/REVOKE on the service's database take effect (the provider takes
+    // no membership for database grants) and the provider never grants and revokes temporary
+    // memberships, which race under parallel applies. Every object of the service waits for it.
+    // PostgreSQL 16+ already gives the creating admin ADMIN OPTION on the role (granted by the
+    // bootstrap superuser, without INHERIT), and reads back `admin_option` true; 15 does not. The
+    // membership that matters is this plain, inheriting one, so that flag is not compared.
+    const adminMembership = new postgresql.GrantRole(
+      slot.name("admin-member"),
+      { role: server.adminRole, grantRole: ownerRole.name, withAdminOption: false },
+      { ...pg, ...slot.opts("admin-member"), ignoreChanges: ["withAdminOption"] },
+    );
+    const loginRoles: Record<string, postgresql.Role> = {};
+    for (const login of spec.logins) {
+      loginRoles[login.key] = this.createLogin(slot, login, ownerRole, this.passwords[login.key].result, pg);
+    }
+    return { server, ownerRole, adminMembership, loginRoles };
+  }
+
+  /** The service's place: its database (or schemas in a shared one), grants and default privileges. Returns the database. */
+  private location(
+    slot: Slot,
+    spec: ServiceSpec,
+    identity: Identity,
+    sharedDatabase: postgresql.Database | undefined,
+    monitoring: ServerMonitoring | undefined,
+  ): postgresql.Database {
+    const { server, adminMembership, ownerRole } = identity;
+    const pg = { parent: this, provider: server.provider };
+    const owned = { ...pg, dependsOn: [adminMembership] };
+    const monitorRole = monitoring ? [monitoring.role] : [];
+    // Containers outlive the logins' privileges in them: the database (or, under schema isolation,
+    // the schemas) is dropped before any login role, and takes every grant and default privilege
+    // inside it along. Those are then not revoked one by one (`deletedWith`); removed alone, they are.
+    const logins = Object.values(identity.loginRoles);
+
+    let database: postgresql.Database | undefined = sharedDatabase;
+    if (spec.isolation === "database") {
+      const dbName = serviceDatabaseResource(slot.prefix);
+      database = new postgresql.Database(
+        dbName,
+        { name: spec.database, owner: ownerRole.name, template: "template0", encoding: "UTF8", allowConnections: true },
+        // Dropped before the monitoring login: its DROP OWNED revokes its CONNECT here, and would race DROP DATABASE.
+        {
+          ...owned,
+          ...slot.opts(dbName.slice(slot.prefix.length + 1)),
+          dependsOn: [adminMembership, ...logins, ...monitorRole],
+          protect: !spec.allowDataLoss,
+        },
+      );
+    }
+    if (!database) throw new pulumi.ResourceError(`service ${spec.name}: isolation schema needs its shared database`, this);
+    const inDatabase = database;
+    const ownDatabase = spec.isolation === "database" ? database : undefined;
+
+    const schemaResources = spec.schemas.map((schema) => {
+      const resource = serviceSchemaResource(slot.prefix, schema);
+      return new postgresql.Schema(
+        resource,
+        { name: schema, database: inDatabase.name, owner: ownerRole.name, ifNotExists: false, dropCascade: true },
+        {
+          ...owned,
+          ...slot.opts(resource.slice(slot.prefix.length + 1)),
+          dependsOn: [adminMembership, ...logins],
+          protect: !spec.allowDataLoss,
+          deletedWith: ownDatabase,
+        },
+      );
+    });
+
+    // Referencing the role resources (not just their names) orders grants after the roles.
+    const rolesByName = new Map(spec.logins.map((l) => [l.name, identity.loginRoles[l.key]]));
+    const roleRef = (roleName: string) => rolesByName.get(roleName)?.name ?? roleName;
+    const schemaByName = new Map(spec.schemas.map((schema, i) => [schema, schemaResources[i]]));
+    // What drops a grant or default privilege with itself: the service's own database, or under
+    // schema isolation the schema it is in (database-wide ones in the shared database: nothing).
+    const container = (schema?: string) => ownDatabase ?? (schema ? schemaByName.get(schema) : undefined);
+    const inside = (suffix: string, schema?: string) => ({
+      ...pg,
+      ...slot.opts(suffix),
+      dependsOn: [adminMembership, ...schemaResources],
+      deletedWith: container(schema),
+    });
+    const plan = planService(spec);
+    // Privileges on one schema and its objects change one grant at a time. For them the provider
+    // locks only the grantee role, so two grants on the same schema (or its tables) for different
+    // roles at once both update the same catalog rows, and one fails with "tuple concurrently
+    // updated" (seen on PostgreSQL 15 at --parallel 16). Database-level grants it locks itself.
+    const lastInSchema = new Map<string, postgresql.Grant>();
+    for (const g of plan.grants) {
+      const previous = g.schema ? lastInSchema.get(g.schema) : undefined;
+      const opts = inside(`grant-${g.key}`, g.schema);
+      const grant = new postgresql.Grant(
+        slot.name(`grant-${g.key}`),
+        { database: database.name, role: roleRef(g.role), objectType: g.objectType, schema: g.schema, privileges: [...g.privileges] },
+        previous ? { ...opts, dependsOn: [...opts.dependsOn, previous] } : opts,
+      );
+      if (g.schema) lastInSchema.set(g.schema, grant);
+    }
+    for (const d of plan.defaultPrivileges) {
+      new postgresql.DefaultPrivileges(
+        slot.name(`default-${d.key}`),
+        {
+          database: database.name,
+          owner: ownerRole.name,
+          role: roleRef(d.role),
+          schema: d.schema,
+          objectType: d.objectType,
+          privileges: [...d.privileges],
+        },
+        inside(`default-${d.key}`, d.schema),
+      );
+    }
+    if (ownDatabase && monitoring) monitorConnect(slot.name("grant-monitor-db"), database.name, monitoring, inside("grant-monitor-db"));
+    for (const ext of spec.extensions) {
+      new postgresql.Extension(
+        slot.name(`ext-${ext}`),
+        { name: ext, database: database.name, schema: spec.schemas[0] },
+        inside(`ext-${ext}`, spec.schemas[0]),
+      );
+    }
+    return database;
+  }
+
+  private createLogin(
+    slot: Slot,
+    login: RoleSpec,
+    owner: postgresql.Role,
+    password: pulumi.Output<string>,
+    opts: pulumi.CustomResourceOptions,
+  ): postgresql.Role {
     const isMigrator = login.kind === "migrator";
     return new postgresql.Role(
-      `${name}-${login.key}`,
+      slot.name(login.key),
       {
         name: login.name,
         login: true,
@@ -227,17 +324,17 @@ export class ServiceDatabase extends pulumi.ComponentResource {
         searchPaths: isMigrator ? [...this.spec.schemas] : [...login.read],
         // The migrator works as the owner, so every object it creates is owned by the owner role
         // and picks up the default privileges.
-        roles: isMigrator ? [this.ownerRole.name] : [],
-        assumeRole: isMigrator ? this.ownerRole.name : undefined,
+        roles: isMigrator ? [owner.name] : [],
+        assumeRole: isMigrator ? owner.name : undefined,
         ...UNPRIVILEGED,
       },
-      opts,
+      { ...opts, ...slot.opts(login.key) },
     );
   }
 
-  /** One Secrets Manager secret per login in the standard RDS secret JSON shape. */
-  private createSecrets(name: string, args: ServiceDatabaseArgs, passwords: Record<string, random.RandomPassword>): void {
-    const { spec, server, environment } = args;
+  /** One Secrets Manager secret per login in the standard RDS secret JSON shape, pointing at the serving place. */
+  private createSecrets(name: string, args: ServiceDatabaseArgs, server: ServerHandle, place: ServiceSpec): void {
+    const { spec, environment } = args;
     const tags = { ...serverTags(environment, server.spec.name, args.tags ?? {}), "db-platform:service": spec.name };
     for (const login of spec.logins) {
       const { endpoint } = loginTarget(login, server);
@@ -245,15 +342,15 @@ export class ServiceDatabase extends pulumi.ComponentResource {
         `${name}-${login.key}`,
         {
           secretName: loginSecretName(environment, spec.name, login.key),
-          description: `${spec.name} ${login.key} login for ${spec.database}`,
+          description: `${spec.name} ${login.key} login for ${place.database}`,
           kmsKeyId: server.kmsKeyArn,
           recoveryWindowInDays: args.strict ? 30 : 7,
           tags,
           host: endpoint.host,
           port: endpoint.port,
           username: login.name,
-          password: passwords[login.key].result,
-          dbname: spec.database,
+          password: this.passwords[login.key].result,
+          dbname: place.database,
         },
         { parent: this },
       );

@@ -141,6 +141,42 @@ export interface ServiceSpec {
   readonly extensions: readonly string[];
   /** Services on rds servers: the thresholds of its alarms (its own, else the server's). */
   readonly alarms?: ServiceAlarmThresholds;
+  /** A move to another place in progress (`db-platform move`). */
+  readonly move?: ServiceMove;
+}
+
+export type MovePhase = "copy" | "serve" | "retire";
+
+/**
+ * A service on its way to another place. Both places exist until `retire`: the roles stay the
+ * service's (on the target server too when it changes server), the target place gets the same
+ * schemas, grants and default privileges as the current one.
+ */
+export interface ServiceMove {
+  /** The service as it will be declared at its new place (same name, roles and schemas). */
+  readonly target: ServiceSpec;
+  /** copy: the target exists and the current place serves; serve: the target serves; retire: the current place goes. */
+  readonly phase: MovePhase;
+  /** The manifest of the verified copy the target was restored from. */
+  readonly export?: string;
+}
+
+/** Where a service's data is: its server, isolation and database. */
+export function locationOf(s: Pick<ServiceSpec, "server" | "isolation" | "database">): string {
+  return s.isolation === "database"
+    ? `database ${s.database} on server ${s.server}`
+    : `schemas in database ${s.database} on server ${s.server}`;
+}
+
+/** The place whose URLs the service's logins get: the target once a move serves from it. */
+export function servingPlace(s: ServiceSpec): ServiceSpec {
+  return s.move && s.move.phase !== "copy" ? s.move.target : s;
+}
+
+/** Every place a service's data is in: its current one (until retired) and a move's target. */
+export function placesOf(s: ServiceSpec): ServiceSpec[] {
+  if (!s.move) return [s];
+  return s.move.phase === "retire" ? [s.move.target] : [s, s.move.target];
 }
 
 /** A database shared by several schema-isolated services; owned by the server's admin. */

@@ -188,6 +188,26 @@ export const scopedRoleSchema = z.strictObject({
   connectionLimit: z.number().int().min(-1).optional(),
 });
 
+export const MOVE_PHASES = ["copy", "serve", "retire"] as const;
+
+/**
+ * A move of a service's data in progress (`db-platform move`, docs/data-moves.md). Written and
+ * advanced by the command; edited by hand only to abandon a move the command cannot roll back.
+ */
+export const moveSchema = z.strictObject({
+  /** Where the service goes. */
+  to: z.strictObject({
+    server: z.string().min(1),
+    isolation: z.enum(["database", "schema"]),
+    /** The shared database (isolation schema) or an override of `<service>_db` (isolation database). */
+    database: z.string().optional(),
+  }),
+  /** copy: the new place exists, the old one serves; serve: the new one serves; retire: the old one goes. */
+  phase: z.enum(MOVE_PHASES),
+  /** The manifest of the verified copy the new place was restored from. */
+  export: z.string().min(1).optional(),
+});
+
 export const serviceSchema = z.strictObject({
   server: z.string().min(1),
   /** @default database */
@@ -210,6 +230,8 @@ export const serviceSchema = z.strictObject({
   allowDataLoss: z.boolean().optional(),
   /** Thresholds of the service's CloudWatch alarms (rds servers; docs/stats.md). */
   alarms: serviceAlarmsSchema.optional(),
+  /** A move in progress, written by `db-platform move` (docs/data-moves.md). */
+  move: moveSchema.optional(),
 });
 
 export const alarmsSchema = z.strictObject({
@@ -280,6 +302,7 @@ export type RawConfig = z.infer<typeof configSchema>;
 export type RawServer = z.infer<typeof serverSchema>;
 export type RawRdsServer = z.infer<typeof rdsServerSchema>;
 export type RawService = z.infer<typeof serviceSchema>;
+export type RawMove = z.infer<typeof moveSchema>;
 export type RawMonitoring = z.infer<typeof monitoringSchema>;
 export type RawNetwork = z.infer<typeof networkSchema>;
 export type RawBackups = z.infer<typeof backupsSchema>;

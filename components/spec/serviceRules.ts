@@ -74,6 +74,42 @@ export function checkService(name: string, raw: RawService, servers: ReadonlySet
   return out;
 }
 
+/** A move's target (`services.<name>.move.to`): known server, a database for schema isolation, another place. */
+export function checkMove(name: string, raw: RawService, servers: ReadonlySet<string>): Problem[] {
+  if (!raw.move) return [];
+  const at = (...p: PathSegment[]) => ["services", name, "move", ...p];
+  const { to } = raw.move;
+  const out: Problem[] = [];
+  if (!servers.has(to.server)) {
+    const known = [...servers];
+    out.push({
+      path: at("to", "server"),
+      message: `unknown server "${to.server}" (known: ${known.join(", ") || "none"})${suggestion(to.server, known)}`,
+    });
+  }
+  if (to.isolation === "schema" && !to.database) {
+    out.push({ path: at("to", "database"), message: "required when isolation is schema: the shared database the service moves into" });
+  }
+  const database = to.isolation === "database" ? serviceDatabaseName(name, to.database) : to.database;
+  const p = database ? identifierProblem(database) : undefined;
+  if (p) out.push({ path: at("to", "database"), message: p });
+  const from = buildService(name, raw);
+  if (to.server === from.server && to.isolation === from.isolation && database === from.database) {
+    out.push({
+      path: at("to"),
+      message: `is where service ${name} already is (${from.isolation} isolation, database ${from.database} on server ${from.server})`,
+    });
+  }
+  return out;
+}
+
+/** The service as declared at a move's target: same name, roles and schemas, another place. */
+export function movedService(raw: RawService): RawService {
+  const { move, ...rest } = raw;
+  if (!move) return rest;
+  return { ...rest, server: move.to.server, isolation: move.to.isolation, database: move.to.database };
+}
+
 export function buildService(name: string, raw: RawService): ServiceSpec {
   const isolation = raw.isolation ?? "database";
   const schemas = raw.schemas ?? [serviceSchemaName(name)];
@@ -139,11 +175,21 @@ export function checkCollisions(
     const admin = server.hosting === "rds" ? server.masterUsername : "adminUser" in server ? server.adminUser : undefined;
     if (admin) claims.set(`${server.name}/role/${admin}`, `servers.${server.name} (its admin login)`);
   }
+  // A move's target claims its names as the service's own: both places exist during the move.
+  const places = services.flatMap((s) =>
+    s.move
+      ? [
+          { s, moving: false },
+          { s: s.move.target, moving: true },
+        ]
+      : [{ s, moving: false }],
+  );
   const dbIsolated = new Map<string, string>();
-  for (const s of services) if (s.isolation === "database") dbIsolated.set(`${s.server}/${s.database}`, s.name);
+  for (const { s } of places) if (s.isolation === "database") dbIsolated.set(`${s.server}/${s.database}`, s.name);
 
-  for (const s of services) {
-    const at = (...p: PathSegment[]) => ["services", s.name, ...p];
+  for (const { s, moving } of places) {
+    const at = (...p: PathSegment[]) =>
+      moving ? ["services", s.name, "move", "to", ...p.filter((x) => x === "database")] : ["services", s.name, ...p];
     const owner = `services.${s.name}`;
     for (const r of [s.owner, ...s.logins]) {
       const path = r.kind === "scoped" || raws.get(s.name)?.roles?.[r.key] ? at("roles", r.key) : at();

@@ -6,9 +6,9 @@
 import { z } from "zod";
 import { buildBackups, checkBackups } from "./backupRules";
 import { buildServer, checkAdminPasswords, checkLocalPorts, checkReplicaNames, checkServer } from "./serverRules";
-import { buildService, checkCollisions, checkService } from "./serviceRules";
+import { buildService, checkCollisions, checkMove, checkService, movedService } from "./serviceRules";
 import { buildMonitoring, checkMonitoring, withAlarms } from "./monitoringRules";
-import type { Spec, ServerSpec, ServiceSpec, SharedDatabaseSpec } from "./model";
+import { placesOf, type Spec, type ServerSpec, type ServiceSpec, type SharedDatabaseSpec } from "./model";
 import { backupDefaults, STRICT_ENVIRONMENTS } from "./defaults";
 import { fromZod, type PathSegment, type Problem, SpecError } from "./problems";
 import {
@@ -115,9 +115,15 @@ export function validateConfig(input: ConfigInput): ValidationResult {
 
   const services: ServiceSpec[] = [];
   for (const [name, raw] of parsedServices) {
-    const found = checkService(name, raw, new Set(Object.keys(rawServers)));
+    const found = [...checkService(name, raw, new Set(Object.keys(rawServers))), ...checkMove(name, raw, new Set(Object.keys(rawServers)))];
     problems.push(...found);
-    if (found.length === 0) services.push(withAlarms(buildService(name, raw), raw, servers));
+    if (found.length > 0) continue;
+    const service = withAlarms(buildService(name, raw), raw, servers);
+    if (!raw.move) services.push(service);
+    else {
+      const target = withAlarms(buildService(name, movedService(raw)), raw, servers);
+      services.push({ ...service, move: { target, phase: raw.move.phase, ...(raw.move.export && { export: raw.move.export }) } });
+    }
   }
   problems.push(...checkCollisions(services, servers, parsedServices));
   if (rawBackups) problems.push(...checkBackups(rawBackups, { strict, awsRegion: input.awsRegion, servers: parsedServers }));
@@ -152,7 +158,7 @@ export function validateConfig(input: ConfigInput): ValidationResult {
 
 function sharedDatabasesOf(services: readonly ServiceSpec[]): SharedDatabaseSpec[] {
   const byKey = new Map<string, { server: string; name: string; services: string[] }>();
-  for (const s of services) {
+  for (const s of services.flatMap(placesOf)) {
     if (s.isolation !== "schema") continue;
     const key = `${s.server}/${s.database}`;
     const entry = byKey.get(key) ?? { server: s.server, name: s.database, services: [] };

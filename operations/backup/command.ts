@@ -9,7 +9,7 @@
  * that login's privileges.
  */
 import * as path from "node:path";
-import { loginEnvName, type ServerSpec, type ServiceSpec, type Spec } from "../../components/spec";
+import { loginEnvName, type ServerSpec, type ServiceSpec, servingPlace, type Spec } from "../../components/spec";
 import { LOCAL_BOOTSTRAP_SUPERUSER } from "../../components/spec/defaults";
 import { localRoot, stackS3 } from "../local/local";
 import { postgresBinDir } from "../local/postgres";
@@ -93,13 +93,15 @@ export function serverOf(spec: Spec, service: ServiceSpec): ServerSpec {
 
 const sslModeOf = (server: ServerSpec) => ("sslMode" in server ? server.sslMode : undefined);
 
+/** Where a service's data is dumped from: its place, or a move's target once that serves (docs/data-moves.md). */
 export function serviceTarget(ctx: BackupContext, service: ServiceSpec): ServiceTarget {
-  const server = serverOf(ctx.spec, service);
+  const place = servingPlace(service);
+  const server = serverOf(ctx.spec, place);
   const base = {
     service: service.name,
     server: server.name,
-    database: service.database,
-    schemas: service.schemas,
+    database: place.database,
+    schemas: place.schemas,
     serverMajor: server.version,
   };
   const url = ctx.urls?.[service.name];

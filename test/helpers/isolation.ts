@@ -5,7 +5,7 @@
  * resources and the spec's ownership, never the components' code, so a component bug shows up.
  */
 import type { SynthResource } from "../../operations/stack/synth";
-import type { ServiceSpec, Spec } from "../../components/spec";
+import { placesOf, type ServiceSpec, type Spec } from "../../components/spec";
 import { T } from "./synth";
 
 /** The platform's monitoring login: pg_monitor and CONNECT on databases, nothing else (docs/stats.md). */
@@ -13,6 +13,8 @@ const MONITOR = "db_platform_monitor";
 
 interface Owned {
   service: ServiceSpec;
+  /** Where the service's data is on this server: its place, and a move's target (both exist during a move). */
+  places: ServiceSpec[];
   provider: string;
 }
 
@@ -39,12 +41,18 @@ export function isolationViolations(spec: Spec, all: readonly SynthResource[]): 
   const out: string[] = [];
   const roleOwner = new Map<string, Owned>();
   for (const s of spec.services) {
-    const provider = providerOf(resources, s.server);
-    for (const r of [s.owner, ...s.logins]) roleOwner.set(`${provider}|${r.name}`, { service: s, provider });
+    for (const place of placesOf(s)) {
+      const provider = providerOf(resources, place.server);
+      for (const r of [s.owner, ...s.logins]) {
+        const known = roleOwner.get(`${provider}|${r.name}`);
+        if (known) known.places.push(place);
+        else roleOwner.set(`${provider}|${r.name}`, { service: s, places: [place], provider });
+      }
+    }
   }
   const ownerOf = (provider: string | null, role: unknown) => roleOwner.get(`${provider}|${String(role)}`);
-  const inService = (s: ServiceSpec, database: unknown, schema: unknown) =>
-    database === s.database && (schema === undefined || s.schemas.includes(String(schema)));
+  const inService = (o: Owned, database: unknown, schema: unknown) =>
+    o.places.some((p) => database === p.database && (schema === undefined || p.schemas.includes(String(schema))));
 
   for (const r of resources) {
     const p = r.props;
@@ -65,13 +73,13 @@ export function isolationViolations(spec: Spec, all: readonly SynthResource[]): 
       }
       const s = owner.service;
       // Schema-isolated services may only CONNECT (and TEMP) to their shared database.
-      const ok = p.objectType === "database" ? p.database === s.database : inService(s, p.database, p.schema);
+      const ok = p.objectType === "database" ? owner.places.some((x) => x.database === p.database) : inService(owner, p.database, p.schema);
       if (!ok) out.push(`${r.name}: ${String(p.role)} (service ${s.name}) reaches ${String(p.database)}/${String(p.schema ?? "")}`);
     }
     if (r.type === T.defaultPrivileges && p.role === "public") {
       const owner = ownerOf(r.provider, p.owner);
       if ((p.privileges as unknown[]).length > 0) out.push(`${r.name}: default privileges for PUBLIC (${String(p.privileges)})`);
-      else if (!owner || !inService(owner.service, p.database, p.schema)) out.push(`${r.name}: PUBLIC revoke outside a service`);
+      else if (!owner || !inService(owner, p.database, p.schema)) out.push(`${r.name}: PUBLIC revoke outside a service`);
       continue;
     }
     if (r.type === T.defaultPrivileges) {
@@ -79,7 +87,7 @@ export function isolationViolations(spec: Spec, all: readonly SynthResource[]): 
       const grantee = ownerOf(r.provider, p.role);
       if (!owner || !grantee || owner.service !== grantee.service) {
         out.push(`${r.name}: default privileges cross services (${String(p.owner)} -> ${String(p.role)})`);
-      } else if (!inService(owner.service, p.database, p.schema)) {
+      } else if (!inService(owner, p.database, p.schema)) {
         out.push(`${r.name}: default privileges outside service ${owner.service.name}`);
       }
     }
@@ -106,14 +114,14 @@ export function isolationViolations(spec: Spec, all: readonly SynthResource[]): 
   }
 
   // The admin holds every owner role, or its grants on the service's database do nothing.
-  for (const s of spec.services) {
+  for (const s of spec.services.flatMap(placesOf)) {
     const provider = providerOf(resources, s.server);
     const held = resources.some((r) => r.type === T.grantRole && r.provider === provider && r.props.grantRole === s.owner.name);
     if (!held) out.push(`service ${s.name}: the admin is not a member of ${s.owner.name}`);
   }
 
   // PUBLIC's CONNECT and TEMP are revoked on every database a service uses.
-  const databases = new Set(spec.services.map((s) => `${providerOf(resources, s.server)}|${s.database}`));
+  const databases = new Set(spec.services.flatMap(placesOf).map((s) => `${providerOf(resources, s.server)}|${s.database}`));
   for (const key of databases) {
     const [provider, database] = key.split("|");
     const revoked = resources.some(

@@ -290,7 +290,58 @@ const badInput: Array<[string, () => Values, string]> = [
     () => changed(devValues(), (v) => (services(v).inventory.roles = { reporting: {} })),
     "services.inventory.roles.reporting: grants nothing: give it read or write schemas",
   ],
+  [
+    "a move to an unknown server",
+    () => changed(devValues(), (v) => (services(v).payments.move = { to: { server: "nowhere", isolation: "database" }, phase: "copy" })),
+    'services.payments.move.to.server: unknown server "nowhere" (known: local)',
+  ],
+  [
+    "a move into a shared database without naming it",
+    () => changed(devValues(), (v) => (services(v).inventory.move = { to: { server: "local", isolation: "schema" }, phase: "copy" })),
+    "services.inventory.move.to.database: required when isolation is schema: the shared database the service moves into",
+  ],
+  [
+    "a move to where the service already is",
+    () =>
+      changed(
+        devValues(),
+        (v) => (services(v).payments.move = { to: { server: "local", isolation: "schema", database: "platform" }, phase: "copy" }),
+      ),
+    "services.payments.move.to: is where service payments already is (schema isolation, database platform on server local)",
+  ],
+  [
+    "a move onto another service's database",
+    () =>
+      changed(
+        devValues(),
+        (v) => (services(v).payments.move = { to: { server: "local", isolation: "database", database: "inventory_db" }, phase: "copy" }),
+      ),
+    'services.payments.move.to.database: database "inventory_db" on server local is also produced by services.inventory',
+  ],
+  [
+    "a move in an unknown phase",
+    () => changed(devValues(), (v) => (services(v).payments.move = { to: { server: "local", isolation: "database" }, phase: "halfway" })),
+    'services.payments.move.phase: Invalid option: expected one of "copy"|"serve"|"retire"',
+  ],
 ];
+
+describe("a move in the model", () => {
+  it("keeps the service where it is and describes the target with the same roles and schemas", () => {
+    const spec = loadSpec(
+      input(changed(devValues(), (v) => (services(v).payments.move = { to: { server: "local", isolation: "database" }, phase: "serve" }))),
+    );
+    const payments = spec.services.find((s) => s.name === "payments");
+    expect(payments).toMatchObject({ isolation: "schema", database: "platform", move: { phase: "serve" } });
+    expect(payments?.move?.target).toMatchObject({
+      isolation: "database",
+      database: "payments_db",
+      server: "local",
+      schemas: ["payments"],
+    });
+    expect(payments?.move?.target.logins.map((l) => l.name)).toEqual(payments?.logins.map((l) => l.name));
+    expect(payments?.move?.target.move).toBeUndefined();
+  });
+});
 
 describe("bad input: one line per problem, starting with its config path", () => {
   it.each(badInput)("%s", (_title, make, expected) => {
