@@ -34,7 +34,8 @@ function dataOf(urn: string): RefusedData | undefined {
   const shared = /^(.+)-shared-db$/.exec(name);
   if (shared) return { kind: "shared database", name: shared[1] };
   const service = kind === "database" ? /^(.+)-db$/.exec(name) : /^(.+?)-schema-.+$/.exec(name);
-  return service ? { service: service[1], kind, name } : undefined;
+  // A move's target place (`<service>.next-…`) holds the same service's data.
+  return service ? { service: service[1].replace(/\.next$/, ""), kind, name } : undefined;
 }
 
 /** The protected data resources an engine error names as refused deletes or replacements. */
@@ -66,11 +67,9 @@ export function refusalText(refused: readonly RefusedData[], stack: string): str
   const services = [...new Set(refused.flatMap((r) => (r.service ? [r.service] : [])))];
   const each = services.length > 0 ? services : ["<service>"];
   lines.push(
-    "To move the data to the new place (docs/data-safety.md):",
-    ...each.map((s) => `  db-platform backup run --stack ${stack} --service ${s}`),
-    `  set services.<name>.allowDataLoss: true in Pulumi.${stack}.yaml with the change, run db-platform up, then`,
-    ...each.map((s) => `  db-platform backup restore --stack ${stack} --service ${s} --target <the new database's URL>`),
-    "  and remove allowDataLoss again.",
+    "To move a service with its data instead, keep its isolation, database and server as they were and run (docs/data-moves.md):",
+    ...each.map((s) => `  db-platform move plan --stack ${stack} --service ${s} --to database|schema [--database <name>] [--server <name>]`),
+    "  then db-platform move apply with the same arguments: it copies, verifies and switches, and changes the stack file itself.",
     `To let the data go: set services.<name>.allowDataLoss: true (a service you remove: first, with an up of its own) and run up again.`,
   );
   return `${lines.join("\n")}\n`;
@@ -117,7 +116,8 @@ export function refusedByState(resources: readonly StateResource[], spec: Spec):
     const [, kind, name] = DATA_URN.exec(r.urn) ?? [];
     const data = dataOf(r.urn);
     if (!data) continue;
-    const wanted = declared.get(`${kind}|${name}`);
+    // A finished move's target (`<service>.next-…`) takes the service's own name: renamed, not deleted.
+    const wanted = declared.get(`${kind}|${name}`) ?? declared.get(`${kind}|${name.replace(/^([^.$]+)\.next-/, "$1-")}`);
     const moved = wanted && (wanted.name !== r.inputs?.name || (kind === "schema" && wanted.database !== r.inputs?.database));
     if (wanted && (!moved || wanted.mayGo)) continue;
     out.push(data);

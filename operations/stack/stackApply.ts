@@ -11,7 +11,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { type EngineEvent, LocalWorkspace, type OutputMap, type Stack } from "@pulumi/pulumi/automation";
 import { runProgram } from "../../components/program";
-import { checkDataKept, unprotectData } from "./dataProtection";
+import { checkDataKept, DATA_TYPES, unprotectData } from "./dataProtection";
 import type { Spec } from "../../components/spec";
 import { configFromPulumi } from "../../components/spec/pulumiConfig";
 import { type BackupContext, backupList, backupRun, type RunOutcome } from "../backup/command";
@@ -227,6 +227,30 @@ export async function upStack(ctx: ApplyContext): Promise<UpResult> {
     outputs: result.outputs,
     seconds: (Date.now() - started) / 1000,
   };
+}
+
+/**
+ * Lift the protection of some of the stack's databases and schemas, named as the program names
+ * them (`<service>-db`, `<service>-schema-<schema>`, `<server>-<database>-shared-db`), so the next
+ * `up` may delete them: what `db-platform move` does, after its confirmation, to the place a
+ * service leaves. Returns the names lifted.
+ */
+export async function liftProtection(ctx: ApplyContext, names: ReadonlySet<string>): Promise<string[]> {
+  const stack = await engineStack(ctx);
+  return stateOperation(ctx, stack, "unprotect", async () => {
+    const state = await stack.exportStack();
+    const resources = (state.deployment?.resources ?? []) as Array<{ type: string; urn: string; protect?: boolean }>;
+    const lifted: string[] = [];
+    for (const r of resources) {
+      const name = r.urn.split("::").pop() ?? "";
+      if (r.protect && DATA_TYPES.has(r.type) && names.has(name)) {
+        r.protect = false;
+        lifted.push(name);
+      }
+    }
+    if (lifted.length > 0) await stack.importStack(state);
+    return lifted;
+  });
 }
 
 /** `pulumi preview` with the policy pack; with `expectNoChanges`, any change is an error. */

@@ -5,7 +5,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { parse } from "yaml";
+import { parse, parseDocument } from "yaml";
 import type { ConfigInput } from "../../components/spec";
 import { NAMESPACE } from "../../components/spec/naming";
 
@@ -79,4 +79,17 @@ export function readConfigFile(file: string): ConfigInput {
     if (secret) secretKeys.add(short);
   }
   return { values, secretKeys, awsRegion };
+}
+
+/**
+ * Change a stack file in place, keeping its comments and layout: `edit` works on the YAML
+ * document; the file is replaced whole (written beside it, then renamed).
+ */
+export function editConfigFile(file: string, edit: (doc: ReturnType<typeof parseDocument>) => void): void {
+  const doc = parseDocument(fs.readFileSync(file, "utf8"));
+  if (doc.errors.length > 0) throw new ConfigFileError(`${file}: not valid YAML: ${doc.errors[0].message}`);
+  edit(doc);
+  const tmp = `${file}.${process.pid}.tmp`;
+  fs.writeFileSync(tmp, doc.toString());
+  fs.renameSync(tmp, file);
 }

@@ -80,6 +80,37 @@ describe("what up refuses before it applies anything", () => {
     expect(refused(dev, after)).toContainEqual({ kind: "shared database", name: "local-platform" });
   });
 
+  describe("a move (db-platform move)", () => {
+    const moving = (phase: string) =>
+      changed(dev, (v) => (services(v).payments.move = { to: { server: "local", isolation: "database" }, phase }));
+    const arrived = changed(dev, (v) => (services(v).payments = { server: "local" }));
+
+    it("declares both places while it copies and serves: nothing refused, the target's own data resources named <service>.next-…", () => {
+      expect(refused(dev, moving("copy"))).toEqual([]);
+      expect(refused(moving("copy"), moving("serve"))).toEqual([]);
+      const names = stateOf(moving("serve")).map((r) => r.urn.split("::").pop());
+      expect(names).toEqual(expect.arrayContaining(["payments-schema-payments", "payments.next-db", "payments.next-schema-payments"]));
+    });
+
+    it("refuses to retire the old place until its protection was lifted (the command does that after --confirm)", () => {
+      expect(refused(moving("serve"), moving("retire"))).toEqual([
+        { service: "payments", kind: "schema", name: "payments-schema-payments" },
+      ]);
+    });
+
+    it("when it is done, the target's resources are renamed to the service's own, not deleted", () => {
+      const retired = stateOf(moving("serve")).filter((r) => !r.urn.endsWith("::payments-schema-payments"));
+      expect(refusedByState(retired, loadSpec(input(arrived)))).toEqual([]);
+    });
+
+    it("a rollback drops the target only once its protection was lifted", () => {
+      expect(refused(moving("copy"), dev)).toEqual([
+        { service: "payments", kind: "database", name: "payments.next-db" },
+        { service: "payments", kind: "schema", name: "payments.next-schema-payments" },
+      ]);
+    });
+  });
+
   it("not a replacement the service allows in the same change; a removal always, until an up has lifted the protection", () => {
     const flippedAllowed = changed(dev, (v) => (services(v).payments = { server: "local", allowDataLoss: true }));
     expect(refused(dev, flippedAllowed)).toEqual([]);
@@ -112,7 +143,7 @@ as it is currently marked for protection.`;
     ]);
     const hint = protectedDataHint(engine, "dev") as string;
     expect(hint).toContain("service keep: its schema (keep-schema-keep)");
-    expect(hint).toContain("db-platform backup run --stack dev --service sv-sdk");
+    expect(hint).toContain("db-platform move plan --stack dev --service sv-sdk --to database|schema");
     expect(hint).toContain("allowDataLoss: true");
   });
 

@@ -79,7 +79,7 @@ describe("a config change that would delete a service's data", () => {
     setServices({ keep: {}, flip: {}, neighbour: FLIP_SCHEMA });
     const preview = refused("preview");
     expect(preview).toContain("service flip: its schema (flip-schema-flip) would be deleted or replaced with the service's data");
-    expect(preview).toContain(`db-platform backup run --stack ${STACK} --service flip`);
+    expect(preview).toContain(`db-platform move plan --stack ${STACK} --service flip --to database|schema`);
     expect(preview).toContain("allowDataLoss: true");
     expect(preview).not.toContain("service keep");
     expect(refused("up")).toContain("service flip: its schema (flip-schema-flip) would be deleted or replaced");
