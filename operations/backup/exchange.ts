@@ -190,7 +190,7 @@ export async function exportService(
 const elapsed = (since: number) => (performance.now() - since) / 1000;
 
 /** An export's manifest and the store its dump is read from; `close` releases the S3 client. */
-async function openExport(
+export async function openExport(
   from: ExchangeLocation,
   region: string | undefined,
 ): Promise<{ manifest: BackupManifest; store: DumpStore; close(): void }> {

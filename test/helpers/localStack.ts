@@ -18,7 +18,10 @@ import { ROOT } from "./synth";
 
 export interface LocalStack {
   readonly file: string;
+  /** The first server (`local`). */
   readonly server: LocalPostgres;
+  /** Every server by name. */
+  readonly servers: Readonly<Record<string, LocalPostgres>>;
   /** The environment the CLI needs for the stack's secrets. */
   readonly env: Record<string, string>;
   cleanup(): Promise<void>;
@@ -29,35 +32,47 @@ export interface LocalStackOptions {
   readonly environment?: string;
   /** Backups to a local S3 server of the stack's own, on a free port. */
   readonly backups?: boolean;
+  /** The local servers' names, each on a free port. @default ["local"] */
+  readonly servers?: readonly string[];
 }
 
 export async function localStack(stack: string, services: Record<string, unknown>, options: LocalStackOptions = {}): Promise<LocalStack> {
   process.env.PULUMI_CONFIG_PASSPHRASE ??= DEV_PASSPHRASE;
   const env = { PULUMI_CONFIG_PASSPHRASE: DEV_PASSPHRASE };
   const file = path.join(ROOT, `Pulumi.${stack}.yaml`);
-  const port = await freePort();
+  const names = options.servers ?? ["local"];
+  const servers: Record<string, unknown> = {};
+  for (const name of names) servers[name] = { hosting: "local", version: "16", host: "127.0.0.1", port: await freePort() };
   fs.writeFileSync(
     file,
-    stringify({
-      config: {
-        "db-platform:environment": options.environment ?? "dev",
-        "db-platform:servers": { local: { hosting: "local", version: "16", host: "127.0.0.1", port } },
-        "db-platform:services": services,
-        ...(options.backups && { "db-platform:backups": { storage: "local", port: await freePort() } }),
+    stringify(
+      {
+        config: {
+          "db-platform:environment": options.environment ?? "dev",
+          "db-platform:servers": servers,
+          "db-platform:services": services,
+          ...(options.backups && { "db-platform:backups": { storage: "local", port: await freePort() } }),
+        },
       },
-    }),
+      // Services given the same object stay separate entries, not a YAML anchor and its aliases.
+      { aliasDuplicateObjects: false },
+    ),
   );
-  await setStackSecret(stack, "db-platform:adminPasswords.local", FIXTURE_ADMIN_PASSWORD);
+  for (const name of names) await setStackSecret(stack, `db-platform:adminPasswords.${name}`, FIXTURE_ADMIN_PASSWORD);
   // The same LocalPostgres `db-platform up` starts for the stack.
   const spec = loadSpec(readConfigFile(file));
-  const { primary: server } = localInstances(localServers(spec)[0], stack, ROOT, FIXTURE_ADMIN_PASSWORD);
+  const byName = Object.fromEntries(
+    localServers(spec).map((s) => [s.name, localInstances(s, stack, ROOT, FIXTURE_ADMIN_PASSWORD).primary] as const),
+  );
+  const server = byName[names[0]];
   return {
     file,
     server,
+    servers: byName,
     env,
     async cleanup() {
       runCli(["destroy", "--yes", "--stack", stack], env);
-      await server.destroy();
+      for (const s of Object.values(byName)) await s.destroy();
       if (options.backups) await stackS3(spec, stack, ROOT).destroy();
       await removeStack(stack);
       fs.rmSync(localRoot(ROOT, stack), { recursive: true, force: true });

@@ -1,0 +1,310 @@
+/**
+ * Seed 003: a service moves from a schema in a shared database to a database of its own, then to
+ * a server of its own, through the real engine and plugins, with nothing lost (docs/data-moves.md).
+ * One stack, two local PostgreSQL 16 servers (`local`, `second`): `piper` (100,000 rows, an index,
+ * a view, a sequence) and `notes` share database `platform` by schema. At every stage the row
+ * counts and the schema hash match the export's manifest, and the isolation matrix holds: each
+ * service's logins reach their own data (on the place the stack's outputs name) and nothing of the
+ * other's. Failures are injected at each step — the target server killed, a restore that fails,
+ * an engine error — and each leaves a state that `move apply` resumes or `move rollback` undoes.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { LocalWorkspace } from "@pulumi/pulumi/automation";
+import { Client } from "pg";
+import { parse } from "yaml";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { engineEnv } from "../../operations/local/local";
+import type { LocalPostgres } from "../../operations/local/postgres";
+import { runCli, runCliAsync } from "../helpers/cli";
+import { ENGINE, SKIPPED_BECAUSE } from "../helpers/engine";
+import { type LocalStack, localStack } from "../helpers/localStack";
+import { ROOT } from "../helpers/synth";
+
+const STACK = "mvtest";
+const ROWS = 100_000;
+const SHARED = { server: "local", isolation: "schema", database: "platform" };
+const DENIED = "42501";
+let s: LocalStack;
+
+async function sql(server: LocalPostgres, database: string, text: string): Promise<Array<Record<string, unknown>>> {
+  const c = await server.superuserClient(database);
+  try {
+    const r = (await c.query(text)) as unknown as
+      { rows: Array<Record<string, unknown>> } | Array<{ rows: Array<Record<string, unknown>> }>;
+    return Array.isArray(r) ? (r.at(-1)?.rows ?? []) : r.rows;
+  } finally {
+    await c.end();
+  }
+}
+
+const move = (...args: string[]) => runCli(["move", ...args, "--stack", STACK, "--service", "piper"], s.env);
+const moveFile = () =>
+  (parse(fs.readFileSync(s.file, "utf8")) as { config: Record<string, Record<string, Record<string, unknown>>> }).config[
+    "db-platform:services"
+  ].piper;
+
+interface ServiceOutput {
+  server: string;
+  database: string;
+  urls: Record<string, string>;
+}
+
+async function outputs(): Promise<Record<string, ServiceOutput>> {
+  const stack = await LocalWorkspace.selectStack({ stackName: STACK, workDir: ROOT }, { workDir: ROOT, envVars: engineEnv(ROOT, STACK) });
+  return (await stack.outputs()).services.value as Record<string, ServiceOutput>;
+}
+
+/** "ok", the SQLSTATE, or the connection error's code. */
+async function attempt(url: string, database: string, text?: string): Promise<string> {
+  const u = new URL(url);
+  u.pathname = `/${database}`;
+  const c = new Client({ connectionString: u.toString() });
+  try {
+    await c.connect();
+  } catch (e) {
+    return (e as { code?: string }).code ?? String(e);
+  }
+  try {
+    if (text) await c.query(text);
+    return "ok";
+  } catch (e) {
+    return (e as { code?: string }).code ?? String(e);
+  } finally {
+    await c.end();
+  }
+}
+
+/** piper's rows through its read-only login, where its outputs say it is. */
+async function piperRows(): Promise<number> {
+  const o = (await outputs()).piper;
+  const c = new Client({ connectionString: o.urls.readonly });
+  await c.connect();
+  try {
+    return Number((await c.query("SELECT count(*) AS n FROM piper.users")).rows[0].n);
+  } finally {
+    await c.end();
+  }
+}
+
+/**
+ * The isolation matrix at piper's current place: its logins read (app also writes) its data and
+ * its view; notes' logins are refused on piper's database and tables, piper's on notes' (on
+ * another server, where they do not exist, at authentication).
+ */
+async function isolationHolds(oldServerRetired = true): Promise<void> {
+  const o = await outputs();
+  const piper = o.piper;
+  const notes = o.notes;
+  const apart = piper.server !== notes.server;
+  // A login's credentials pointed at the other service's server.
+  const onServerOf = (url: string, other: string) => url.replace(/@[^/]+\//, `@${new URL(other).host}/`);
+  const cells: Array<[string, string, string, string | undefined, string]> = [
+    ["piper app reads its table", piper.urls.app, piper.database, "SELECT count(*) FROM piper.users", "ok"],
+    ["piper app writes its table", piper.urls.app, piper.database, "INSERT INTO piper.users (name) VALUES ('probe') RETURNING id", "ok"],
+    ["piper readonly reads its view", piper.urls.readonly, piper.database, "SELECT count(*) FROM piper.recent", "ok"],
+    ["piper readonly cannot write", piper.urls.readonly, piper.database, "INSERT INTO piper.users (name) VALUES ('x')", DENIED],
+    ["notes app reads its table", notes.urls.app, notes.database, "SELECT count(*) FROM notes.notes", "ok"],
+    // On another server the other service's logins do not exist at all: authentication fails.
+    // (piper's roles stay on its old server until that place is retired.)
+    [
+      "piper app cannot read notes",
+      onServerOf(piper.urls.app, notes.urls.app),
+      notes.database,
+      "SELECT * FROM notes.notes",
+      apart && oldServerRetired ? "28P01" : DENIED,
+    ],
+    piper.database === notes.database
+      ? ["notes app cannot read piper", notes.urls.app, piper.database, "SELECT * FROM piper.users", DENIED]
+      : [
+          "notes app cannot connect to piper's database",
+          onServerOf(notes.urls.app, piper.urls.app),
+          piper.database,
+          undefined,
+          apart ? "28P01" : DENIED,
+        ],
+  ];
+  const got: string[] = [];
+  for (const [what, url, database, text, expected] of cells) {
+    got.push(`${what}: ${await attempt(url, database, text)} (expected ${expected})`);
+    expect(got.at(-1), got.join("\n")).toBe(`${what}: ${expected} (expected ${expected})`);
+  }
+  // The probe row written above is removed again, as the service's owner would.
+  await sql(s.servers[piper.server], piper.database, "DELETE FROM piper.users WHERE name = 'probe'");
+}
+
+describe("move a service: schema → its own database → its own server (seed 003)", () => {
+  if (!ENGINE.ready) {
+    it.skip(SKIPPED_BECAUSE, () => undefined);
+    return;
+  }
+
+  beforeAll(async () => {
+    s = await localStack(STACK, { piper: SHARED, notes: SHARED }, { servers: ["local", "second"] });
+    const up = runCli(["up", "--stack", STACK], s.env);
+    expect(up.code, up.stderr.slice(-3000)).toBe(0);
+    await sql(
+      s.server,
+      "platform",
+      `SET ROLE piper_owner;
+       CREATE TABLE piper.users (id serial PRIMARY KEY, name text NOT NULL, preferences jsonb);
+       CREATE INDEX users_name ON piper.users (name);
+       INSERT INTO piper.users (name, preferences) SELECT 'user' || i, jsonb_build_object('n', i) FROM generate_series(1, ${ROWS}) i;
+       CREATE VIEW piper.recent AS SELECT id, name FROM piper.users WHERE id > ${ROWS - 10}`,
+    );
+    await sql(s.server, "platform", "SET ROLE notes_owner; CREATE TABLE notes.notes (id int); INSERT INTO notes.notes VALUES (1), (2)");
+  }, 600_000);
+
+  afterAll(async () => {
+    for (const server of Object.values(s?.servers ?? {})) await server.start().catch(() => undefined);
+    await s?.cleanup();
+    fs.rmSync(path.join(ROOT, ".db-platform", "moves", STACK), { recursive: true, force: true });
+  }, 600_000);
+
+  it("plans the move in order, with its downtime window, and refuses a target the stack's validation refuses", () => {
+    const plan = move("plan", "--to", "database");
+    expect(plan.code, plan.stderr).toBe(0);
+    expect(plan.stdout).toContain("from schemas in database platform on server local");
+    expect(plan.stdout).toContain("to   database piper_db on server local");
+    expect(plan.stdout).toMatch(
+      /1\. check that no session[\s\S]*2\. export piper[\s\S]*3\. up \(move phase copy\)[\s\S]*4\. restore[\s\S]*5\. up \(move phase serve\)[\s\S]*6\. with --confirm only[\s\S]*7\. declare piper/,
+    );
+    expect(plan.stdout).toContain("downtime: from the session check before the export until the switch");
+    const taken = move("plan", "--to", "schema", "--database", "platform");
+    expect(taken.code).toBe(2);
+    expect(taken.stderr).toContain("services.piper.move.to: is where service piper already is");
+    const unknown = move("plan", "--to", "database", "--server", "nowhere");
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain('services.piper.move.to.server: unknown server "nowhere"');
+    expect(moveFile().move).toBeUndefined();
+  });
+
+  it("refuses to start while the service has a session open, and leaves the stack file as it was", async () => {
+    const c = new Client({ connectionString: (await outputs()).piper.urls.app });
+    await c.connect();
+    try {
+      const r = move("apply", "--to", "database");
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain("service piper has open sessions on server local: piper_app (1)");
+    } finally {
+      await c.end();
+    }
+    expect(moveFile().move).toBeUndefined();
+  });
+
+  it("an engine error while creating the target leaves the old place serving; rollback undoes the move", async () => {
+    // Someone else's database already has the target's name: the engine's create fails.
+    await sql(s.server, "postgres", "CREATE DATABASE piper_db");
+    const r = move("apply", "--to", "database");
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toContain("create database piper_db on server local: the engine failed");
+    expect(moveFile().move).toMatchObject({ phase: "copy", to: { isolation: "database", server: "local" } });
+    expect((await outputs()).piper.database).toBe("platform");
+    expect(await piperRows()).toBe(ROWS);
+    await sql(s.server, "postgres", "DROP DATABASE piper_db");
+    const back = move("rollback");
+    expect(back.code, back.stderr).toBe(0);
+    expect(moveFile().move).toBeUndefined();
+    expect(await piperRows()).toBe(ROWS);
+  }, 600_000);
+
+  it("moves to a database of its own: restored as its owner, verified, switched; the old schema kept until confirmed", async () => {
+    const r = move("apply", "--to", "database");
+    expect(r.code, r.stderr.slice(-3000)).toBe(0);
+    expect(r.stdout).toContain(`restore: 1 table(s), ${ROWS} row(s) as piper_owner; row counts and schema hash match the manifest`);
+    expect(r.stdout).toContain("now serves from database piper_db on server local");
+    expect(moveFile().move).toMatchObject({ phase: "serve" });
+    const o = await outputs();
+    expect(o.piper.database).toBe("piper_db");
+    expect(await piperRows()).toBe(ROWS);
+    const owners = await sql(s.server, "piper_db", "SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = 'piper'");
+    expect(owners).toEqual([{ tableowner: "piper_owner" }]);
+    // The old place is still there, untouched.
+    expect((await sql(s.server, "platform", "SELECT count(*)::int AS n FROM piper.users"))[0].n).toBe(ROWS);
+    await isolationHolds();
+    // The audit of the live servers states the move; both places are declared, neither is drift.
+    const audit = runCli(["audit", "--stack", STACK, "--format", "json"], s.env);
+    const report = JSON.parse(audit.stdout) as { moves: Array<Record<string, string>>; findings: Array<{ rule: string; message: string }> };
+    expect(report.moves).toEqual([
+      expect.objectContaining({
+        service: "piper",
+        from: "schemas in database platform on server local",
+        to: "database piper_db on server local",
+        phase: "serve",
+      }),
+    ]);
+    expect(report.findings, audit.stdout).toEqual([]);
+    expect(audit.code).toBe(0);
+  }, 900_000);
+
+  it("retires the old schema only with the exact confirmation, then declares the service at its new place with no change in PostgreSQL", async () => {
+    const wrong = move("apply", "--confirm", "other/piper");
+    expect(wrong.code).toBe(2);
+    expect(wrong.stderr).toContain(
+      `--confirm other/piper does not name the service: retiring its old place takes --confirm ${STACK}/piper`,
+    );
+    const r = move("apply", "--confirm", `${STACK}/piper`);
+    expect(r.code, r.stderr.slice(-3000)).toBe(0);
+    // The new place's resources only take the service's own names: nothing is created or dropped.
+    const finish = /finish: piper declared at database piper_db on server local: up \(([^)]*)\)/.exec(r.stdout);
+    expect(finish?.[1], r.stdout).not.toMatch(/create|delete|replace/);
+    expect(moveFile()).toEqual({ server: "local" });
+    expect(await sql(s.server, "platform", "SELECT nspname FROM pg_namespace WHERE nspname = 'piper'")).toEqual([]);
+    // Nothing of piper's is left in the shared database (its owner role would not drop later).
+    const left = await sql(
+      s.server,
+      "platform",
+      "SELECT pg_describe_object(classid, objid, objsubid) AS what FROM pg_shdepend d JOIN pg_database b ON b.oid = d.dbid WHERE b.datname = 'platform' AND refobjid = 'piper_owner'::regrole",
+    );
+    expect(left).toEqual([]);
+    expect(await piperRows()).toBe(ROWS);
+    await isolationHolds();
+    const preview = runCli(["preview", "--stack", STACK, "--expect-no-changes"], s.env);
+    expect(preview.code, preview.stderr.slice(-2000)).toBe(0);
+  }, 900_000);
+
+  it("to a server of its own: the target server killed mid-move, then a failing restore, are resumed; the old server keeps serving until the switch", async () => {
+    // The target server is killed as soon as the engine has created piper's database on it.
+    const running = runCliAsync(["move", "apply", "--to", "database", "--server", "second", "--stack", STACK, "--service", "piper"], s.env);
+    let killedAt = "";
+    for (let i = 0; i < 1200 && !killedAt; i++) {
+      const found = await sql(s.servers.second, "postgres", "SELECT 1 FROM pg_database WHERE datname = 'piper_db'").catch(() => []);
+      if (found.length > 0) {
+        await s.servers.second.stop();
+        killedAt = new Date().toISOString();
+      } else await new Promise((r) => setTimeout(r, 100));
+    }
+    const killed = await running;
+    expect(killedAt, "the target database never appeared").not.toBe("");
+    expect(killed.code, killed.stderr.slice(-2000)).toBe(1);
+    expect(moveFile().move).toMatchObject({ phase: "copy", to: { server: "second" } });
+    expect((await outputs()).piper.server).toBe("local");
+    expect(await piperRows()).toBe(ROWS);
+    await s.servers.second.start();
+    // A restore error: the export's dump no longer matches its manifest.
+    const manifest = path.resolve(ROOT, String((moveFile().move as { export: string }).export));
+    const dump = manifest.replace(/\.manifest\.json$/, ".dump");
+    const good = fs.readFileSync(dump);
+    fs.writeFileSync(dump, Buffer.concat([good.subarray(0, good.length - 100), Buffer.alloc(100)]));
+    const corrupt = move("apply");
+    expect(corrupt.code).toBe(1);
+    expect(corrupt.stderr).toContain("restore into database piper_db on server second");
+    expect(moveFile().move).toMatchObject({ phase: "copy" });
+    expect((await outputs()).piper.server).toBe("local");
+    fs.writeFileSync(dump, good);
+    const resumed = move("apply");
+    expect(resumed.code, resumed.stderr.slice(-3000)).toBe(0);
+    expect((await outputs()).piper.server).toBe("second");
+    expect(await piperRows()).toBe(ROWS);
+    await isolationHolds(false);
+    const done = move("apply", "--confirm", `${STACK}/piper`);
+    expect(done.code, done.stderr.slice(-3000)).toBe(0);
+    expect(moveFile()).toEqual({ server: "second" });
+    expect(await sql(s.server, "postgres", "SELECT datname FROM pg_database WHERE datname = 'piper_db'")).toEqual([]);
+    expect(await sql(s.server, "postgres", "SELECT rolname FROM pg_roles WHERE rolname LIKE 'piper\\_%'")).toEqual([]);
+    expect(await piperRows()).toBe(ROWS);
+    await isolationHolds();
+    const preview = runCli(["preview", "--stack", STACK, "--expect-no-changes"], s.env);
+    expect(preview.code, preview.stderr.slice(-2000)).toBe(0);
+  }, 1_200_000);
+});
