@@ -200,4 +200,16 @@ export interface AuditReport {
   readonly summary: Readonly<Record<Severity, number>>;
   readonly findings: readonly AuditFinding[];
   readonly matrix: AccessMatrix;
+  /** Services on the move (`db-platform move`): both places are declared, so neither is drift. */
+  readonly moves: readonly MoveStatus[];
+}
+
+/** A service between two places, as its stack file says. */
+export interface MoveStatus {
+  readonly service: string;
+  readonly from: string;
+  readonly to: string;
+  readonly phase: "copy" | "serve" | "retire";
+  /** What the phase means for the service, in a sentence. */
+  readonly state: string;
 }

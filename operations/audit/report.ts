@@ -12,6 +12,7 @@ import {
   type AuditFinding,
   type AuditReport,
   type LiveServer,
+  type MoveStatus,
   PUBLIC,
   SEVERITIES,
   type Severity,
@@ -44,6 +45,7 @@ export function buildReport(args: {
   durationMs: number;
   service?: string;
   now?: Date;
+  moves?: readonly MoveStatus[];
 }): AuditReport {
   const keep = (f: AuditFinding) => !args.service || f.services.includes(args.service);
   const findings = args.results
@@ -69,8 +71,18 @@ export function buildReport(args: {
     summary,
     findings,
     matrix: buildMatrix(args.results, args.service),
+    moves: (args.moves ?? []).filter((m) => !args.service || m.service === args.service),
   };
 }
+
+/** What a move's phase means (docs/data-moves.md). */
+export const MOVE_STATES = {
+  copy: "the new place is being created and filled; the old one serves",
+  serve: "the new place serves; the old one is kept, unchanged, until move apply --confirm retires it",
+  retire: "the old place is being dropped; the new one serves",
+} as const;
+
+const moveLine = (m: MoveStatus) => `service ${m.service} is moving from ${m.from} to ${m.to} (phase ${m.phase}): ${m.state}`;
 
 function buildMatrix(results: readonly ServerResult[], service?: string): AccessMatrix {
   const columns = results.flatMap((r) => r.analysis.areas);
@@ -117,6 +129,7 @@ const scopeLine = (r: AuditReport) =>
 
 function text(r: AuditReport): string {
   const out: string[] = [scopeLine(r), ""];
+  if (r.moves.length > 0) out.push(...r.moves.map(moveLine), "");
   if (r.findings.length > 0) {
     const t = new Table({ head: ["#", "severity", "rule", "server", "object", "subject"], style: { head: [], border: [] } });
     r.findings.forEach((f, i) => t.push([String(i + 1), f.severity, f.rule, f.server, f.object, f.subject ?? ""]));
@@ -138,6 +151,7 @@ const mdCode = (s: string) => `<code>${escapeHtml(s).replace(/\|/g, "&#124;")}</
 
 function markdown(r: AuditReport): string {
   const out = [`## db-platform audit: stack ${mdCell(r.stack)}`, "", mdCell(scopeLine(r)), "", `**${summaryLine(r)}**`, ""];
+  if (r.moves.length > 0) out.push(...r.moves.map((m) => `- ${mdCell(moveLine(m))}`), "");
   if (r.findings.length > 0) {
     out.push("| Severity | Rule | Server | Object | Subject | Finding | Suggested fix |", "|---|---|---|---|---|---|---|");
     for (const f of r.findings) {
@@ -209,6 +223,7 @@ ${css}
 <h1>db-platform audit: stack ${e(r.stack)}</h1>
 <p>${e(scopeLine(r))}</p>
 <p class="summary"><strong>${e(summaryLine(r))}</strong></p>
+${r.moves.map((m) => `<p class="move">${e(moveLine(m))}</p>`).join("\n")}
 <h2>Access matrix</h2>
 <p>Rows: every role of a service (with what they reach through memberships and PUBLIC); columns: each service's database or schemas. Levels, weakest first: ${ACCESS_LEVELS.map((l) => `<span class="lvl-${l}">${l}</span>`).join(", ")}. A framed cell is access outside the service's own area.</p>
 <table class="matrix"><thead><tr><th>service</th>${r.matrix.columns.map((c) => `<th>${e(c.label)}</th>`).join("")}</tr></thead><tbody>

@@ -9,7 +9,7 @@
  */
 import * as path from "node:path";
 import type { Spec } from "../../components/spec";
-import { formatProblem, validateConfig } from "../../components/spec";
+import { formatProblem, locationOf, validateConfig } from "../../components/spec";
 import { fromStateDocument, fromSynth } from "../../policies/engine/sources";
 import type { StackInput } from "../../policies/engine/types";
 import { readJson } from "../stack/policyCheck";
@@ -21,7 +21,7 @@ import { ServerReadError as AuditError, serverConnector } from "../connect";
 import { collectServer } from "./catalog";
 import { declaredServers } from "./declared";
 import type { AuditReport } from "./model";
-import { buildReport, type ServerResult } from "./report";
+import { buildReport, MOVE_STATES, type ServerResult } from "./report";
 
 /** The audit could not run (exit 3); also what reading a server's catalogs fails with. */
 export { AuditError };
@@ -90,5 +90,10 @@ export async function runAudit(opts: AuditOptions): Promise<AuditReport> {
     extraFindings: backups,
     durationMs: performance.now() - started,
     service: opts.service,
+    moves: spec.services.flatMap((s) =>
+      s.move
+        ? [{ service: s.name, from: locationOf(s), to: locationOf(s.move.target), phase: s.move.phase, state: MOVE_STATES[s.move.phase] }]
+        : [],
+    ),
   });
 }

@@ -43,8 +43,24 @@ describe("db-platform audit", () => {
     expect(r.stderr).toBe("");
     expect(r.code).toBe(0);
     const report = JSON.parse(r.stdout) as AuditReport;
-    expect(Object.keys(report)).toEqual(["version", "stack", "generatedAt", "durationMs", "servers", "summary", "findings", "matrix"]);
-    expect(report).toMatchObject({ version: 1, stack: "auditcli", findings: [], summary: { critical: 0, high: 0, medium: 0, low: 0 } });
+    expect(Object.keys(report)).toEqual([
+      "version",
+      "stack",
+      "generatedAt",
+      "durationMs",
+      "servers",
+      "summary",
+      "findings",
+      "matrix",
+      "moves",
+    ]);
+    expect(report).toMatchObject({
+      version: 1,
+      stack: "auditcli",
+      findings: [],
+      moves: [],
+      summary: { critical: 0, high: 0, medium: 0, low: 0 },
+    });
   });
 
   it("exits 2 on a critical finding and prints a table with the finding and its fix", async () => {

@@ -3,7 +3,7 @@ import { marked } from "marked";
 import { describe, expect, it } from "vitest";
 import { type AuditFinding, type AuditReport, type AuditRule } from "../../operations/audit/model";
 import { auditRule } from "../../operations/audit/rules";
-import { exitCodeOf, render } from "../../operations/audit/report";
+import { exitCodeOf, MOVE_STATES, render } from "../../operations/audit/report";
 
 function finding(rule: AuditRule, object: string, extra: Partial<AuditFinding> = {}): AuditFinding {
   return {
@@ -18,7 +18,7 @@ function finding(rule: AuditRule, object: string, extra: Partial<AuditFinding> =
   };
 }
 
-function report(findings: AuditFinding[]): AuditReport {
+function report(findings: AuditFinding[], moves: AuditReport["moves"] = []): AuditReport {
   const summary = { critical: 0, high: 0, medium: 0, low: 0 };
   for (const f of findings) summary[f.severity]++;
   return {
@@ -36,8 +36,34 @@ function report(findings: AuditFinding[]): AuditReport {
         { subject: "PUBLIC", cells: ["none"] },
       ],
     },
+    moves,
   };
 }
+
+describe("a move in progress", () => {
+  const moving = report(
+    [],
+    [
+      {
+        service: "a",
+        from: "schemas in database p on server main",
+        to: "database a_db on server main",
+        phase: "serve",
+        state: MOVE_STATES.serve,
+      },
+    ],
+  );
+
+  it("is stated in every format, not reported as a finding", async () => {
+    const line =
+      "service a is moving from schemas in database p on server main to database a_db on server main (phase serve): the new place serves";
+    expect(render(moving, "text")).toContain(line);
+    expect(await marked.parse(render(moving, "md"))).toContain(line);
+    expect(render(moving, "html")).toContain(`<p class="move">${line}`);
+    expect(JSON.parse(render(moving, "json")).moves).toEqual(moving.moves);
+    expect(exitCodeOf(moving)).toBe(0);
+  });
+});
 
 describe("exit codes", () => {
   it.each([
