@@ -68,7 +68,9 @@ export function refusalText(refused: readonly RefusedData[], stack: string): str
   const each = services.length > 0 ? services : ["<service>"];
   lines.push(
     "To move a service with its data instead, keep its isolation, database and server as they were and run (docs/data-moves.md):",
-    ...each.map((s) => `  db-platform move plan --stack ${stack} --service ${s} --to database|schema [--database <name>] [--server <name>]`),
+    ...each.map(
+      (s) => `  db-platform move plan --stack ${stack} --service ${s} --to database|schema [--database <name>] [--server <name>]`,
+    ),
     "  then db-platform move apply with the same arguments: it copies, verifies and switches, and changes the stack file itself.",
     `To let the data go: set services.<name>.allowDataLoss: true (a service you remove: first, with an up of its own) and run up again.`,
   );
