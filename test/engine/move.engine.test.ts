@@ -17,6 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { engineEnv } from "../../operations/local/local";
 import type { LocalPostgres } from "../../operations/local/postgres";
 import { runCli, runCliAsync } from "../helpers/cli";
+import { schemaHash } from "../../operations/backup/snapshot";
 import { ENGINE, SKIPPED_BECAUSE } from "../helpers/engine";
 import { type LocalStack, localStack } from "../helpers/localStack";
 import { ROOT } from "../helpers/synth";
@@ -26,6 +27,8 @@ const ROWS = 100_000;
 const SHARED = { server: "local", isolation: "schema", database: "platform" };
 const DENIED = "42501";
 let s: LocalStack;
+/** piper's schema hash before any move: every stage must keep it. */
+let hashBefore: string;
 
 async function sql(server: LocalPostgres, database: string, text: string): Promise<Array<Record<string, unknown>>> {
   const c = await server.superuserClient(database);
@@ -70,6 +73,17 @@ async function attempt(url: string, database: string, text?: string): Promise<st
     return "ok";
   } catch (e) {
     return (e as { code?: string }).code ?? String(e);
+  } finally {
+    await c.end();
+  }
+}
+
+/** The schema hash of piper's schema where its outputs say it is (the backup manifest's hash, computed here). */
+async function piperSchemaHash(): Promise<string> {
+  const o = (await outputs()).piper;
+  const c = await s.servers[o.server].superuserClient(o.database);
+  try {
+    return await schemaHash(c, ["piper"]);
   } finally {
     await c.end();
   }
@@ -153,6 +167,7 @@ describe("move a service: schema → its own database → its own server (seed 0
        CREATE VIEW piper.recent AS SELECT id, name FROM piper.users WHERE id > ${ROWS - 10}`,
     );
     await sql(s.server, "platform", "SET ROLE notes_owner; CREATE TABLE notes.notes (id int); INSERT INTO notes.notes VALUES (1), (2)");
+    hashBefore = await piperSchemaHash();
   }, 600_000);
 
   afterAll(async () => {
@@ -217,6 +232,7 @@ describe("move a service: schema → its own database → its own server (seed 0
     const o = await outputs();
     expect(o.piper.database).toBe("piper_db");
     expect(await piperRows()).toBe(ROWS);
+    expect(await piperSchemaHash()).toBe(hashBefore);
     const owners = await sql(s.server, "piper_db", "SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = 'piper'");
     expect(owners).toEqual([{ tableowner: "piper_owner" }]);
     // The old place is still there, untouched.
@@ -258,6 +274,7 @@ describe("move a service: schema → its own database → its own server (seed 0
     );
     expect(left).toEqual([]);
     expect(await piperRows()).toBe(ROWS);
+    expect(await piperSchemaHash()).toBe(hashBefore);
     await isolationHolds();
     const preview = runCli(["preview", "--stack", STACK, "--expect-no-changes"], s.env);
     expect(preview.code, preview.stderr.slice(-2000)).toBe(0);
@@ -274,7 +291,7 @@ describe("move a service: schema → its own database → its own server (seed 0
         killedAt = new Date().toISOString();
       } else await new Promise((r) => setTimeout(r, 100));
     }
-    const killed = await running;
+    const killed = await running.done;
     expect(killedAt, "the target database never appeared").not.toBe("");
     expect(killed.code, killed.stderr.slice(-2000)).toBe(1);
     expect(moveFile().move).toMatchObject({ phase: "copy", to: { server: "second" } });
@@ -294,15 +311,33 @@ describe("move a service: schema → its own database → its own server (seed 0
     fs.writeFileSync(dump, good);
     const resumed = move("apply");
     expect(resumed.code, resumed.stderr.slice(-3000)).toBe(0);
+    expect(resumed.stdout).toContain(`restore: 1 table(s), ${ROWS} row(s) as piper_owner; row counts and schema hash match the manifest`);
     expect((await outputs()).piper.server).toBe("second");
     expect(await piperRows()).toBe(ROWS);
+    expect(await piperSchemaHash()).toBe(hashBefore);
     await isolationHolds(false);
+  }, 1_200_000);
+
+  it("the process killed while it retires the old server's place: move apply --confirm finishes; nothing of piper is left there", async () => {
+    const retiring = runCliAsync(["move", "apply", "--confirm", `${STACK}/piper`, "--stack", STACK, "--service", "piper"], s.env);
+    let killed = false;
+    for (let i = 0; i < 1200 && !killed; i++) {
+      if ((moveFile().move as { phase?: string } | undefined)?.phase === "retire") {
+        // SIGKILL to the command and everything it started: the engine, the plugins.
+        retiring.kill();
+        killed = true;
+      } else await new Promise((r) => setTimeout(r, 50));
+    }
+    const r = await retiring.done;
+    expect(killed, r.stderr.slice(-2000)).toBe(true);
+    expect(moveFile().move).toMatchObject({ phase: "retire" });
     const done = move("apply", "--confirm", `${STACK}/piper`);
     expect(done.code, done.stderr.slice(-3000)).toBe(0);
     expect(moveFile()).toEqual({ server: "second" });
     expect(await sql(s.server, "postgres", "SELECT datname FROM pg_database WHERE datname = 'piper_db'")).toEqual([]);
     expect(await sql(s.server, "postgres", "SELECT rolname FROM pg_roles WHERE rolname LIKE 'piper\\_%'")).toEqual([]);
     expect(await piperRows()).toBe(ROWS);
+    expect(await piperSchemaHash()).toBe(hashBefore);
     await isolationHolds();
     const preview = runCli(["preview", "--stack", STACK, "--expect-no-changes"], s.env);
     expect(preview.code, preview.stderr.slice(-2000)).toBe(0);

@@ -31,16 +31,25 @@ function runBin(bin: string, args: readonly string[], env: NodeJS.ProcessEnv): C
   return { code: r.status, stdout: r.stdout, stderr: r.stderr, ms: Date.now() - started };
 }
 
-/** `runCli` without blocking this process, for a test that acts while the command runs. */
-export function runCliAsync(args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
+/**
+ * `runCli` without blocking this process, for a test that acts while the command runs. The
+ * command leads a process group of its own, so `kill` ends it with everything it started (the
+ * engine, its plugins), as a machine that dies would.
+ */
+export function runCliAsync(args: readonly string[], env: NodeJS.ProcessEnv = {}): { kill(): void; done: Promise<CliResult> } {
   const started = Date.now();
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(ROOT, "bin/db-platform.js"), ...args], { cwd: ROOT, env: { ...process.env, ...env } });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+  const child = spawn(process.execPath, [path.join(ROOT, "bin/db-platform.js"), ...args], {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    detached: true,
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+  const done = new Promise<CliResult>((resolve, reject) => {
     child.on("error", reject);
     child.on("close", (code) => resolve({ code, stdout, stderr, ms: Date.now() - started }));
   });
+  return { kill: () => process.kill(-(child.pid as number), "SIGKILL"), done };
 }
