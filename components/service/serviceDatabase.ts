@@ -65,8 +65,8 @@ export function loginTarget(login: RoleSpec, server: ServerHandle): { label: str
 
 /**
  * Where a slot's resources are named: the service's own names, or during a move the target's
- * (`<service>.next-…`). Outside a move the own names carry aliases of the target's, so a
- * finished move's target takes the service's own names again without being touched.
+ * (`<service>.next-…`). When a move has just ended (`arrived`), the own names carry aliases of the
+ * target's, so the target takes the service's own names again without being touched.
  */
 class Slot {
   constructor(
@@ -116,7 +116,8 @@ export class ServiceDatabase extends pulumi.ComponentResource {
       );
     }
     const move = spec.move;
-    const own = new Slot(name, move ? undefined : moveTargetPrefix(name));
+    // Aliases only where a move has just ended: each costs the SDK work on every registration.
+    const own = new Slot(name, spec.arrived ? moveTargetPrefix(name) : undefined);
     let served: { place: ServiceSpec; server: ServerHandle; database: postgresql.Database };
     if (!move) {
       const identity = this.identity(own, spec, server, args.sharedDatabase);

@@ -143,6 +143,11 @@ export interface ServiceSpec {
   readonly alarms?: ServiceAlarmThresholds;
   /** A move to another place in progress (`db-platform move`). */
   readonly move?: ServiceMove;
+  /**
+   * A move has just ended here (`move.phase: done`): the resources the move created under
+   * `<service>.next-…` names take the service's own names (aliases), and nothing else changes.
+   */
+  readonly arrived?: boolean;
 }
 
 export type MovePhase = "copy" | "serve" | "retire";

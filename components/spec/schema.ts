@@ -188,7 +188,7 @@ export const scopedRoleSchema = z.strictObject({
   connectionLimit: z.number().int().min(-1).optional(),
 });
 
-export const MOVE_PHASES = ["copy", "serve", "retire"] as const;
+export const MOVE_PHASES = ["copy", "serve", "retire", "done"] as const;
 
 /**
  * A move of a service's data in progress (`db-platform move`, docs/data-moves.md). Written and
@@ -202,7 +202,7 @@ export const moveSchema = z.strictObject({
     /** The shared database (isolation schema) or an override of `<service>_db` (isolation database). */
     database: z.string().optional(),
   }),
-  /** copy: the new place exists, the old one serves; serve: the new one serves; retire: the old one goes. */
+  /** copy: the new place exists, the old one serves; serve: the new one serves; retire: the old one goes; done: the service is at `to`, its resources take their own names. */
   phase: z.enum(MOVE_PHASES),
   /** The manifest of the verified copy the new place was restored from. */
   export: z.string().min(1).optional(),

@@ -94,7 +94,14 @@ export function checkMove(name: string, raw: RawService, servers: ReadonlySet<st
   const p = database ? identifierProblem(database) : undefined;
   if (p) out.push({ path: at("to", "database"), message: p });
   const from = buildService(name, raw);
-  if (to.server === from.server && to.isolation === from.isolation && database === from.database) {
+  const here = to.server === from.server && to.isolation === from.isolation && database === from.database;
+  if (raw.move.phase === "done") {
+    if (!here)
+      out.push({
+        path: at("to"),
+        message: `phase done: the service must be declared where it moved (${to.isolation} isolation, database ${database ?? "?"} on server ${to.server})`,
+      });
+  } else if (here) {
     out.push({
       path: at("to"),
       message: `is where service ${name} already is (${from.isolation} isolation, database ${from.database} on server ${from.server})`,

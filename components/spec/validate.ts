@@ -120,9 +120,11 @@ export function validateConfig(input: ConfigInput): ValidationResult {
     if (found.length > 0) continue;
     const service = withAlarms(buildService(name, raw), raw, servers);
     if (!raw.move) services.push(service);
+    else if (raw.move.phase === "done") services.push({ ...service, arrived: true });
     else {
       const target = withAlarms(buildService(name, movedService(raw)), raw, servers);
-      services.push({ ...service, move: { target, phase: raw.move.phase, ...(raw.move.export && { export: raw.move.export }) } });
+      const phase = raw.move.phase;
+      services.push({ ...service, move: { target, phase, ...(raw.move.export && { export: raw.move.export }) } });
     }
   }
   problems.push(...checkCollisions(services, servers, parsedServices));

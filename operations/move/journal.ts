@@ -36,12 +36,18 @@ export function writeMove(file: string, service: string, move: RawMove | undefin
   });
 }
 
-/** The stack file declares the service at its target, without `move`: the last step. */
+/**
+ * The stack file declares the service at its target, with `move.phase: done` until the last `up`
+ * has given the target's resources the service's own names (then `writeMove(…, undefined)`).
+ */
 export function writeArrived(file: string, service: string, target: ServiceSpec, defaultDatabase: string): void {
   editConfigFile(file, (doc: Document) => {
     ownEntry(doc, file, service);
     const at = ["config", servicesKey, service];
-    doc.deleteIn([...at, "move"]);
+    doc.setIn(
+      [...at, "move"],
+      doc.createNode({ to: { server: target.server, isolation: target.isolation, database: target.database }, phase: "done" }),
+    );
     doc.setIn([...at, "server"], target.server);
     if (target.isolation === "schema") doc.setIn([...at, "isolation"], "schema");
     else doc.deleteIn([...at, "isolation"]);

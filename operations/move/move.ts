@@ -178,7 +178,7 @@ export async function moveApply(ctx: MoveContext, serviceName: string, opts: App
   let spec = loadSpec(ctx.file);
   let service = serviceOf(spec, serviceName, ctx.stack);
 
-  if (!service.move) {
+  if (!service.move && !service.arrived) {
     writeMove(ctx.file, serviceName, requestedMove(ctx, service, opts.to as MoveTarget).move);
     spec = loadSpec(ctx.file);
     service = serviceOf(spec, serviceName, ctx.stack);
@@ -228,6 +228,7 @@ export async function moveApply(ctx: MoveContext, serviceName: string, opts: App
     writeArrived(ctx.file, serviceName, target, serviceDatabaseName(serviceName));
   }
   await apply(ctx, log, `finish: ${serviceName} declared at ${locationOf(serviceOf(loadSpec(ctx.file), serviceName, ctx.stack))}`);
+  writeMove(ctx.file, serviceName, undefined);
   return { plan, state: "done", log };
 }
 
@@ -241,7 +242,13 @@ export async function moveRollback(ctx: MoveContext, serviceName: string, opts: 
   let spec = loadSpec(ctx.file);
   const service = serviceOf(spec, serviceName, ctx.stack);
   const move = service.move;
-  if (!move) throw new BackupCommandError(`service ${serviceName} is not moving: nothing to roll back`);
+  if (!move) {
+    throw new BackupCommandError(
+      service.arrived
+        ? `service ${serviceName}'s move has ended (phase done): finish it with move apply`
+        : `service ${serviceName} is not moving: nothing to roll back`,
+    );
+  }
   const plan = movePlan(ctx, serviceName);
   const log: string[] = [];
   if (move.phase === "retire") {

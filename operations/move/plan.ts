@@ -80,6 +80,8 @@ export function requestedMove(ctx: MoveContext, service: ServiceSpec, to: MoveTa
 
 /** The target as a service spec: the one being moved to, or the one a request asks for. */
 function targetOf(ctx: MoveContext, service: ServiceSpec, to?: MoveTarget): ServiceSpec {
+  // Declared at its new place, the move's last `up` still to run.
+  if (service.arrived && !to) return service;
   if (service.move) {
     const t = service.move.target;
     const same =
@@ -92,9 +94,7 @@ function targetOf(ctx: MoveContext, service: ServiceSpec, to?: MoveTarget): Serv
     return t;
   }
   if (!to) {
-    throw new BackupCommandError(
-      `service ${service.name} is not moving: give --to database|schema (with --database, --server). (When a move's last step failed, db-platform up finishes it.)`,
-    );
+    throw new BackupCommandError(`service ${service.name} is not moving: give --to database|schema (with --database, --server)`);
   }
   return requestedMove(ctx, service, to).target;
 }
@@ -113,7 +113,7 @@ const STEP = {
   retire: (s: ServiceSpec, sameServer: boolean) =>
     `with --confirm only: up (move phase retire): drop ${locationOf(s)}${sameServer ? "" : ` and ${s.name}'s roles on server ${s.server}`}`,
   finish: (t: ServiceSpec) =>
-    `declare ${t.name} at ${locationOf(t)} in the stack file; up: the new place's resources take the service's own names (no change in PostgreSQL)`,
+    `declare ${t.name} at ${locationOf(t)} in the stack file (move phase done); up: the new place's resources take the service's own names (no change in PostgreSQL); the move entry goes`,
 };
 
 export const movesDir = (ctx: MoveContext) => ctx.dir ?? path.join(ctx.projectDir, ".db-platform", "moves", ctx.stack);
@@ -124,7 +124,7 @@ export function movePlan(ctx: MoveContext, serviceName: string, to?: MoveTarget)
   const service = serviceOf(spec, serviceName, ctx.stack);
   const target = targetOf(ctx, service, to);
   const sameServer = target.server === service.server;
-  const phase = service.move?.phase ?? "start";
+  const phase = service.arrived ? "done" : (service.move?.phase ?? "start");
   const all = [
     ["start", STEP.sessions(service)],
     ["start", STEP.export(service, path.relative(ctx.projectDir, movesDir(ctx)) || ".")],
@@ -132,9 +132,9 @@ export function movePlan(ctx: MoveContext, serviceName: string, to?: MoveTarget)
     ["copy", STEP.restore(service, target)],
     ["copy", STEP.serve(target)],
     ["serve", STEP.retire(service, sameServer)],
-    ["retire", STEP.finish(target)],
+    ["done", STEP.finish(target)],
   ] as const;
-  const order = ["start", "copy", "serve", "retire"];
+  const order = ["start", "copy", "serve", "retire", "done"];
   return {
     stack: ctx.stack,
     service: service.name,

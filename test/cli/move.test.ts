@@ -81,6 +81,39 @@ describe("move plan", () => {
   });
 });
 
+describe("a move that has ended (phase done)", () => {
+  it("plans only its last up; cannot be rolled back", () => {
+    const file = stackFile(
+      "arrived",
+      STACK_FILE.replace(
+        "payments: { server: local, isolation: schema, database: platform }",
+        "payments: { server: local, move: { to: { server: local, isolation: database, database: payments_db }, phase: done } }",
+      ),
+    );
+    const r = move(file, "plan", "--service", "payments");
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(
+      /\(in progress: phase done\)[\s\S]*steps:\n {2}1\. declare payments at database payments_db on server local in the stack file \(move phase done\)[^\n]*\ndowntime/,
+    );
+    const back = move(file, "rollback", "--service", "payments");
+    expect(back.code).toBe(2);
+    expect(back.stderr).toContain("service payments's move has ended (phase done): finish it with move apply");
+  });
+
+  it("must name where the service is declared", () => {
+    const file = stackFile(
+      "arrivedwrong",
+      STACK_FILE.replace(
+        "payments: { server: local, isolation: schema, database: platform }",
+        "payments: { server: local, move: { to: { server: second, isolation: database }, phase: done } }",
+      ),
+    );
+    const r = move(file, "plan", "--service", "payments");
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("services.payments.move.to: phase done: the service must be declared where it moved");
+  });
+});
+
 describe("refused before anything is touched (exit 2, the stack file unchanged)", () => {
   it.each([
     [["plan", "--service", "payments"], "service payments is not moving: give --to database|schema"],

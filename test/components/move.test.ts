@@ -8,7 +8,7 @@
 import { describe, expect, it } from "vitest";
 import { loadSpec } from "../../components/spec";
 import { synthProgram } from "../../operations/stack/synth";
-import { changed, devValues, input, services, type Values } from "../helpers/config";
+import { changed, devValues, input, prodValues, services, type Values } from "../helpers/config";
 import { isolationViolations } from "../helpers/isolation";
 import { check, raw } from "../helpers/policy";
 import { Resources, resolve, T } from "../helpers/synth";
@@ -16,7 +16,12 @@ import { Resources, resolve, T } from "../helpers/synth";
 /** The dev fixture with a second local server. */
 function twoServers(): Values {
   return changed(devValues(), (v) => {
-    (v.servers as Record<string, unknown>).second = { hosting: "local", version: "16", port: 54339 };
+    (v.servers as Record<string, unknown>).second = {
+      hosting: "local",
+      version: "16",
+      port: 54339,
+      replicas: [{ name: "second-ro", port: 54340 }],
+    };
     (v.adminPasswords as Record<string, string>).second = "second-admin-password";
   });
 }
@@ -25,7 +30,7 @@ const moving = (service: string, to: Record<string, string>, phase: string) =>
   changed(twoServers(), (v) => (services(v)[service].move = { to, phase }));
 
 async function synth(values: Values) {
-  const r = await synthProgram(input(values), "db-platform", "dev");
+  const r = await synthProgram(input(values), "db-platform", String(values.environment));
   return { resources: new Resources(r.resources), outputs: r.outputs, spec: loadSpec(input(values)) };
 }
 
@@ -103,6 +108,19 @@ describe("a service moving to another server", () => {
 
     const serve = await synth(moving("inventory", to, "serve"));
     expect((await resolve(serve.outputs.services.inventory.urls.app)).value).toContain(":54339/inventory_db");
+    // Read-only logins follow it to the target server's reader.
+    expect((await resolve(serve.outputs.services.inventory.urls.readonly)).value).toContain(":54340/inventory_db");
+    expect(serve.outputs.services.inventory.routing.readonly).toBe("replica second-ro");
+    expect(serve.outputs.services.inventory.server).toBe("second");
+  });
+
+  it("on RDS its Secrets Manager secrets follow it: the same secrets, describing the serving place", async () => {
+    const values = (phase: string) =>
+      changed(prodValues(), (v) => (services(v).payments.move = { to: { server: "studio", isolation: "database" }, phase }));
+    const description = async (phase: string) =>
+      (await synth(values(phase))).resources.one(T.secret, "payments-app-secret").props.description;
+    expect(await description("copy")).toBe("payments app login for platform");
+    expect(await description("serve")).toBe("payments app login for payments_db");
   });
 
   it("retire: nothing of it is left on the old server", async () => {

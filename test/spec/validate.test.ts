@@ -321,7 +321,7 @@ const badInput: Array<[string, () => Values, string]> = [
   [
     "a move in an unknown phase",
     () => changed(devValues(), (v) => (services(v).payments.move = { to: { server: "local", isolation: "database" }, phase: "halfway" })),
-    'services.payments.move.phase: Invalid option: expected one of "copy"|"serve"|"retire"',
+    'services.payments.move.phase: Invalid option: expected one of "copy"|"serve"|"retire"|"done"',
   ],
 ];
 
