@@ -30,10 +30,11 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { moveTargetPrefix } from "../../components/dataResources";
 import { locationOf, serviceDatabaseName, type ServiceSpec, type Spec } from "../../components/spec";
-import { BackupCommandError, clientTools } from "../backup/command";
+import { BackupCommandError, backupRun, clientTools } from "../backup/command";
 import { exportService, openExport } from "../backup/exchange";
 import { restoreBackup } from "../backup/restore";
-import { message } from "../backup/runner";
+import { BackupError, message } from "../backup/runner";
+import { localCommand, localServers } from "../local/local";
 import { type ApplyContext, liftProtection, upStack } from "../stack/stackApply";
 import { rawMove, writeArrived, writeMove } from "./journal";
 import { adminOf, backupContext, clearOwnerLeftovers, dataNames, differencesFrom, holdsData, openSessions } from "./places";
@@ -98,6 +99,7 @@ async function ensureExport(ctx: MoveContext, spec: Spec, service: ServiceSpec, 
       `service ${service.name} has open sessions on server ${service.server}: ${open.join(", ")}. Stop the service first: what it writes after the export would not reach the new place (or pass --ignore-sessions when they only read)`,
     );
   }
+  await stackBackup(ctx, spec, service, log);
   const started = performance.now();
   const r = await exportService(backupContext(ctx, spec), {
     service: service.name,
@@ -109,6 +111,20 @@ async function ensureExport(ctx: MoveContext, spec: Spec, service: ServiceSpec, 
     `export ${r.manifest.id}: ${r.manifest.tables.length} table(s), ${rows} row(s) from ${locationOf(service)} in ${seconds(started)}`,
   );
   return path.relative(ctx.projectDir, r.location);
+}
+
+/**
+ * A stack that declares backups gets one of the service before its data moves, in its own
+ * storage, beside the move's export: `backup restore` finds it whatever becomes of the export.
+ */
+async function stackBackup(ctx: MoveContext, spec: Spec, service: ServiceSpec, log: string[]): Promise<void> {
+  if (!spec.backups) return;
+  const [r] = await backupRun(backupContext(ctx, spec), { service: service.name });
+  if (!r.ok || !r.manifest) {
+    throw new BackupError(`the backup of ${service.name} before its move failed, nothing was moved: ${r.error}`);
+  }
+  const rows = r.manifest.tables.reduce((n, t) => n + t.rows, 0);
+  log.push(`backup ${r.manifest.id} of ${service.name} in the stack's backups: ${rows} row(s) (db-platform backup restore finds it)`);
 }
 
 async function openMoveExport(ctx: MoveContext, spec: Spec, serviceName: string) {
@@ -177,12 +193,17 @@ export async function moveApply(ctx: MoveContext, serviceName: string, opts: App
   const log: string[] = [];
   let spec = loadSpec(ctx.file);
   let service = serviceOf(spec, serviceName, ctx.stack);
+  // The session check, the export and the stack's backup need the servers (and local S3) running.
+  const startLocal = async () => {
+    if (localServers(spec).length > 0) await localCommand("start", spec, ctx.stack, ctx.projectDir, ctx.progress);
+  };
 
   if (!service.move && !service.arrived) {
     writeMove(ctx.file, serviceName, requestedMove(ctx, service, opts.to as MoveTarget).move);
     spec = loadSpec(ctx.file);
     service = serviceOf(spec, serviceName, ctx.stack);
     try {
+      await startLocal();
       const exported = await ensureExport(ctx, spec, service, log, opts.ignoreSessions === true);
       writeMove(ctx.file, serviceName, rawMove(service, "copy", exported));
     } catch (e) {
@@ -192,7 +213,7 @@ export async function moveApply(ctx: MoveContext, serviceName: string, opts: App
     }
     spec = loadSpec(ctx.file);
     service = serviceOf(spec, serviceName, ctx.stack);
-  }
+  } else await startLocal();
 
   if (service.move?.phase === "copy") {
     spec = await apply(ctx, log, `create ${locationOf(service.move.target)}`);

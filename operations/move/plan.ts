@@ -102,6 +102,7 @@ function targetOf(ctx: MoveContext, service: ServiceSpec, to?: MoveTarget): Serv
 const STEP = {
   sessions: (s: ServiceSpec) =>
     `check that no session of ${s.name}'s logins is open on ${s.server} (stop the service now: the downtime window starts)`,
+  backup: (s: ServiceSpec) => `back up ${s.name} into the stack's backups (db-platform backup run: what backup restore finds later)`,
   export: (s: ServiceSpec, dir: string) =>
     `export ${s.name} from ${locationOf(s)} into ${dir} (its read-only login, one snapshot; row counts and schema hash in the manifest)`,
   create: (t: ServiceSpec, sameServer: boolean) =>
@@ -127,6 +128,7 @@ export function movePlan(ctx: MoveContext, serviceName: string, to?: MoveTarget)
   const phase = service.arrived ? "done" : (service.move?.phase ?? "start");
   const all = [
     ["start", STEP.sessions(service)],
+    ...(spec.backups ? ([["start", STEP.backup(service)]] as const) : []),
     ["start", STEP.export(service, path.relative(ctx.projectDir, movesDir(ctx)) || ".")],
     ["copy", STEP.create(target, sameServer)],
     ["copy", STEP.restore(service, target)],
