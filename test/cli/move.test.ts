@@ -32,6 +32,15 @@ function stackFile(name: string, text = STACK_FILE): string {
   return file;
 }
 
+/** The stack file with payments' entry replaced (a move in some phase). */
+const withPayments = (entry: string) =>
+  STACK_FILE.replace("payments: { server: local, isolation: schema, database: platform }", `payments: ${entry}`);
+/** Payments (a schema in platform) on its way to a database of its own, in a phase. */
+const movingToDatabase = (phase: string) =>
+  withPayments(
+    `{ server: local, isolation: schema, database: platform, move: { to: { server: local, isolation: database }, phase: ${phase} } }`,
+  );
+
 const move = (file: string, ...args: string[]) => runCli(["move", ...args, "--config", file]);
 
 beforeAll(() => {
@@ -67,13 +76,7 @@ describe("move plan", () => {
   });
 
   it("from where a move stands: only the steps still to run", () => {
-    const file = stackFile(
-      "serving",
-      STACK_FILE.replace(
-        "payments: { server: local, isolation: schema, database: platform }",
-        "payments: { server: local, isolation: schema, database: platform, move: { to: { server: local, isolation: database }, phase: serve } }",
-      ),
-    );
+    const file = stackFile("serving", movingToDatabase("serve"));
     const r = move(file, "plan", "--service", "payments");
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain("(in progress: phase serve)");
@@ -85,10 +88,7 @@ describe("a move that has ended (phase done)", () => {
   it("plans only its last up; cannot be rolled back", () => {
     const file = stackFile(
       "arrived",
-      STACK_FILE.replace(
-        "payments: { server: local, isolation: schema, database: platform }",
-        "payments: { server: local, move: { to: { server: local, isolation: database, database: payments_db }, phase: done } }",
-      ),
+      withPayments("{ server: local, move: { to: { server: local, isolation: database, database: payments_db }, phase: done } }"),
     );
     const r = move(file, "plan", "--service", "payments");
     expect(r.code, r.stderr).toBe(0);
@@ -103,10 +103,7 @@ describe("a move that has ended (phase done)", () => {
   it("must name where the service is declared", () => {
     const file = stackFile(
       "arrivedwrong",
-      STACK_FILE.replace(
-        "payments: { server: local, isolation: schema, database: platform }",
-        "payments: { server: local, move: { to: { server: second, isolation: database }, phase: done } }",
-      ),
+      withPayments("{ server: local, move: { to: { server: second, isolation: database }, phase: done } }"),
     );
     const r = move(file, "plan", "--service", "payments");
     expect(r.code).toBe(2);
@@ -141,44 +138,33 @@ describe("refused before anything is touched (exit 2, the stack file unchanged)"
     expect(fs.readFileSync(file, "utf8")).toBe(STACK_FILE);
   });
 
-  it("a service whose entry other entries share through a YAML anchor", () => {
-    const text = STACK_FILE.replace(
-      "    payments: { server: local, isolation: schema, database: platform }\n    profile: { server: local, isolation: schema, database: platform }",
-      "    payments: &tenant { server: local, isolation: schema, database: platform }\n    profile: *tenant",
-    );
-    const file = stackFile("anchored", text);
-    const r = move(file, "apply", "--service", "payments", "--to", "database");
-    expect(r.code).toBe(2);
-    expect(r.stderr).toContain(
+  it.each([
+    [
+      "a service whose entry other entries share through a YAML anchor",
+      STACK_FILE.replace(
+        "    payments: { server: local, isolation: schema, database: platform }\n    profile: { server: local, isolation: schema, database: platform }",
+        "    payments: &tenant { server: local, isolation: schema, database: platform }\n    profile: *tenant",
+      ),
+      ["--to", "database"],
       "services.payments is the YAML anchor &tenant other entries refer to; write those entries out in full first",
-    );
-    expect(fs.readFileSync(file, "utf8")).toBe(text);
-  });
-
-  it("retiring with a confirmation that names another service", () => {
-    const text = STACK_FILE.replace(
-      "payments: { server: local, isolation: schema, database: platform }",
-      "payments: { server: local, isolation: schema, database: platform, move: { to: { server: local, isolation: database }, phase: serve } }",
-    );
-    const file = stackFile("confirm", text);
-    const r = move(file, "apply", "--service", "payments", "--confirm", "confirm/profile");
-    expect(r.code).toBe(2);
-    expect(r.stderr).toContain(
-      "--confirm confirm/profile does not name the service: retiring its old place takes --confirm confirm/payments",
-    );
-    expect(fs.readFileSync(file, "utf8")).toBe(text);
-  });
-
-  it("a move elsewhere while one is in progress", () => {
-    const text = STACK_FILE.replace(
-      "payments: { server: local, isolation: schema, database: platform }",
-      "payments: { server: local, isolation: schema, database: platform, move: { to: { server: local, isolation: database }, phase: copy } }",
-    );
-    const file = stackFile("busy", text);
-    const r = move(file, "apply", "--service", "payments", "--to", "database", "--server", "second");
-    expect(r.code).toBe(2);
-    expect(r.stderr).toContain(
+    ],
+    [
+      "retiring with a confirmation that names another service",
+      movingToDatabase("serve"),
+      ["--confirm", "refused/profile"],
+      "--confirm refused/profile does not name the service: retiring its old place takes --confirm refused/payments",
+    ],
+    [
+      "a move elsewhere while one is in progress",
+      movingToDatabase("copy"),
+      ["--to", "database", "--server", "second"],
       "service payments is already moving to database payments_db on server local (phase copy): finish it with move apply, or undo it with move rollback",
-    );
+    ],
+  ])("move apply: %s", (_what, text, args, message) => {
+    const file = stackFile("refused", text);
+    const r = move(file, "apply", "--service", "payments", ...args);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(message);
+    expect(fs.readFileSync(file, "utf8")).toBe(text);
   });
 });

@@ -11,7 +11,6 @@
 import * as postgresql from "@pulumi/postgresql";
 import { LocalWorkspace } from "@pulumi/pulumi/automation";
 import * as fs from "node:fs";
-import { Client } from "pg";
 import { parse, stringify } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { engineEnv } from "../../operations/local/local";
@@ -22,30 +21,11 @@ import { readConfigFile } from "../../operations/stack/stackConfig";
 import { configFromPulumi } from "../../components/spec/pulumiConfig";
 import { type AppliedStack, FIXTURE_ADMIN_PASSWORD, startAppliedDevStack } from "../helpers/appliedDevStack";
 import { ENGINE, SKIPPED_BECAUSE } from "../helpers/engine";
+import { attempt } from "../helpers/sql";
 import { ROOT } from "../helpers/synth";
 
 const DENIED = "42501";
 type Outcome = "ok" | string;
-
-/** Run statements as a login in a database; "ok", or the SQLSTATE it failed with. */
-async function attempt(url: string, database: string, sql?: string): Promise<Outcome> {
-  const target = new URL(url);
-  target.pathname = `/${database}`;
-  const c = new Client({ connectionString: target.toString() });
-  try {
-    await c.connect();
-  } catch (e) {
-    return (e as { code?: string }).code ?? String(e);
-  }
-  try {
-    if (sql) await c.query(sql);
-    return "ok";
-  } catch (e) {
-    return (e as { code?: string }).code ?? String(e);
-  } finally {
-    await c.end();
-  }
-}
 
 const SERVICES: Record<string, { database: string; logins: string[] }> = {
   inventory: { database: "inventory_db", logins: ["app", "readonly", "migrator"] },

@@ -11,8 +11,8 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LocalS3 } from "../../operations/local/s3";
-import type { LocalPostgres } from "../../operations/local/postgres";
 import { runCli } from "../helpers/cli";
+import { fillNotes, fillPiper, superuserSql } from "../helpers/sql";
 import { ENGINE, SKIPPED_BECAUSE } from "../helpers/engine";
 import { type LocalStack, localStack } from "../helpers/localStack";
 import { freePort } from "../helpers/ports";
@@ -26,17 +26,7 @@ let live: LocalStack;
 let dir: string;
 let exported: string;
 
-async function sql(server: LocalPostgres, database: string, text: string): Promise<Array<Record<string, unknown>>> {
-  const c = await server.superuserClient(database);
-  try {
-    // Several statements answer with one result each: the last one's rows.
-    const r = (await c.query(text)) as unknown as
-      { rows: Array<Record<string, unknown>> } | Array<{ rows: Array<Record<string, unknown>> }>;
-    return Array.isArray(r) ? (r.at(-1)?.rows ?? []) : r.rows;
-  } finally {
-    await c.end();
-  }
-}
+const sql = superuserSql;
 
 const liveRows = async () => Number((await sql(live.server, "platform", "SELECT count(*) AS n FROM piper.users"))[0].n);
 const liveTables = async () =>
@@ -63,16 +53,8 @@ describe("export from alpha, import into a prod-like stack (seed 004)", () => {
       expect(up.code, up.stderr.slice(-2000)).toBe(0);
     }
     // Data written as a service writes it: as its owner role.
-    await sql(
-      alpha.server,
-      "piper_db",
-      `SET ROLE piper_owner;
-       CREATE TABLE piper.users (id serial PRIMARY KEY, name text NOT NULL, preferences jsonb);
-       CREATE INDEX users_name ON piper.users (name);
-       INSERT INTO piper.users (name, preferences) SELECT 'user' || i, jsonb_build_object('n', i) FROM generate_series(1, ${ROWS}) i;
-       CREATE VIEW piper.recent AS SELECT id, name FROM piper.users WHERE id > ${ROWS - 10}`,
-    );
-    await sql(live.server, "platform", "SET ROLE notes_owner; CREATE TABLE notes.notes (id int); INSERT INTO notes.notes VALUES (1), (2)");
+    await fillPiper(alpha.server, "piper_db", ROWS);
+    await fillNotes(live.server, "platform");
   }, 600_000);
 
   afterAll(async () => {

@@ -15,8 +15,8 @@ import { Client } from "pg";
 import { parse } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { engineEnv } from "../../operations/local/local";
-import type { LocalPostgres } from "../../operations/local/postgres";
 import { runCli, runCliAsync } from "../helpers/cli";
+import { attempt, fillNotes, fillPiper, superuserSql } from "../helpers/sql";
 import { schemaHash } from "../../operations/backup/snapshot";
 import { ENGINE, SKIPPED_BECAUSE } from "../helpers/engine";
 import { type LocalStack, localStack } from "../helpers/localStack";
@@ -30,16 +30,7 @@ let s: LocalStack;
 /** piper's schema hash before any move: every stage must keep it. */
 let hashBefore: string;
 
-async function sql(server: LocalPostgres, database: string, text: string): Promise<Array<Record<string, unknown>>> {
-  const c = await server.superuserClient(database);
-  try {
-    const r = (await c.query(text)) as unknown as
-      { rows: Array<Record<string, unknown>> } | Array<{ rows: Array<Record<string, unknown>> }>;
-    return Array.isArray(r) ? (r.at(-1)?.rows ?? []) : r.rows;
-  } finally {
-    await c.end();
-  }
-}
+const sql = superuserSql;
 
 const move = (...args: string[]) => runCli(["move", ...args, "--stack", STACK, "--service", "piper"], s.env);
 const moveFile = () =>
@@ -56,26 +47,6 @@ interface ServiceOutput {
 async function outputs(): Promise<Record<string, ServiceOutput>> {
   const stack = await LocalWorkspace.selectStack({ stackName: STACK, workDir: ROOT }, { workDir: ROOT, envVars: engineEnv(ROOT, STACK) });
   return (await stack.outputs()).services.value as Record<string, ServiceOutput>;
-}
-
-/** "ok", the SQLSTATE, or the connection error's code. */
-async function attempt(url: string, database: string, text?: string): Promise<string> {
-  const u = new URL(url);
-  u.pathname = `/${database}`;
-  const c = new Client({ connectionString: u.toString() });
-  try {
-    await c.connect();
-  } catch (e) {
-    return (e as { code?: string }).code ?? String(e);
-  }
-  try {
-    if (text) await c.query(text);
-    return "ok";
-  } catch (e) {
-    return (e as { code?: string }).code ?? String(e);
-  } finally {
-    await c.end();
-  }
 }
 
 /** The schema hash of piper's schema where its outputs say it is (the backup manifest's hash, computed here). */
@@ -147,6 +118,15 @@ async function isolationHolds(oldServerRetired = true): Promise<void> {
   await sql(s.servers[piper.server], piper.database, "DELETE FROM piper.users WHERE name = 'probe'");
 }
 
+/** At the end of a move: every row and the schema as before, the isolation matrix, and nothing left for the engine to change. */
+async function settled(): Promise<void> {
+  expect(await piperRows()).toBe(ROWS);
+  expect(await piperSchemaHash()).toBe(hashBefore);
+  await isolationHolds();
+  const preview = runCli(["preview", "--stack", STACK, "--expect-no-changes"], s.env);
+  expect(preview.code, preview.stderr.slice(-2000)).toBe(0);
+}
+
 describe("move a service: schema → its own database → its own server (seed 003)", () => {
   if (!ENGINE.ready) {
     it.skip(SKIPPED_BECAUSE, () => undefined);
@@ -154,19 +134,11 @@ describe("move a service: schema → its own database → its own server (seed 0
   }
 
   beforeAll(async () => {
-    s = await localStack(STACK, { piper: SHARED, notes: SHARED }, { servers: ["local", "second"] });
+    s = await localStack(STACK, { piper: SHARED, notes: SHARED }, { servers: ["local", "second"], backups: true });
     const up = runCli(["up", "--stack", STACK], s.env);
     expect(up.code, up.stderr.slice(-3000)).toBe(0);
-    await sql(
-      s.server,
-      "platform",
-      `SET ROLE piper_owner;
-       CREATE TABLE piper.users (id serial PRIMARY KEY, name text NOT NULL, preferences jsonb);
-       CREATE INDEX users_name ON piper.users (name);
-       INSERT INTO piper.users (name, preferences) SELECT 'user' || i, jsonb_build_object('n', i) FROM generate_series(1, ${ROWS}) i;
-       CREATE VIEW piper.recent AS SELECT id, name FROM piper.users WHERE id > ${ROWS - 10}`,
-    );
-    await sql(s.server, "platform", "SET ROLE notes_owner; CREATE TABLE notes.notes (id int); INSERT INTO notes.notes VALUES (1), (2)");
+    await fillPiper(s.server, "platform", ROWS);
+    await fillNotes(s.server, "platform");
     hashBefore = await piperSchemaHash();
   }, 600_000);
 
@@ -182,7 +154,7 @@ describe("move a service: schema → its own database → its own server (seed 0
     expect(plan.stdout).toContain("from schemas in database platform on server local");
     expect(plan.stdout).toContain("to   database piper_db on server local");
     expect(plan.stdout).toMatch(
-      /1\. check that no session[\s\S]*2\. export piper[\s\S]*3\. up \(move phase copy\)[\s\S]*4\. restore[\s\S]*5\. up \(move phase serve\)[\s\S]*6\. with --confirm only[\s\S]*7\. declare piper/,
+      /1\. check that no session[\s\S]*2\. back up piper into the stack's backups[\s\S]*3\. export piper[\s\S]*4\. up \(move phase copy\)[\s\S]*5\. restore[\s\S]*6\. up \(move phase serve\)[\s\S]*7\. with --confirm only[\s\S]*8\. declare piper/,
     );
     expect(plan.stdout).toContain("downtime: from the session check before the export until the switch");
     const taken = move("plan", "--to", "schema", "--database", "platform");
@@ -228,6 +200,10 @@ describe("move a service: schema → its own database → its own server (seed 0
     expect(r.code, r.stderr.slice(-3000)).toBe(0);
     expect(r.stdout).toContain(`restore: 1 table(s), ${ROWS} row(s) as piper_owner; row counts and schema hash match the manifest`);
     expect(r.stdout).toContain("now serves from database piper_db on server local");
+    // The stack declares backups: one of piper was taken before its data moved, in the stack's own storage.
+    const backup = /backup (\S+) of piper in the stack's backups: 100000 row\(s\)/.exec(r.stdout)?.[1];
+    expect(backup, r.stdout).toBeDefined();
+    expect(runCli(["backup", "list", "--stack", STACK, "--service", "piper"], s.env).stdout).toContain(String(backup));
     expect(moveFile().move).toMatchObject({ phase: "serve" });
     const o = await outputs();
     expect(o.piper.database).toBe("piper_db");
@@ -273,11 +249,7 @@ describe("move a service: schema → its own database → its own server (seed 0
       "SELECT pg_describe_object(classid, objid, objsubid) AS what FROM pg_shdepend d JOIN pg_database b ON b.oid = d.dbid WHERE b.datname = 'platform' AND refobjid = 'piper_owner'::regrole",
     );
     expect(left).toEqual([]);
-    expect(await piperRows()).toBe(ROWS);
-    expect(await piperSchemaHash()).toBe(hashBefore);
-    await isolationHolds();
-    const preview = runCli(["preview", "--stack", STACK, "--expect-no-changes"], s.env);
-    expect(preview.code, preview.stderr.slice(-2000)).toBe(0);
+    await settled();
   }, 900_000);
 
   it("to a server of its own: the target server killed mid-move, then a failing restore, are resumed; the old server keeps serving until the switch", async () => {
@@ -336,10 +308,6 @@ describe("move a service: schema → its own database → its own server (seed 0
     expect(moveFile()).toEqual({ server: "second" });
     expect(await sql(s.server, "postgres", "SELECT datname FROM pg_database WHERE datname = 'piper_db'")).toEqual([]);
     expect(await sql(s.server, "postgres", "SELECT rolname FROM pg_roles WHERE rolname LIKE 'piper\\_%'")).toEqual([]);
-    expect(await piperRows()).toBe(ROWS);
-    expect(await piperSchemaHash()).toBe(hashBefore);
-    await isolationHolds();
-    const preview = runCli(["preview", "--stack", STACK, "--expect-no-changes"], s.env);
-    expect(preview.code, preview.stderr.slice(-2000)).toBe(0);
+    await settled();
   }, 1_200_000);
 });
