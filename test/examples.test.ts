@@ -132,14 +132,14 @@ describe("seed topologies produce what their ADRs ask for", () => {
     ).toEqual([["SELECT"]]);
   });
 
-  it("003: database-per-service and schema-per-service side by side", async () => {
+  it("003: database-per-service and schema-per-service side by side, profile moving from one to the other", async () => {
     const r = await synthFile("examples/seed-003-poc/Pulumi.staging.yaml");
     expect(
       r
         .ofType(T.database)
         .map((d) => d.props.name)
         .sort(),
-    ).toEqual(["auth_db", "payments_db", "platform"]);
+    ).toEqual(["auth_db", "payments_db", "platform", "profile_db"]);
     expect(
       r
         .ofType(T.schema)
@@ -150,7 +150,10 @@ describe("seed topologies produce what their ADRs ask for", () => {
       ["auth", "auth_db"],
       ["payments", "payments_db"],
       ["profile", "platform"],
+      ["profile", "profile_db"],
     ]);
+    // Both of profile's places are protected while it moves.
+    expect([r.one(T.schema, "profile-schema-profile").protect, r.one(T.database, "profile.next-db").protect]).toEqual([true, true]);
   });
 
   it("004: the alpha and prod stacks share no server and tag everything with their own environment", async () => {
