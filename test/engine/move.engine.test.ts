@@ -290,6 +290,29 @@ describe("move a service: schema → its own database → its own server (seed 0
     await isolationHolds(false);
   }, 1_200_000);
 
+  it("after the switch, rollback refuses to drop what the service wrote at the new place unless told; then it serves from the old server again and the new one is gone", async () => {
+    await sql(s.servers.second, "piper_db", "INSERT INTO piper.users (name) VALUES ('written after the switch')");
+    const refused = move("rollback");
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain(
+      "database piper_db on server second has served since the switch and changed (piper.users: 100001 rows, expected 100000 (+1))",
+    );
+    expect(refused.stderr).toContain("pass --discard-writes to roll back anyway");
+    expect(moveFile().move).toMatchObject({ phase: "serve" });
+    await sql(s.servers.second, "piper_db", "DELETE FROM piper.users WHERE name = 'written after the switch'");
+    const back = move("rollback");
+    expect(back.code, back.stderr.slice(-3000)).toBe(0);
+    expect(moveFile().move).toBeUndefined();
+    expect((await outputs()).piper.server).toBe("local");
+    expect(await sql(s.servers.second, "postgres", "SELECT datname FROM pg_database WHERE datname = 'piper_db'")).toEqual([]);
+    expect(await sql(s.servers.second, "postgres", "SELECT rolname FROM pg_roles WHERE rolname LIKE 'piper\\_%'")).toEqual([]);
+    await settled();
+    // And to the second server again, for the retirement below.
+    const again = move("apply", "--to", "database", "--server", "second");
+    expect(again.code, again.stderr.slice(-3000)).toBe(0);
+    expect((await outputs()).piper.server).toBe("second");
+  }, 1_200_000);
+
   it("the process killed while it retires the old server's place: move apply --confirm finishes; nothing of piper is left there", async () => {
     const retiring = runCliAsync(["move", "apply", "--confirm", `${STACK}/piper`, "--stack", STACK, "--service", "piper"], s.env);
     let killed = false;
