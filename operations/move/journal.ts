@@ -44,10 +44,7 @@ export function writeArrived(file: string, service: string, target: ServiceSpec,
   editConfigFile(file, (doc: Document) => {
     ownEntry(doc, file, service);
     const at = ["config", servicesKey, service];
-    doc.setIn(
-      [...at, "move"],
-      doc.createNode({ to: { server: target.server, isolation: target.isolation, database: target.database }, phase: "done" }),
-    );
+    doc.setIn([...at, "move"], doc.createNode({ to: placeOf(target), phase: "done" }));
     doc.setIn([...at, "server"], target.server);
     if (target.isolation === "schema") doc.setIn([...at, "isolation"], "schema");
     else doc.deleteIn([...at, "isolation"]);
@@ -56,10 +53,12 @@ export function writeArrived(file: string, service: string, target: ServiceSpec,
   });
 }
 
+/** Where a service is, as `move.to` says it. */
+const placeOf = (t: ServiceSpec): RawMove["to"] => ({ server: t.server, isolation: t.isolation, database: t.database });
+
 export function rawMove(service: ServiceSpec, phase: RawMove["phase"], exported?: string): RawMove {
-  const t = service.move?.target as ServiceSpec;
   return {
-    to: { server: t.server, isolation: t.isolation, database: t.database },
+    to: placeOf(service.move?.target as ServiceSpec),
     phase,
     ...(exported && { export: exported }),
   };

@@ -128,7 +128,7 @@ async function stackBackup(ctx: MoveContext, spec: Spec, service: ServiceSpec, l
 }
 
 async function openMoveExport(ctx: MoveContext, spec: Spec, serviceName: string) {
-  const service = serviceOf(spec, serviceName, ctx.stack);
+  const service = serviceOf(spec, serviceName);
   const file = path.resolve(ctx.projectDir, service.move?.export ?? "");
   return openExport({ kind: "folder", dir: file }, undefined);
 }
@@ -192,7 +192,7 @@ export async function moveApply(ctx: MoveContext, serviceName: string, opts: App
   }
   const log: string[] = [];
   let spec = loadSpec(ctx.file);
-  let service = serviceOf(spec, serviceName, ctx.stack);
+  let service = serviceOf(spec, serviceName);
   // The session check, the export and the stack's backup need the servers (and local S3) running.
   const startLocal = async () => {
     if (localServers(spec).length > 0) await localCommand("start", spec, ctx.stack, ctx.projectDir, ctx.progress);
@@ -201,7 +201,7 @@ export async function moveApply(ctx: MoveContext, serviceName: string, opts: App
   if (!service.move && !service.arrived) {
     writeMove(ctx.file, serviceName, requestedMove(ctx, service, opts.to as MoveTarget).move);
     spec = loadSpec(ctx.file);
-    service = serviceOf(spec, serviceName, ctx.stack);
+    service = serviceOf(spec, serviceName);
     try {
       await startLocal();
       const exported = await ensureExport(ctx, spec, service, log, opts.ignoreSessions === true);
@@ -212,31 +212,31 @@ export async function moveApply(ctx: MoveContext, serviceName: string, opts: App
       throw e;
     }
     spec = loadSpec(ctx.file);
-    service = serviceOf(spec, serviceName, ctx.stack);
+    service = serviceOf(spec, serviceName);
   } else await startLocal();
 
   if (service.move?.phase === "copy") {
     spec = await apply(ctx, log, `create ${locationOf(service.move.target)}`);
-    service = serviceOf(spec, serviceName, ctx.stack);
+    service = serviceOf(spec, serviceName);
     const exported = await ensureExport(ctx, spec, service, log, opts.ignoreSessions === true);
     if (exported !== service.move?.export) {
       writeMove(ctx.file, serviceName, rawMove(service, "copy", exported));
       spec = loadSpec(ctx.file);
-      service = serviceOf(spec, serviceName, ctx.stack);
+      service = serviceOf(spec, serviceName);
     }
     await restoreIntoTarget(ctx, spec, service, log);
     writeMove(ctx.file, serviceName, rawMove(service, "serve", service.move?.export));
-    service = serviceOf(loadSpec(ctx.file), serviceName, ctx.stack);
+    service = serviceOf(loadSpec(ctx.file), serviceName);
   }
 
   if (service.move?.phase === "serve") {
     spec = await apply(ctx, log, `switch to ${locationOf(service.move.target)}`);
-    service = serviceOf(spec, serviceName, ctx.stack);
+    service = serviceOf(spec, serviceName);
     if (opts.confirm === undefined) return { plan: movePlan(ctx, serviceName), state: "serve", log };
     const lifted = await liftProtection(applyContext(ctx, spec), dataNames(spec, service, serviceName));
     log.push(`retire: protection lifted from ${lifted.join(", ") || "nothing (already lifted)"}`);
     writeMove(ctx.file, serviceName, rawMove(service, "retire", service.move?.export));
-    service = serviceOf(loadSpec(ctx.file), serviceName, ctx.stack);
+    service = serviceOf(loadSpec(ctx.file), serviceName);
   }
 
   if (service.move?.phase === "retire") {
@@ -248,7 +248,7 @@ export async function moveApply(ctx: MoveContext, serviceName: string, opts: App
     if (service.isolation === "schema" && target.server === service.server) await clearOwnerLeftovers(ctx, spec, service, log);
     writeArrived(ctx.file, serviceName, target, serviceDatabaseName(serviceName));
   }
-  await apply(ctx, log, `finish: ${serviceName} declared at ${locationOf(serviceOf(loadSpec(ctx.file), serviceName, ctx.stack))}`);
+  await apply(ctx, log, `finish: ${serviceName} declared at ${locationOf(serviceOf(loadSpec(ctx.file), serviceName))}`);
   writeMove(ctx.file, serviceName, undefined);
   return { plan, state: "done", log };
 }
@@ -261,7 +261,7 @@ export interface RollbackOptions {
 /** Undo a move that has not retired the old place: the old place serves again, the target goes. */
 export async function moveRollback(ctx: MoveContext, serviceName: string, opts: RollbackOptions = {}): Promise<MoveResult> {
   let spec = loadSpec(ctx.file);
-  const service = serviceOf(spec, serviceName, ctx.stack);
+  const service = serviceOf(spec, serviceName);
   const move = service.move;
   if (!move) {
     throw new BackupCommandError(

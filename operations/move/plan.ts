@@ -6,7 +6,7 @@
 import * as path from "node:path";
 import { formatProblem, locationOf, type ServiceSpec, type Spec, validateConfig } from "../../components/spec";
 import type { RawMove } from "../../components/spec/schema";
-import { BackupCommandError } from "../backup/command";
+import { BackupCommandError, selectServices } from "../backup/command";
 import { BackupError } from "../backup/runner";
 import { readConfigFile } from "../stack/stackConfig";
 
@@ -54,14 +54,8 @@ export function loadSpec(file: string): Spec {
   return result.spec;
 }
 
-export function serviceOf(spec: Spec, name: string, stack: string): ServiceSpec {
-  const s = spec.services.find((x) => x.name === name);
-  if (!s)
-    throw new BackupCommandError(
-      `--service ${name}: stack ${stack} has no such service (its services: ${spec.services.map((x) => x.name).join(", ")})`,
-    );
-  return s;
-}
+/** The service a move names (`--service`), as `backup` and `export` find it. */
+export const serviceOf = (spec: Spec, name: string): ServiceSpec => selectServices(spec, { service: name })[0];
 
 /** The `move` entry a request asks for and its target, checked by the stack's own validation (paths name `services.<name>.move`). */
 export function requestedMove(ctx: MoveContext, service: ServiceSpec, to: MoveTarget): { move: RawMove; target: ServiceSpec } {
@@ -122,7 +116,7 @@ export const movesDir = (ctx: MoveContext) => ctx.dir ?? path.join(ctx.projectDi
 /** What `move apply` will do from where the move stands. */
 export function movePlan(ctx: MoveContext, serviceName: string, to?: MoveTarget): MovePlan {
   const spec = loadSpec(ctx.file);
-  const service = serviceOf(spec, serviceName, ctx.stack);
+  const service = serviceOf(spec, serviceName);
   const target = targetOf(ctx, service, to);
   const sameServer = target.server === service.server;
   const phase = service.arrived ? "done" : (service.move?.phase ?? "start");
