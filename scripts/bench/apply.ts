@@ -71,6 +71,44 @@ class TreeSampler {
   }
 }
 
+/**
+ * What the PostgreSQL server did between two readings: its CPU (the postmaster, the backends it
+ * reaped — one per connection, counted when they exit — and its long-lived workers) and the
+ * sessions opened (pg_stat_database.sessions, PostgreSQL 14+).
+ */
+interface ServerWork {
+  cpuSeconds: number;
+  sessions: number;
+}
+
+async function serverWork(server: LocalPostgres): Promise<ServerWork> {
+  const c = await server.superuserClient();
+  let sessions: number;
+  try {
+    const { rows } = await c.query<{ n: string }>("SELECT sum(sessions)::text AS n FROM pg_stat_database");
+    sessions = Number(rows[0].n);
+  } finally {
+    await c.end();
+  }
+  const pid = Number(fs.readFileSync(path.join(server.dataDir, "postmaster.pid"), "utf8").split("\n")[0]);
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  // utime, stime, and cutime, cstime: the children it waited for (USER_HZ = 100).
+  const own = (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / 100;
+  const live = descendants(pid).reduce((sum, p) => sum + p.cpuSeconds, 0);
+  return { cpuSeconds: own + live, sessions };
+}
+
+async function serverDelta<T>(server: LocalPostgres, f: () => Promise<T>): Promise<[T, ServerWork]> {
+  const before = await serverWork(server);
+  const result = await f();
+  // The statistics of a session are written when its backend exits: let the last ones end.
+  await new Promise((r) => setTimeout(r, 300));
+  const after = await serverWork(server);
+  // The readings' own session is counted in the second.
+  return [result, { cpuSeconds: after.cpuSeconds - before.cpuSeconds, sessions: after.sessions - before.sessions - 1 }];
+}
+
 /** What a process of the tree is: the CLI (with the program, which runs in it), the engine, a plugin, the policy pack. */
 function kindOf(pid: number, name: string): string {
   if (name === "pulumi") return "engine";
@@ -114,6 +152,8 @@ interface Row {
   cpuSame: Map<string, number>;
   floorUp: number;
   floorDestroy: number;
+  /** The server's work during each: the SQL floor's up and destroy, the cold `up`, the no-change `up`, `destroy`. */
+  server: Record<"floorUp" | "floorDestroy" | "upCold" | "upSame" | "destroy", ServerWork>;
 }
 
 /** One `db-platform` command as its own process, as `npm start` runs it; its stdout. */
@@ -163,20 +203,22 @@ async function measure(services: number, version: string): Promise<Row> {
     const databases = [...new Set(materializeSql(resources, "platform_admin").map((s) => s.database))].filter((d) => d !== "postgres");
     const roles = resources.filter((r) => r.type === "postgresql:index/role:Role").map((r) => String(r.props.name));
 
-    const [, floorUp] = await timed(() => materialize(resources, "platform_admin", (db) => server.superuserClient(db)));
-    const [, floorDestroy] = await timed(() => dropAll(server, databases, roles));
+    const [[, floorUp], floorUpWork] = await serverDelta(server, () =>
+      timed(() => materialize(resources, "platform_admin", (db) => server.superuserClient(db))),
+    );
+    const [[, floorDestroy], floorDestroyWork] = await serverDelta(server, () => timed(() => dropAll(server, databases, roles)));
 
     // The commands a user runs: `npm start -- --stack NAME`, a second one, preview, `npm run destroy -- --stack NAME`.
     sampler.start();
-    const [first, upCold] = await timed(() => cli(["up", "--stack", stack]));
+    const [[first, upCold], upColdWork] = await serverDelta(server, () => timed(() => cli(["up", "--stack", stack])));
     const cold = sampler.stop();
     if (!/created \d+/.test(first)) throw new Error(`first up created nothing:\n${first}`);
     sampler.start();
-    const [same, upSame] = await timed(() => cli(["up", "--stack", stack]));
+    const [[same, upSame], upSameWork] = await serverDelta(server, () => timed(() => cli(["up", "--stack", stack])));
     const cpuSame = sampler.stop().cpu;
     if (!/: no changes/.test(same)) throw new Error(`second up changed something:\n${same}`);
     const [, preview] = await timed(() => cli(["preview", "--stack", stack, "--expect-no-changes"]));
-    const [, destroy] = await timed(() => cli(["destroy", "--stack", stack, "--yes"]));
+    const [[, destroy], destroyWork] = await serverDelta(server, () => timed(() => cli(["destroy", "--stack", stack, "--yes"])));
     return {
       services,
       resources: resources.length,
@@ -189,6 +231,7 @@ async function measure(services: number, version: string): Promise<Row> {
       cpuSame,
       floorUp,
       floorDestroy,
+      server: { floorUp: floorUpWork, floorDestroy: floorDestroyWork, upCold: upColdWork, upSame: upSameWork, destroy: destroyWork },
     };
   } finally {
     await server.destroy();
@@ -256,6 +299,15 @@ async function main(): Promise<void> {
   for (const r of rows) {
     const cell = (k: string) => `${(r.cpuCold.get(k) ?? 0).toFixed(1)} / ${(r.cpuSame.get(k) ?? 0).toFixed(1)}`;
     console.log(`| ${r.services} | ${kinds.map(cell).join(" | ")} |`);
+  }
+  // The server's side: every connection is a backend forked, authenticated and torn down.
+  const ops = ["floorUp", "upCold", "upSame", "floorDestroy", "destroy"] as const;
+  const label = { floorUp: "SQL up", upCold: "up cold", upSame: "up, no changes", floorDestroy: "SQL destroy", destroy: "destroy" };
+  console.log(`\nPostgreSQL server: sessions opened / CPU seconds:\n\n| services | ${ops.map((o) => label[o]).join(" | ")} |`);
+  console.log(`|---|${ops.map(() => "---").join("|")}|`);
+  for (const r of rows) {
+    const cell = (o: (typeof ops)[number]) => `${r.server[o].sessions} / ${r.server[o].cpuSeconds.toFixed(1)} s`;
+    console.log(`| ${r.services} | ${ops.map(cell).join(" | ")} |`);
   }
 }
 
