@@ -13,6 +13,7 @@ import { PolicyConfigError } from "../policies/engine/evaluate";
 import { StateFormatError } from "../policies/engine/sources";
 import { PluginError } from "../operations/stack/stackApply";
 import { DataProtectionError } from "../operations/stack/dataProtection";
+import { PolicyViolationError } from "../operations/stack/upPolicy";
 import { auditCommand } from "./audit";
 import { backupCommands } from "./backup";
 import { EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, UsageError } from "./common";
@@ -52,6 +53,11 @@ export async function main(argv: string[]): Promise<number> {
     if (e instanceof CommanderError) {
       // --help and --version end here with exit code 0.
       return e.exitCode === 0 ? EXIT_OK : EXIT_USAGE;
+    }
+    if (e instanceof PolicyViolationError) {
+      // Refused before anything was applied, or the state the engine saved violates: exit 1, as policy check.
+      process.stderr.write(`db-platform: ${e.message}`);
+      return EXIT_PROBLEMS;
     }
     if (e instanceof DataProtectionError) {
       process.stderr.write(`db-platform: ${e.message}\n`);

@@ -17,6 +17,7 @@ import { configFromPulumi } from "../../components/spec/pulumiConfig";
 import { type BackupContext, backupList, backupRun, type RunOutcome } from "../backup/command";
 import { engineEnv, ensureEngine, LocalCommandError, localCommand, localServers } from "../local/local";
 import { EngineProgress } from "./progress";
+import { enforce, violationsBeforeUp, violationsOfState } from "./upPolicy";
 import { withoutPromiseStacks } from "./promiseStacks";
 import { clearUnsavedOperation, dropOrphans, findOrphans, knownObjects, markedOperation, unsavedOperation } from "./unsavedApply";
 
@@ -210,18 +211,25 @@ async function stateOperation<T>(ctx: ApplyContext, stack: Stack, operation: str
   return markedOperation(ctx.projectDir, ctx.stack, operation, f);
 }
 
-/** Start the stack's local servers, then `pulumi up` with the policy pack. */
+/**
+ * Start the stack's local servers, then `pulumi up`, with the policy pack's rules before anything
+ * is applied and on the state the engine saved (operations/stack/upPolicy.ts: the engine itself
+ * would run them only after applying, at the cost of two pack calls per resource).
+ */
 export async function upStack(ctx: ApplyContext): Promise<UpResult> {
   const started = Date.now();
+  // The program under the SDK's mocks, in this process while the servers and the engine start.
+  const before = violationsBeforeUp(ctx);
+  before.catch(() => undefined);
   if (localServers(ctx.spec).length > 0) await localCommand("start", ctx.spec, ctx.stack, ctx.projectDir, ctx.progress);
   const stack = await engineStack(ctx);
   const { parallel } = engineSettings(ctx.spec);
   const result = await stateOperation(ctx, stack, "up", async () => {
     await checkDataKept(stack, ctx.spec, ctx.stack);
-    return retryingAutovacuumRace("up", ctx.progress, () =>
-      withProgress(ctx, "up", (onEvent) => stack.up({ ...policyPackArgs(ctx.projectDir, ctx.stack), parallel, onEvent })),
-    );
+    enforce(await before, false, ctx.progress);
+    return retryingAutovacuumRace("up", ctx.progress, () => withProgress(ctx, "up", (onEvent) => stack.up({ parallel, onEvent })));
   });
+  enforce(violationsOfState(ctx, await stack.exportStack()), true, ctx.progress);
   return {
     changes: result.summary.resourceChanges ?? {},
     outputs: result.outputs,
