@@ -6,7 +6,7 @@
 import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { LocalWorkspace } from "@pulumi/pulumi/automation";
+import { LocalWorkspace, PulumiCommand } from "@pulumi/pulumi/automation";
 import type { LocalServerSpec, Spec } from "../../components/spec";
 import { LocalPostgres } from "./postgres";
 import { LocalS3 } from "./s3";
@@ -18,9 +18,32 @@ export class LocalCommandError extends Error {}
 
 /** Put the bootstrapped engine on PATH (built once from Go modules, cached by version). */
 export function ensureEngine(projectDir: string): string {
-  const bin = execFileSync("bash", [path.join(projectDir, "scripts/engine/bootstrap.sh"), "--quiet"], { encoding: "utf8" }).trim();
+  let bin = engines.get(projectDir);
+  if (!bin) {
+    bin = execFileSync("bash", [path.join(projectDir, "scripts/engine/bootstrap.sh"), "--quiet"], { encoding: "utf8" }).trim();
+    engines.set(projectDir, bin);
+  }
   if (!process.env.PATH?.split(":").includes(bin)) process.env.PATH = `${bin}:${process.env.PATH ?? ""}`;
   return bin;
+}
+
+/** The bootstrapped engine of each project, once per process (the bootstrap itself spawns Node). */
+const engines = new Map<string, string>();
+const commands = new Map<string, Promise<PulumiCommand>>();
+
+/**
+ * The bootstrapped CLI as the Automation API's command for every workspace of this process: the
+ * API runs `pulumi version` for each command it makes (about 0.2 s), so it makes one.
+ */
+export function pulumiCommand(projectDir: string): Promise<PulumiCommand> {
+  const bin = ensureEngine(projectDir);
+  let command = commands.get(bin);
+  if (!command) {
+    command = PulumiCommand.get({ root: path.dirname(bin) });
+    commands.set(bin, command);
+    command.catch(() => commands.delete(bin));
+  }
+  return command;
 }
 
 /**
@@ -47,17 +70,27 @@ export function engineEnv(projectDir: string, stack: string): Record<string, str
 
 /** The project's workspace in the engine, with `stack` created in the local state when it is new. */
 export async function stackWorkspace(projectDir: string, stack: string): Promise<LocalWorkspace> {
-  ensureEngine(projectDir);
-  const ws = await LocalWorkspace.create({ workDir: projectDir, envVars: engineEnv(projectDir, stack) });
+  const ws = await workspace(projectDir, stack);
   if (!(await ws.listStacks()).some((s) => s.name === stack)) await ws.createStack(stack);
   return ws;
 }
 
-/** The decrypted `db-platform:adminPasswords` of a stack. */
+function workspace(projectDir: string, stack: string): Promise<LocalWorkspace> {
+  return pulumiCommand(projectDir).then((command) =>
+    LocalWorkspace.create({ workDir: projectDir, envVars: engineEnv(projectDir, stack), pulumiCommand: command }),
+  );
+}
+
+/** The decrypted `db-platform:adminPasswords` of a stack (the stack is created in the backend first if it is not there yet). */
 export async function adminPasswords(projectDir: string, stack: string): Promise<Record<string, string>> {
-  const ws = await stackWorkspace(projectDir, stack);
-  const value = await ws.getConfig(stack, "db-platform:adminPasswords");
-  return JSON.parse(value.value) as Record<string, string>;
+  const read = async (ws: LocalWorkspace) =>
+    JSON.parse((await ws.getConfig(stack, "db-platform:adminPasswords")).value) as Record<string, string>;
+  try {
+    // The stack usually exists: one `pulumi config get`, without listing the backend's stacks first.
+    return await read(await workspace(projectDir, stack));
+  } catch {
+    return read(await stackWorkspace(projectDir, stack));
+  }
 }
 
 export function localServers(spec: Spec): LocalServerSpec[] {

@@ -6,7 +6,7 @@
  * anything, so a refused change leaves nothing half-done. This module also explains a refusal in
  * the platform's terms and lifts the protection for `destroy --yes`, whose confirmation is the consent.
  */
-import type { Stack } from "@pulumi/pulumi/automation";
+import type { Deployment, Stack } from "@pulumi/pulumi/automation";
 import { dataResources } from "../../components/dataResources";
 import type { Spec } from "../../components/spec";
 
@@ -129,8 +129,8 @@ export function refusedByState(resources: readonly StateResource[], spec: Spec):
   return out.sort((a, b) => key(a).localeCompare(key(b)));
 }
 
-/** Before `up` applies anything: refuse a change that would delete or replace a service's data. */
-export async function checkDataKept(stack: Stack, spec: Spec, stackName: string): Promise<void> {
+/** Before `up` applies anything: refuse a change that would delete or replace a service's data. Returns the state it read. */
+export async function checkDataKept(stack: Stack, spec: Spec, stackName: string): Promise<Deployment> {
   const state = await stack.exportStack();
   const refused = refusedByState((state.deployment?.resources ?? []) as StateResource[], spec);
   if (refused.length > 0)
@@ -139,4 +139,5 @@ export async function checkDataKept(stack: Stack, spec: Spec, stackName: string)
         .replace(/^db-platform: /, "")
         .trimEnd(),
     );
+  return state;
 }

@@ -62,6 +62,13 @@ export function violationsOfState(t: StackPolicyTarget, state: unknown): Violati
   return evaluate(fromStateDocument(state), resolveConfig(policyConfig(t)));
 }
 
+/** The violations of `after` not already reported in `before` (advisory ones are printed once); mandatory ones always. */
+export function notYetSaid(after: readonly Violation[], before: readonly Violation[]): Violation[] {
+  const key = (v: Violation) => `${v.policy}|${v.urn}|${v.message}`;
+  const said = new Set(before.map(key));
+  return after.filter((v) => v.enforcement === "mandatory" || !said.has(key(v)));
+}
+
 /** Advisory violations are printed; a mandatory one throws. */
 export function enforce(violations: readonly Violation[], applied: boolean, say: (s: string) => void): void {
   if (violations.some((v) => v.enforcement === "mandatory")) throw new PolicyViolationError(violations, applied);

@@ -94,6 +94,8 @@ describe("db-platform up and the policy pack's rules", () => {
     const r = runCli(["up", "--stack", STACK], env);
     expect(r.code, r.stderr.slice(-2000)).toBe(0);
     expect(r.stderr).toMatch(/policy pack \(advisory\):\nadvisory {2}service-data-protected\n[\s\S]*lossy-db/);
+    // Said before the engine ran; the same finding in the state after is not repeated.
+    expect(r.stderr.match(/policy pack \(advisory\)/g)).toHaveLength(1);
     expect(await onServer()).toEqual(["lossy_app", "lossy_db", "lossy_migrator", "lossy_owner", "lossy_readonly"]);
     const again = runCli(["up", "--stack", STACK], env);
     expect(again.code, again.stderr.slice(-2000)).toBe(0);

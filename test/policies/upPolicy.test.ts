@@ -8,7 +8,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { parse, stringify } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { enforce, PolicyViolationError, violationsBeforeUp, violationsOfState } from "../../operations/stack/upPolicy";
+import { enforce, notYetSaid, PolicyViolationError, violationsBeforeUp, violationsOfState } from "../../operations/stack/upPolicy";
 import { synth } from "../../operations/stack/synth";
 import { readConfigFile } from "../../operations/stack/stackConfig";
 import { ROOT } from "../helpers/synth";
@@ -128,5 +128,12 @@ describe("after up: the state the engine saved", () => {
     expect(() => enforce(violations, true, () => undefined)).toThrow(
       /^the stack as applied violates the policy pack:\n[\s\S]*inventory_app/,
     );
+  });
+
+  it("prints an advisory finding once: not again after the up when it was said before", () => {
+    const advisory = { policy: "service-data-protected", urn: "urn:a", message: "m", enforcement: "advisory" as const };
+    const mandatory = { policy: "no-public-access", urn: "urn:b", message: "n", enforcement: "mandatory" as const };
+    const fresh = { ...advisory, urn: "urn:c" };
+    expect(notYetSaid([advisory, mandatory, fresh], [advisory, mandatory])).toEqual([mandatory, fresh]);
   });
 });
