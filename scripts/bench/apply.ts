@@ -74,22 +74,26 @@ class TreeSampler {
 /**
  * What the PostgreSQL server did between two readings: its CPU (the postmaster, the backends it
  * reaped — one per connection, counted when they exit — and its long-lived workers) and the
- * sessions opened (pg_stat_database.sessions, PostgreSQL 14+).
+ * sessions opened (its log's `connection authorized` lines: the bench turns log_connections on;
+ * pg_stat_database would lose the sessions of the databases a destroy drops).
  */
 interface ServerWork {
   cpuSeconds: number;
   sessions: number;
 }
 
-async function serverWork(server: LocalPostgres): Promise<ServerWork> {
+async function logConnections(server: LocalPostgres): Promise<void> {
   const c = await server.superuserClient();
-  let sessions: number;
   try {
-    const { rows } = await c.query<{ n: string }>("SELECT sum(sessions)::text AS n FROM pg_stat_database");
-    sessions = Number(rows[0].n);
+    await c.query("ALTER SYSTEM SET log_connections = on");
+    await c.query("SELECT pg_reload_conf()");
   } finally {
     await c.end();
   }
+}
+
+function serverWork(server: LocalPostgres): ServerWork {
+  const sessions = (fs.readFileSync(server.logFile, "utf8").match(/connection authorized/g) ?? []).length;
   const pid = Number(fs.readFileSync(path.join(server.dataDir, "postmaster.pid"), "utf8").split("\n")[0]);
   const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
   const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
@@ -100,13 +104,12 @@ async function serverWork(server: LocalPostgres): Promise<ServerWork> {
 }
 
 async function serverDelta<T>(server: LocalPostgres, f: () => Promise<T>): Promise<[T, ServerWork]> {
-  const before = await serverWork(server);
+  const before = serverWork(server);
   const result = await f();
-  // The statistics of a session are written when its backend exits: let the last ones end.
+  // Let the last backends exit (their CPU is counted when the postmaster reaps them).
   await new Promise((r) => setTimeout(r, 300));
-  const after = await serverWork(server);
-  // The readings' own session is counted in the second.
-  return [result, { cpuSeconds: after.cpuSeconds - before.cpuSeconds, sessions: after.sessions - before.sessions - 1 }];
+  const after = serverWork(server);
+  return [result, { cpuSeconds: after.cpuSeconds - before.cpuSeconds, sessions: after.sessions - before.sessions }];
 }
 
 /** What a process of the tree is: the CLI (with the program, which runs in it), the engine, a plugin, the policy pack. */
@@ -199,6 +202,7 @@ async function measure(services: number, version: string): Promise<Row> {
   const sampler = new TreeSampler();
   try {
     await server.start();
+    await logConnections(server);
     const resources = await synth(config, "db-platform", stack);
     const databases = [...new Set(materializeSql(resources, "platform_admin").map((s) => s.database))].filter((d) => d !== "postgres");
     const roles = resources.filter((r) => r.type === "postgresql:index/role:Role").map((r) => String(r.props.name));
