@@ -16,6 +16,10 @@ export const DEV_PASSPHRASE = "db-platform-dev";
 
 export class LocalCommandError extends Error {}
 
+/** The bootstrapped engine of each project, once per process (the bootstrap itself spawns Node). */
+const engines = new Map<string, string>();
+const commands = new Map<string, Promise<PulumiCommand>>();
+
 /** Put the bootstrapped engine on PATH (built once from Go modules, cached by version). */
 export function ensureEngine(projectDir: string): string {
   let bin = engines.get(projectDir);
@@ -26,10 +30,6 @@ export function ensureEngine(projectDir: string): string {
   if (!process.env.PATH?.split(":").includes(bin)) process.env.PATH = `${bin}:${process.env.PATH ?? ""}`;
   return bin;
 }
-
-/** The bootstrapped engine of each project, once per process (the bootstrap itself spawns Node). */
-const engines = new Map<string, string>();
-const commands = new Map<string, Promise<PulumiCommand>>();
 
 /**
  * The bootstrapped CLI as the Automation API's command for every workspace of this process: the

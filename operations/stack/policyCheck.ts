@@ -32,18 +32,24 @@ function stackFromUrns(urns: string[]): string | undefined {
   return urns.map((u) => /^urn:pulumi:([^:]+)::/.exec(u)?.[1]).find(Boolean);
 }
 
-/** `--policy-config`, else policies/config/<stack>.json when it exists, else rule defaults. */
-export function policyConfigFor(stack: string | undefined, explicit?: string): PolicyConfigFile {
+/** A stack's policy config file in a project, policies/config/<stack>.json, when it exists: what the engine gets too. */
+export function stackPolicyConfigFile(projectDir: string, stack: string): string | undefined {
+  const file = path.join(projectDir, "policies", "config", `${stack}.json`);
+  return fs.existsSync(file) ? file : undefined;
+}
+
+/** `--policy-config`, else the stack's policy config file in `projectDir` (default: the project found from here), else rule defaults. */
+export function policyConfigFor(stack: string | undefined, explicit?: string, projectDir?: string): PolicyConfigFile {
   if (explicit) return readJson(explicit) as PolicyConfigFile;
   if (!stack) return {};
   let dir: string;
   try {
-    dir = findProjectDir();
+    dir = projectDir ?? findProjectDir();
   } catch {
     return {};
   }
-  const file = path.join(dir, "policies", "config", `${stack}.json`);
-  return fs.existsSync(file) ? (readJson(file) as PolicyConfigFile) : {};
+  const file = stackPolicyConfigFile(dir, stack);
+  return file ? (readJson(file) as PolicyConfigFile) : {};
 }
 
 export type PolicyCheckResult = { ok: true; violations: Violation[] } | { ok: false; problems: string[] };

@@ -16,6 +16,7 @@ import type { Spec } from "../../components/spec";
 import { configFromPulumi } from "../../components/spec/pulumiConfig";
 import { type BackupContext, backupList, backupRun, type RunOutcome } from "../backup/command";
 import { engineEnv, ensureEngine, LocalCommandError, localCommand, localServers, pulumiCommand } from "../local/local";
+import { stackPolicyConfigFile } from "./policyCheck";
 import { EngineProgress } from "./progress";
 import { enforce, notYetSaid, violationsBeforeUp, violationsOfState } from "./upPolicy";
 import { withoutPromiseStacks } from "./promiseStacks";
@@ -138,8 +139,8 @@ async function engineStack(ctx: ApplyContext): Promise<Stack> {
 
 /** The stack's policy config file, as `policy check` picks it: policies/config/<stack>.json when present. */
 export function policyPackArgs(projectDir: string, stack: string): { policyPacks: string[]; policyPackConfigs: string[] } {
-  const config = path.join(projectDir, "policies", "config", `${stack}.json`);
-  return { policyPacks: [path.join(projectDir, "policies")], policyPackConfigs: fs.existsSync(config) ? [config] : [] };
+  const config = stackPolicyConfigFile(projectDir, stack);
+  return { policyPacks: [path.join(projectDir, "policies")], policyPackConfigs: config ? [config] : [] };
 }
 
 export interface UpResult {

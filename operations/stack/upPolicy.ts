@@ -16,11 +16,9 @@
  *
  * `preview` keeps the pack inside the engine: the gate CI runs on every pull request.
  */
-import * as fs from "node:fs";
-import * as path from "node:path";
-import { evaluate, resolveConfig, type PolicyConfigFile, type Violation } from "../../policies/engine/evaluate";
+import { evaluate, resolveConfig, type Violation } from "../../policies/engine/evaluate";
 import { fromStateDocument, fromSynth } from "../../policies/engine/sources";
-import { formatViolations, readJson } from "./policyCheck";
+import { formatViolations, policyConfigFor } from "./policyCheck";
 import { readConfigFile, stackConfigPath } from "./stackConfig";
 import { synth } from "./synth";
 
@@ -44,11 +42,8 @@ export interface StackPolicyTarget {
   readonly projectDir: string;
 }
 
-/** The stack's policy config as the engine gets it (policyPackArgs): policies/config/<stack>.json when present. */
-function policyConfig(t: StackPolicyTarget): PolicyConfigFile {
-  const file = path.join(t.projectDir, "policies", "config", `${t.stack}.json`);
-  return fs.existsSync(file) ? (readJson(file) as PolicyConfigFile) : {};
-}
+/** The stack's policy config as the engine gets it. */
+const policyConfig = (t: StackPolicyTarget) => policyConfigFor(t.stack, undefined, t.projectDir);
 
 /** The rules on the stack file's program under the SDK's mocks: what `up` is about to apply. */
 export async function violationsBeforeUp(t: StackPolicyTarget): Promise<Violation[]> {
