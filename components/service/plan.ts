@@ -61,8 +61,11 @@ export function planService(service: ServiceSpec): ServicePlan {
     grants.push({ key: "public-schema-revoke-public", role: "public", objectType: "schema", schema: "public", privileges: [] });
   } else {
     // The shared database belongs to the admin: the owner role (and so the migrator, its member)
-    // needs CONNECT to reach its schemas. Owning its own database gives it that otherwise.
-    grants.push({ key: "owner-db", role: service.owner.name, objectType: "database", privileges: ["CONNECT"] });
+    // needs CONNECT to reach its schemas. Owning its own database gives it that otherwise. With
+    // createSchemas it may also create schemas there (docs/service-teams.md: what stops it from
+    // taking another service's).
+    const privileges = service.createSchemas ? ["CONNECT", "CREATE"] : ["CONNECT"];
+    grants.push({ key: "owner-db", role: service.owner.name, objectType: "database", privileges });
   }
 
   // PostgreSQL lets PUBLIC execute every new function; a schema's default privileges cannot take

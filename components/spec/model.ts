@@ -131,6 +131,8 @@ export interface ServiceSpec {
   readonly name: string;
   /** `up` may delete or replace its database or schemas with their data; otherwise they are protected. */
   readonly allowDataLoss: boolean;
+  /** Isolation schema: its owner role holds CREATE on the shared database (`CREATE SCHEMA IF NOT EXISTS` of migration tools). */
+  readonly createSchemas: boolean;
   readonly server: string;
   readonly isolation: "database" | "schema";
   readonly database: string;

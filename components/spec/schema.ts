@@ -228,6 +228,14 @@ export const serviceSchema = z.strictObject({
    * @default false
    */
   allowDataLoss: z.boolean().optional(),
+  /**
+   * Isolation schema: the service's owner role (and so its migrator) holds CREATE on the shared
+   * database, for migration tools that run `CREATE SCHEMA IF NOT EXISTS` (Drizzle's migrate(),
+   * Prisma): PostgreSQL checks CREATE on the database before it looks whether the schema exists.
+   * A schema it creates is reported by the audit until declared (docs/service-teams.md).
+   * @default false
+   */
+  createSchemas: z.boolean().optional(),
   /** Thresholds of the service's CloudWatch alarms (rds servers; docs/stats.md). */
   alarms: serviceAlarmsSchema.optional(),
   /** A move in progress, written by `db-platform move` (docs/data-moves.md). */

@@ -23,6 +23,12 @@ export function checkService(name: string, raw: RawService, servers: ReadonlySet
   if (isolation === "schema" && !raw.database) {
     out.push({ path: at("database"), message: "required when isolation is schema: the shared database the service's schemas live in" });
   }
+  if (raw.createSchemas && isolation === "database") {
+    out.push({
+      path: at("createSchemas"),
+      message: "only for isolation schema: a service's own database already lets its owner role create schemas",
+    });
+  }
   const identifierChecks: Array<[PathSegment[], string]> = [[at(), ident]];
   if (raw.database) identifierChecks.push([at("database"), raw.database]);
   (raw.schemas ?? []).forEach((s, i) => identifierChecks.push([at("schemas", i), s]));
@@ -159,6 +165,7 @@ export function buildService(name: string, raw: RawService): ServiceSpec {
     logins,
     extensions: raw.extensions ?? [],
     allowDataLoss: raw.allowDataLoss ?? false,
+    createSchemas: raw.createSchemas ?? false,
   };
 }
 

@@ -4,13 +4,15 @@ import { DATA_RULES } from "./data";
 import { MONITORING_RULES } from "./monitoring";
 import { POSTGRESQL_RULES } from "./postgresql";
 import { RDS_RULES } from "./rds";
+import { SCHEMA_RULES } from "./schemas";
 import { STACK_RULES } from "./stack";
 
-export { BACKUP_RULES, DATA_RULES, POSTGRESQL_RULES, RDS_RULES, STACK_RULES };
+export { BACKUP_RULES, DATA_RULES, POSTGRESQL_RULES, RDS_RULES, SCHEMA_RULES, STACK_RULES };
 
 /** Every rule of the pack, isolation first. */
 export const ALL_RULES: readonly Rule[] = [
   ...POSTGRESQL_RULES,
+  ...SCHEMA_RULES,
   ...MONITORING_RULES,
   ...STACK_RULES,
   ...DATA_RULES,

@@ -39,8 +39,12 @@ export const BACKDOOR_EXTENSIONS: ReadonlySet<string> = new Set([
   "odbc_fdw",
 ]);
 
-/** What a shared database may give its tenants: entry, never CREATE. */
+/** What a shared database may give its tenants: entry; CREATE only to a tenant's NOLOGIN owner role (createSchemas). */
 const SHARED_DATABASE_PRIVILEGES: ReadonlySet<string> = new Set(["CONNECT", "TEMPORARY", "TEMP"]);
+const SHARED_DATABASE_OWNER_PRIVILEGES: ReadonlySet<string> = new Set([...SHARED_DATABASE_PRIVILEGES, "CREATE"]);
+
+/** A service's owner role: the NOLOGIN role that owns its schemas (never a login). */
+const isOwnerRole = (role: { resource: PolicyInputResource }) => role.resource.props.login === false;
 
 const isPublic = (role: unknown) => typeof role === "string" && role.toLowerCase() === "public";
 const fmt = (service: string | undefined) => (service ? `service ${service}` : "no service");
@@ -93,13 +97,12 @@ export const noCrossServicePrivileges: Rule = {
         : `${privs(p.privileges)} on ${objectType === "database" ? target.label : `${objectType}s in ${target.label}`}`;
 
       if (target.shared && target.shared.size > 0) {
-        const extra = (Array.isArray(p.privileges) ? p.privileges : []).filter(
-          (x) => !SHARED_DATABASE_PRIVILEGES.has(String(x).toUpperCase()),
-        );
+        const allowed = !isDefault && isOwnerRole(grantee) ? SHARED_DATABASE_OWNER_PRIVILEGES : SHARED_DATABASE_PRIVILEGES;
+        const extra = (Array.isArray(p.privileges) ? p.privileges : []).filter((x) => !allowed.has(String(x).toUpperCase()));
         if (!grantee.service || !target.shared.has(grantee.service) || extra.length > 0) {
           out.push({
             urn: r.urn,
-            message: `role "${String(p.role)}" (${fmt(grantee.service)}) must hold at most CONNECT, TEMPORARY on shared ${target.label} on server ${server}, and only when its service has a schema there; found ${what}`,
+            message: `role "${String(p.role)}" (${fmt(grantee.service)}) must hold at most CONNECT, TEMPORARY on shared ${target.label} on server ${server} (its NOLOGIN owner role also CREATE: services.<name>.createSchemas), and only when its service has a schema there; found ${what}`,
           });
         }
         continue;

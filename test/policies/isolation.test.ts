@@ -101,13 +101,19 @@ const escapes: Array<[string, () => Mutable[], string, string]> = [
     "CREATE on the shared database",
     () => [grant("x", { role: "payments_app", database: "platform", objectType: "database", privileges: ["CONNECT", "CREATE"] })],
     "no-cross-service-privileges",
-    'role "payments_app" (service payments) must hold at most CONNECT, TEMPORARY on shared database "platform" on server local, and only when its service has a schema there; found CONNECT, CREATE on database "platform"',
+    'role "payments_app" (service payments) must hold at most CONNECT, TEMPORARY on shared database "platform" on server local (its NOLOGIN owner role also CREATE: services.<name>.createSchemas), and only when its service has a schema there; found CONNECT, CREATE on database "platform"',
+  ],
+  [
+    "CREATE on the shared database for the owner role of a service without a schema there",
+    () => [grant("x", { role: "inventory_owner", database: "platform", objectType: "database", privileges: ["CONNECT", "CREATE"] })],
+    "no-cross-service-privileges",
+    'role "inventory_owner" (service inventory) must hold at most CONNECT, TEMPORARY on shared database "platform" on server local (its NOLOGIN owner role also CREATE: services.<name>.createSchemas), and only when its service has a schema there; found CONNECT, CREATE on database "platform"',
   ],
   [
     "CONNECT on the shared database for a service without a schema there",
     () => [grant("x", { role: "inventory_app", database: "platform", objectType: "database", privileges: ["CONNECT"] })],
     "no-cross-service-privileges",
-    'role "inventory_app" (service inventory) must hold at most CONNECT, TEMPORARY on shared database "platform" on server local, and only when its service has a schema there; found CONNECT on database "platform"',
+    'role "inventory_app" (service inventory) must hold at most CONNECT, TEMPORARY on shared database "platform" on server local (its NOLOGIN owner role also CREATE: services.<name>.createSchemas), and only when its service has a schema there; found CONNECT on database "platform"',
   ],
   [
     "default privileges handing another service's future tables",

@@ -32,6 +32,11 @@ const badInput: Array<[string, () => Values, string]> = [
     "servers.local.instanceClass: unknown key (valid: hosting, version, replicas, reader, host, port, adminUser, sslMode)",
   ],
   [
+    "createSchemas on a service with a database of its own",
+    () => changed(devValues(), (v) => (services(v).inventory.createSchemas = true)),
+    "services.inventory.createSchemas: only for isolation schema: a service's own database already lets its owner role create schemas",
+  ],
+  [
     "unknown server reference lists the known servers",
     () => changed(devValues(), (v) => (services(v).inventory.server = "locl")),
     'services.inventory.server: unknown server "locl" (known: local) (did you mean "local"?)',
