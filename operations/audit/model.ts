@@ -150,6 +150,7 @@ export const AUDIT_RULE_IDS = [
   "powerful-role",
   "backdoor",
   "drift",
+  "undeclared-schema",
   "inspection-failed",
   "backup-freshness",
   "unmanaged-role",

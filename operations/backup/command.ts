@@ -10,6 +10,7 @@
  */
 import * as path from "node:path";
 import { loginEnvName, type ServerSpec, type ServiceSpec, servingPlace, type Spec } from "../../components/spec";
+import { serviceRoleNames } from "../../components/service/plan";
 import { LOCAL_BOOTSTRAP_SUPERUSER } from "../../components/spec/defaults";
 import { localRoot, stackS3 } from "../local/local";
 import { postgresBinDir } from "../local/postgres";
@@ -103,6 +104,7 @@ export function serviceTarget(ctx: BackupContext, service: ServiceSpec): Service
     database: place.database,
     schemas: place.schemas,
     serverMajor: server.version,
+    roles: serviceRoleNames(place),
   };
   const url = ctx.urls?.[service.name];
   if (url) {

@@ -15,7 +15,7 @@ import * as path from "node:path";
 import { PassThrough } from "node:stream";
 import { Client, type ClientConfig, escapeIdentifier as q } from "pg";
 import { type BackupManifest, type DumpStore, MANIFEST_FORMAT, newBackupId } from "./storage";
-import { schemaHash, tableCounts } from "./snapshot";
+import { schemaHash, tableCounts, undeclaredSchemas } from "./snapshot";
 
 export class BackupError extends Error {}
 
@@ -33,6 +33,8 @@ export interface ServiceTarget {
   readonly role?: string;
   /** The login whose privileges the dump runs with. */
   readonly dumpedAs: string;
+  /** The service's roles: a schema one of them owns that is not in `schemas` stops the backup (never left behind). */
+  readonly roles?: readonly string[];
 }
 
 export interface Connection {
@@ -122,6 +124,12 @@ export async function runBackup(storage: DumpStore, target: ServiceTarget, ctx: 
   let child: ChildProcess | undefined;
   try {
     await snap.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+    const left = target.roles ? await undeclaredSchemas(snap, target.roles, target.schemas) : [];
+    if (left.length > 0) {
+      throw new BackupError(
+        `backup of ${target.service} refused, nothing written: schema${left.length > 1 ? "s" : ""} ${left.join(", ")} in database ${target.database} belong${left.length > 1 ? "" : "s"} to the service but ${left.length > 1 ? "are" : "is"} not declared, so no backup, export or move would carry ${left.length > 1 ? "them" : "it"}. Declare ${left.length > 1 ? "them" : "it"} (services.${target.service}.schemas) and run up, or move ${left.length > 1 ? "their" : "its"} objects into a declared schema (docs/service-teams.md)`,
+      );
+    }
     const { rows } = await snap.query<{ snapshot: string; version: string }>(
       "SELECT pg_export_snapshot() AS snapshot, current_setting('server_version') AS version",
     );

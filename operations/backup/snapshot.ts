@@ -88,3 +88,13 @@ export function countDifferences(expected: readonly TableCount[], actual: readon
   for (const [k, n] of got) out.push(`${k}: not in the backup (${n} rows)`);
   return out;
 }
+
+/** Schemas of the current database owned by one of `roles` and not among `declared`: a service's data the stack does not know. */
+export async function undeclaredSchemas(c: Client, roles: readonly string[], declared: readonly string[]): Promise<string[]> {
+  const { rows } = await c.query<{ name: string }>(
+    `SELECT n.nspname AS name FROM pg_namespace n JOIN pg_roles r ON r.oid = n.nspowner
+      WHERE r.rolname = ANY($1::text[]) AND NOT n.nspname = ANY($2::text[]) ORDER BY 1`,
+    [roles, declared],
+  );
+  return rows.map((r) => r.name);
+}

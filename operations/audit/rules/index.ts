@@ -15,6 +15,7 @@ import { powerfulRole } from "./powerfulRole";
 import { publicAccess } from "./publicAccess";
 import type { AuditRuleDef, ServerRule } from "./rule";
 import { undeclaredDatabase } from "./undeclaredDatabase";
+import { undeclaredSchema } from "./undeclaredSchema";
 import { unmanagedRole } from "./unmanagedRole";
 
 export type { AuditOptions, AuditRuleDef, ServerRule } from "./rule";
@@ -27,6 +28,7 @@ export const AUDIT_RULES: readonly AuditRuleDef[] = [
   powerfulRole,
   backdoor,
   drift,
+  undeclaredSchema,
   inspectionFailed,
   backupFreshness,
   unmanagedRole,
