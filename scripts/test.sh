@@ -2,10 +2,12 @@
 # `npm test`: everything the project checks, on a machine with nothing installed beforehand but
 # Node, npm, Go and Python. What the tests need is fetched once and cached:
 #   PostgreSQL 15-18 (server and client tools: scripts/postgres/install.sh), Chromium (Debian, for
-#   the audit's HTML report), MinIO (scripts/s3/minio.sh), the Pulumi CLI
+#   the audit's HTML report), MinIO (scripts/s3/minio.sh), the Python clients of the client suite
+#   (scripts/clients/venv.sh: a virtual environment from PyPI), the Pulumi CLI
 #   (scripts/engine/bootstrap.sh) and actionlint (Go module proxy).
 # Then: type-check, lint, format, offline stack checks, unit and mock tests, the policy pack in
-# the real engine, and the end-to-end isolation suite through the real engine and provider
+# the real engine, and the end-to-end suites (isolation, and the service teams' migration tools
+# and ORMs) through the real engine and provider
 # plugins (reported skipped, with the reason and the install commands, where the plugins are
 # missing). Ends with one line: `N passed, N failed, N skipped`.
 set -euo pipefail
@@ -18,6 +20,7 @@ step "prerequisites (fetched once, cached)"
 packages=()
 [ -n "${CHROMIUM_PATH:-}" ] || command -v chromium >/dev/null 2>&1 || packages+=(chromium)
 python3 -m pip --version >/dev/null 2>&1 || packages+=(python3-pip)
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || packages+=(python3-venv)
 if [ "${#packages[@]}" -gt 0 ]; then
   as_root=()
   if [ "$(id -u)" != 0 ]; then
@@ -30,6 +33,7 @@ if [ "${#packages[@]}" -gt 0 ]; then
 fi
 for major in 15 16 17 18; do echo "PostgreSQL $major: $(bash scripts/postgres/install.sh "$major")"; done
 echo "MinIO: $(bash scripts/s3/minio.sh --quiet)"
+echo "Python clients (Alembic, SQLAlchemy, psycopg, Django): $(bash scripts/clients/venv.sh)"
 echo "Pulumi CLI: $(bash scripts/engine/bootstrap.sh --quiet)/pulumi"
 tools="${XDG_CACHE_HOME:-$HOME/.cache}/db-platform/tools"
 [ -x "$tools/actionlint" ] || GOBIN="$tools" go install github.com/rhysd/actionlint/cmd/actionlint@v1.7.12
@@ -73,7 +77,7 @@ suite() {
 }
 suite "unit, mock and real-PostgreSQL tests" vitest.config.mts
 suite "the policy pack and local servers in the real engine" vitest.engine.config.mts
-suite "end to end: isolation through the real engine and provider plugins, PostgreSQL 15-18" vitest.e2e.config.mts
+suite "end to end: isolation and the service teams' tools through the real engine and provider plugins, PostgreSQL 15-18" vitest.e2e.config.mts
 
 step "summary"
 node -e '

@@ -67,6 +67,8 @@ export interface AppliedStackOptions {
   readonly version?: string;
   /** Keep the dev stack's streaming standby `local-ro` (on a free port): read-only logins use it. */
   readonly replica?: boolean;
+  /** Change the dev stack's services before the stack is applied. */
+  readonly services?: (services: Record<string, Record<string, unknown>>) => void;
 }
 
 /** Create the stack (if needed) and store one secret config value, encrypted by the engine. */
@@ -97,6 +99,7 @@ export async function startAppliedDevStack(stack: string, opts: AppliedStackOpti
   else delete local.replicas;
   if (opts.s3) doc.config["db-platform:backups"].port = await freePort();
   else delete doc.config["db-platform:backups"];
+  opts.services?.(doc.config["db-platform:services"]);
   delete doc.config["db-platform:adminPasswords"];
   delete doc.encryptionsalt;
   fs.writeFileSync(file, stringify(doc));
