@@ -6,6 +6,11 @@ export default tseslint.config(
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
+    // The client suite's migration files, in the CommonJS shape Knex and node-pg-migrate load.
+    files: ["test/clients/**/*.cjs"],
+    languageOptions: { sourceType: "commonjs", globals: { exports: "writable" } },
+  },
+  {
     files: ["bin/**/*.js"],
     languageOptions: { sourceType: "commonjs", globals: { require: "readonly", process: "readonly" } },
     rules: { "@typescript-eslint/no-require-imports": "off" },

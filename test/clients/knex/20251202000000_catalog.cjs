@@ -12,7 +12,12 @@ exports.up = async (knex) => {
     t.timestamp("valid_from", { useTz: true }).notNullable().defaultTo(knex.fn.now());
   });
   await knex.schema.createView("kx_current_prices", (v) => {
-    v.as(knex("kx_prices").distinctOn("product_id").select("product_id", "amount").orderBy([{ column: "product_id" }, { column: "valid_from", order: "desc" }]));
+    v.as(
+      knex("kx_prices")
+        .distinctOn("product_id")
+        .select("product_id", "amount")
+        .orderBy([{ column: "product_id" }, { column: "valid_from", order: "desc" }]),
+    );
   });
 };
 
