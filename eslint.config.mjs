@@ -11,6 +11,12 @@ export default tseslint.config(
     languageOptions: { sourceType: "commonjs", globals: { exports: "writable" } },
   },
   {
+    // scripts/engine/accepts.cjs: called by the bootstrap with plain `node`, before any TypeScript.
+    files: ["scripts/**/*.cjs"],
+    languageOptions: { sourceType: "commonjs", globals: { require: "readonly", process: "readonly", console: "readonly" } },
+    rules: { "@typescript-eslint/no-require-imports": "off" },
+  },
+  {
     files: ["bin/**/*.js"],
     languageOptions: { sourceType: "commonjs", globals: { require: "readonly", process: "readonly" } },
     rules: { "@typescript-eslint/no-require-imports": "off" },

@@ -3,10 +3,12 @@
  * servers, with the admin password read from the stack's secret config through the Pulumi
  * engine (decrypted in memory only).
  */
-import { execFileSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { LocalWorkspace, PulumiCommand } from "@pulumi/pulumi/automation";
+import { version as SDK_VERSION } from "@pulumi/pulumi/package.json";
+import { SemVer } from "semver";
 import type { LocalServerSpec, Spec } from "../../components/spec";
 import { LocalPostgres } from "./postgres";
 import { LocalS3 } from "./s3";
@@ -20,11 +22,17 @@ export class LocalCommandError extends Error {}
 const engines = new Map<string, string>();
 const commands = new Map<string, Promise<PulumiCommand>>();
 
-/** Put the bootstrapped engine on PATH (built once from Go modules, cached by version). */
+/**
+ * Put the Pulumi CLI on PATH: an accepted installed one, else one built here once
+ * (scripts/engine/bootstrap.sh, which says on stderr what it does and how long it takes).
+ */
 export function ensureEngine(projectDir: string): string {
   let bin = engines.get(projectDir);
   if (!bin) {
-    bin = execFileSync("bash", [path.join(projectDir, "scripts/engine/bootstrap.sh"), "--quiet"], { encoding: "utf8" }).trim();
+    const script = path.join(projectDir, "scripts/engine/bootstrap.sh");
+    const r = spawnSync("bash", [script], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] });
+    if (r.status !== 0) throw new LocalCommandError(`no Pulumi CLI to run (${r.error?.message ?? "the engine: line above says why"})`);
+    bin = r.stdout.trim();
     engines.set(projectDir, bin);
   }
   if (!process.env.PATH?.split(":").includes(bin)) process.env.PATH = `${bin}:${process.env.PATH ?? ""}`;
@@ -32,14 +40,15 @@ export function ensureEngine(projectDir: string): string {
 }
 
 /**
- * The bootstrapped CLI as the Automation API's command for every workspace of this process: the
- * API runs `pulumi version` for each command it makes (about 0.2 s), so it makes one.
+ * The CLI as the Automation API's command for every workspace of this process: the API runs
+ * `pulumi version` for each command it makes (about 0.2 s), so it makes one. The SDK's own
+ * version is the minimum it checks against (the bootstrap checks the same before choosing).
  */
 export function pulumiCommand(projectDir: string): Promise<PulumiCommand> {
   const bin = ensureEngine(projectDir);
   let command = commands.get(bin);
   if (!command) {
-    command = PulumiCommand.get({ root: path.dirname(bin) });
+    command = PulumiCommand.get({ root: path.dirname(bin), version: new SemVer(SDK_VERSION) });
     commands.set(bin, command);
     command.catch(() => commands.delete(bin));
   }
