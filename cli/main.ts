@@ -9,6 +9,7 @@ import { Command, CommanderError } from "commander";
 import { ConfigFileError } from "../operations/stack/stackConfig";
 import { LocalCommandError } from "../operations/local/local";
 import { LocalPostgresError } from "../operations/local/postgres";
+import { LocalS3Error } from "../operations/local/s3";
 import { PolicyConfigError } from "../policies/engine/evaluate";
 import { StateFormatError } from "../policies/engine/sources";
 import { PluginError } from "../operations/stack/stackApply";
@@ -75,6 +76,7 @@ export async function main(argv: string[]): Promise<number> {
       e instanceof StateFormatError ||
       e instanceof LocalCommandError ||
       e instanceof LocalPostgresError ||
+      e instanceof LocalS3Error ||
       e instanceof PluginError
     ) {
       process.stderr.write(`db-platform: ${e.message}\n`);

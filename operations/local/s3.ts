@@ -4,7 +4,7 @@
  * kept in a 0600 file beside the data. The backup bucket is created with versioning on, like the
  * AWS one. Backups reach it through the same S3 client code as AWS.
  */
-import { execFileSync, spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -113,7 +113,10 @@ export class LocalS3 {
       const deadline = Date.now() + 30_000;
       while (!(await this.healthy())) {
         if (child.exitCode !== null || !isAlive(child.pid as number)) {
-          throw new LocalS3Error(`MinIO exited at start; see ${this.logFile}:\n${this.tail()}`);
+          const last = this.tail().trim().split("\n").pop() ?? "";
+          throw new LocalS3Error(
+            `MinIO (${binary}) exited at start: ${last || "no output"} (log: ${this.logFile}); fix it, or set DB_PLATFORM_MINIO to another minio binary (or to build, for the pinned one)`,
+          );
         }
         if (Date.now() > deadline) throw new LocalS3Error(`MinIO did not answer on ${this.endpoint} within 30 s; see ${this.logFile}`);
         await sleep(100);
@@ -151,15 +154,14 @@ export class LocalS3 {
     fs.rmSync(this.opts.dir, { recursive: true, force: true });
   }
 
+  /** The MinIO binary: DB_PLATFORM_MINIO, an installed one, else the pinned build (scripts/s3/minio.sh says on stderr what it does). */
   private binary(): string {
-    try {
-      return execFileSync("bash", [path.join(this.opts.projectDir, "scripts/s3/minio.sh"), "--quiet"], {
-        encoding: "utf8",
-        stdio: ["ignore", "pipe", "pipe"],
-      }).trim();
-    } catch (e) {
-      throw new LocalS3Error(`cannot get MinIO: ${String((e as { stderr?: string }).stderr || (e as Error).message).trim()}`);
-    }
+    const r = spawnSync("bash", [path.join(this.opts.projectDir, "scripts/s3/minio.sh")], {
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    if (r.status !== 0) throw new LocalS3Error(`no MinIO to run (${r.error?.message ?? "the minio: line above says why"})`);
+    return r.stdout.trim();
   }
 
   private tail(): string {
