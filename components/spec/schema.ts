@@ -9,6 +9,8 @@ import { z } from "zod";
 /** PostgreSQL major versions the platform knows how to host. */
 export const SUPPORTED_VERSIONS = ["14", "15", "16", "17", "18"] as const;
 export type PostgresVersion = (typeof SUPPORTED_VERSIONS)[number];
+/** The majors `hosting: local` runs: those with pinned builds (scripts/postgres/wheels.tsv). */
+export const LOCAL_POSTGRES_VERSIONS = ["15", "16", "17", "18"] as const;
 
 export const HOSTING_KINDS = ["rds", "local", "container", "external"] as const;
 export type HostingKind = (typeof HOSTING_KINDS)[number];

@@ -15,7 +15,7 @@ import {
 import type { ServerSpec } from "./model";
 import { identifierProblem } from "./naming";
 import { type PathSegment, type Problem, suggestion } from "./problems";
-import { REPLICA_HOSTING, type RawNetwork, type RawServer } from "./schema";
+import { LOCAL_POSTGRES_VERSIONS, REPLICA_HOSTING, type RawNetwork, type RawServer } from "./schema";
 import type { ConfigInput } from "./validate";
 
 export interface ServerContext {
@@ -173,6 +173,16 @@ export function checkLocalPorts(servers: readonly ServerSpec[], backupsPort?: nu
   }
   if (backupsPort !== undefined) claim(backupsPort, ["backups", "port"], "backups (the local S3 server)");
   return out;
+}
+
+/** A local server runs one of the pinned PostgreSQL builds. */
+export function checkLocalVersions(servers: readonly ServerSpec[]): Problem[] {
+  return servers
+    .filter((s) => s.hosting === "local" && !(LOCAL_POSTGRES_VERSIONS as readonly string[]).includes(s.version))
+    .map((s) => ({
+      path: ["servers", s.name, "version"],
+      message: `hosting local runs the pinned PostgreSQL builds (${LOCAL_POSTGRES_VERSIONS.join(", ")}; scripts/postgres/wheels.tsv), not ${s.version}`,
+    }));
 }
 
 /** The default reader: the first replica in the primary's region; none means the primary. */

@@ -68,13 +68,18 @@ export function slotName(standby: string): string {
 }
 
 /**
- * PostgreSQL refuses to run as root; as root, its commands run as the `postgres` system user,
- * created (no home, no shell) on a machine that has none yet.
+ * PostgreSQL refuses to run as root. On a laptop the servers run as the user who runs
+ * db-platform. As root on Linux (CI machines, containers), its commands run as the `postgres`
+ * system user, created (no home, no shell) on a machine that has none yet; on macOS root is
+ * refused instead (no `useradd`/`runuser`, and the servers belong in the user's session).
  */
 let serverUser: string[] | undefined;
 function asServerUser(): string[] {
   if (serverUser) return serverUser;
   if (process.getuid?.() !== 0) return (serverUser = []);
+  if (process.platform !== "linux") {
+    throw new LocalPostgresError(`local servers do not run as root on ${process.platform}: run db-platform as your own user`);
+  }
   try {
     execFileSync("id", ["-u", "postgres"], { stdio: "ignore" });
   } catch {
@@ -131,7 +136,10 @@ export class LocalPostgres {
     }
     if (!(await this.isRunning())) {
       this.ensureStatsSettings();
-      await this.exec("pg_ctl", ["start", "-D", this.dataDir, "-l", this.logFile, "-w", "-t", "60"]);
+      await this.exec("pg_ctl", ["start", "-D", this.dataDir, "-l", this.logFile, "-w", "-t", "60"]).catch((e: Error) => {
+        // pg_ctl says only "could not start server"; the server's reason is in its log.
+        throw new LocalPostgresError(`${e.message}${this.logReason()}`);
+      });
     }
     // A standby is read-only; its admin login is the primary's, replicated.
     if (!standbyOf) await this.ensureAdmin();
@@ -266,6 +274,10 @@ export class LocalPostgres {
       `unix_socket_directories = '${this.socketDir}'`,
       "password_encryption = 'scram-sha-256'",
       "max_connections = 200",
+      // Both are the defaults on Linux and macOS, written out because macOS's System V shared
+      // memory limit is 4 MB (kern.sysv.shmmax): with mmap only a few bytes of it are used.
+      "shared_memory_type = mmap",
+      "dynamic_shared_memory_type = posix",
       "wal_level = replica",
       "max_wal_senders = 5",
       "",
@@ -283,6 +295,18 @@ export class LocalPostgres {
     if (fs.readFileSync(file, "utf8").includes(marker)) return;
     const lines = Object.entries(STATS_SETTINGS).map(([k, v]) => `${k} = '${v}'`);
     fs.appendFileSync(file, [marker, ...lines, ""].join("\n"));
+  }
+
+  /** The log's last FATAL and HINT lines (why a start failed), as a suffix for an error. */
+  private logReason(): string {
+    let lines: string[];
+    try {
+      lines = fs.readFileSync(this.logFile, "utf8").split("\n").slice(-40);
+    } catch {
+      return "";
+    }
+    const reason = lines.filter((l) => /\b(FATAL|PANIC|HINT):/.test(l)).slice(-3);
+    return reason.length ? `; ${path.basename(this.logFile)} says: ${reason.map((l) => l.trim()).join(" ")}` : "";
   }
 
   /** Connect as the bootstrap superuser over the private socket (tooling only). */

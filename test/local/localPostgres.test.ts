@@ -4,6 +4,7 @@
  * deleted after its tests.
  */
 import * as fs from "node:fs";
+import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { Client } from "pg";
@@ -180,4 +181,33 @@ describe("postgresBinDir", () => {
       expect(fs.existsSync(path.join(bin, tool)), tool).toBe(true);
     }
   });
+});
+
+describe("a server that cannot start", () => {
+  it("says why, from the server's own log, in the error", async () => {
+    const port = await freePort();
+    const holder = net.createServer().listen(port, "127.0.0.1");
+    await new Promise((resolve) => holder.once("listening", resolve));
+    const server = new LocalPostgres({
+      name: "busy",
+      version: "16",
+      host: "127.0.0.1",
+      port,
+      adminUser: "platform_admin",
+      adminPassword: "s3cret-admin",
+      root,
+      projectDir: ROOT,
+    });
+    try {
+      const err = await server.start().catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(LocalPostgresError);
+      expect((err as Error).message).toMatch(
+        /^pg_ctl failed for server busy: .*; postgres\.log says: .*FATAL: {2}could not create any TCP\/IP sockets/s,
+      );
+      expect((err as Error).message).toContain(`HINT:  Is another postmaster already running on port ${port}?`);
+    } finally {
+      holder.close();
+      await server.destroy();
+    }
+  }, 60_000);
 });

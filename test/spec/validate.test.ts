@@ -100,6 +100,11 @@ const badInput: Array<[string, () => Values, string]> = [
     "servers.local.replicas[0].port: port 54329 is already used by servers.local",
   ],
   [
+    "a local server of a major without a pinned build",
+    () => changed(devValues(), (v) => (servers(v).local.version = "14")),
+    "servers.local.version: hosting local runs the pinned PostgreSQL builds (15, 16, 17, 18; scripts/postgres/wheels.tsv), not 14",
+  ],
+  [
     "two standbys on one port",
     () =>
       changed(
