@@ -10,6 +10,7 @@ import { LocalWorkspace, PulumiCommand } from "@pulumi/pulumi/automation";
 import { version as SDK_VERSION } from "@pulumi/pulumi/package.json";
 import { SemVer } from "semver";
 import type { LocalServerSpec, Spec } from "../../components/spec";
+import { announceFirstRun } from "./firstRun";
 import { LocalPostgres } from "./postgres";
 import { LocalS3 } from "./s3";
 
@@ -150,6 +151,7 @@ export async function localCommand(
 ): Promise<boolean> {
   const servers = localServers(spec);
   if (servers.length === 0) throw new LocalCommandError(`stack ${stack} declares no server with hosting local`);
+  if (action === "start") announceFirstRun(spec, projectDir, out);
   const passwords = action === "start" ? await adminPasswords(projectDir, stack) : {};
   let allRunning = true;
   for (const s of servers) {
