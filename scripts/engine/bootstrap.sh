@@ -28,7 +28,7 @@ fail() {
 version=$(node -p "require('$root/node_modules/@pulumi/pulumi/package.json').version")
 cache=${DB_PLATFORM_ENGINE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/db-platform/engine}
 built="$cache/pulumi-v$version/bin"
-install_hint="curl -fsSL https://get.pulumi.com | sh, or brew install pulumi"
+install_hint="curl -fsSL https://get.pulumi.com | sh, or brew install pulumi/tap/pulumi"
 
 # The first `pulumi` on PATH that is not one of this cache's own links or builds.
 installed_pulumi() {

@@ -59,7 +59,11 @@ if [ ! -x "$bin_dir/minio" ]; then
   log "no minio on PATH (the normal install: $install_hint)"
   log "building MinIO $MINIO_VERSION from Go modules instead, once: about 5 min on 2 cores"
   rm -rf "$bin_dir.tmp" && mkdir -p "$bin_dir.tmp"
-  with_progress "minio: building MinIO" "4-5 min cold" env GOBIN="$bin_dir.tmp" GOFLAGS=-mod=mod go install "$MINIO_MODULE@$MINIO_VERSION" >&2
-  rm -rf "$bin_dir" && mv "$bin_dir.tmp" "$bin_dir"
+  # Go's own output (a line per module downloaded) goes to a log, shown only when the build fails.
+  build_log="$bin_dir.tmp.log"
+  go_install() { GOBIN="$bin_dir.tmp" GOFLAGS=-mod=mod go install "$MINIO_MODULE@$MINIO_VERSION" > "$build_log" 2>&1; }
+  with_progress "minio: building MinIO" "4-5 min cold" go_install ||
+    { tail -n 20 "$build_log" >&2; fail "the MinIO build failed (above; whole log: $build_log)"; }
+  rm -rf "$bin_dir" "$build_log" && mv "$bin_dir.tmp" "$bin_dir"
 fi
 $plan || echo "$bin_dir/minio"

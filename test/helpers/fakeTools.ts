@@ -82,4 +82,5 @@ export const SCRIPT_TOOLS = [
   "uname",
   "grep",
   "sed",
+  "tail",
 ];

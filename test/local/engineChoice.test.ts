@@ -129,7 +129,7 @@ describe("scripts/engine/bootstrap.sh", () => {
     const r = bootstrap({ DB_PLATFORM_ENGINE_CACHE: cacheDir(), PATH: minimalPath(SCRIPT_TOOLS) });
     expect(r.status).toBe(1);
     expect(r.stderr).toBe(
-      `engine: no Pulumi CLI found: install it (curl -fsSL https://get.pulumi.com | sh, or brew install pulumi; v${SDK_VERSION} or newer within v3), or install Go to have it built here`,
+      `engine: no Pulumi CLI found: install it (curl -fsSL https://get.pulumi.com | sh, or brew install pulumi/tap/pulumi; v${SDK_VERSION} or newer within v3), or install Go to have it built here`,
     );
   });
 });

@@ -3,6 +3,7 @@
  * pinned builds of scripts/postgres/install.sh). Each server binds 127.0.0.1 only, is stopped and
  * deleted after its tests.
  */
+import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as net from "node:net";
 import * as os from "node:os";
@@ -42,14 +43,21 @@ describe.each(["15", "16", "17", "18"])("PostgreSQL %s", (version) => {
     await server?.destroy();
   }, 60_000);
 
-  it("runs the requested major version, listening on 127.0.0.1 only", async () => {
+  it("runs the requested major version, built for this machine's platform, listening on 127.0.0.1 only", async () => {
     const c = admin();
     await c.connect();
     try {
       const v = await c.query(
-        "SELECT current_setting('server_version_num')::int / 10000 AS major, current_setting('listen_addresses') AS listen",
+        "SELECT current_setting('server_version_num')::int / 10000 AS major, current_setting('listen_addresses') AS listen, version()",
       );
-      expect(v.rows[0]).toEqual({ major: Number(version), listen: "127.0.0.1" });
+      expect(v.rows[0]).toMatchObject({ major: Number(version), listen: "127.0.0.1" });
+      // The build install.sh chose for this machine (under an emulated `uname`, that platform's).
+      const platform = execFileSync("bash", [path.join(ROOT, "scripts/postgres/install.sh"), "--wheel", version], {
+        encoding: "utf8",
+      }).split(" ")[1];
+      const triple =
+        { manylinux_2_17_x86_64: "x86_64-", manylinux_2_17_aarch64: "aarch64-", macosx_11_0_arm64: "apple-darwin" }[platform] ?? "darwin";
+      expect(v.rows[0].version).toContain(triple);
     } finally {
       await c.end();
     }

@@ -49,6 +49,16 @@ describe("scripts/s3/minio.sh", () => {
     );
   });
 
+  it("keeps Go's output of a build in a log, and shows its end when the build fails", () => {
+    const go = fakeTool("go", "version", "go version go1.26.8 linux/amd64");
+    fs.writeFileSync(go.file, "#!/bin/sh\necho 'go: downloading example.com/x v1.0.0' >&2\necho 'build failed: disk full' >&2\nexit 1\n");
+    const r = minio({ DB_PLATFORM_MINIO: "build", PATH: `${go.dir}:${minimalPath(SCRIPT_TOOLS)}` });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain("minio: building MinIO v0.0.0-");
+    expect(r.stderr).toContain("build failed: disk full");
+    expect(r.stderr).toMatch(/minio: the MinIO build failed \(above; whole log: .*minio-v0\.0\.0-.*\.tmp\.log\)$/);
+  });
+
   it("without a minio and without Go, names the normal install", () => {
     const r = minio({ PATH: minimalPath(SCRIPT_TOOLS) });
     expect(r.status).toBe(1);
