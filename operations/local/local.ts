@@ -167,7 +167,10 @@ export async function localCommand(
     }
     const running = await primary.isRunning();
     allRunning &&= running;
-    out(`${s.name}: PostgreSQL ${s.version} ${running ? "running" : "stopped"} on ${s.host}:${s.port} (data ${data(primary)})\n`);
+    // The major that wrote the data, which is what runs (a stack file edit does not change it).
+    const onDisk = primary.dataVersion() ?? s.version;
+    const says = onDisk === s.version ? "" : `, the stack says ${s.version}`;
+    out(`${s.name}: PostgreSQL ${onDisk} ${running ? "running" : "stopped"} on ${s.host}:${s.port} (data ${data(primary)}${says})\n`);
     for (const standby of standbys) {
       const up = await standby.isRunning();
       allRunning &&= up;

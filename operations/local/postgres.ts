@@ -114,6 +114,15 @@ export class LocalPostgres {
     }
   }
 
+  /** The major version that wrote the data directory; undefined before it is initialized. */
+  dataVersion(): string | undefined {
+    try {
+      return fs.readFileSync(path.join(this.dataDir, "PG_VERSION"), "utf8").trim();
+    } catch {
+      return undefined;
+    }
+  }
+
   async isRunning(): Promise<boolean> {
     if (!fs.existsSync(path.join(this.dataDir, "PG_VERSION"))) return false;
     try {
@@ -130,9 +139,16 @@ export class LocalPostgres {
     if (standbyOf && !(await standbyOf.isRunning())) {
       throw new LocalPostgresError(`standby ${this.opts.name}: its primary ${standbyOf.opts.name} is not running`);
     }
-    if (!fs.existsSync(path.join(this.dataDir, "PG_VERSION"))) {
+    const onDisk = this.dataVersion();
+    if (onDisk === undefined) {
       if (standbyOf) await this.cloneFrom(standbyOf);
       else await this.init();
+    } else if (onDisk !== this.opts.version) {
+      // PostgreSQL $version cannot open a data directory another major wrote: refused before
+      // anything starts or is applied, with the data as it is.
+      throw new LocalPostgresError(
+        `${standbyOf ? "standby" : "server"} ${this.opts.name}: its data (${path.relative(this.opts.projectDir, path.join(this.dataDir, "PG_VERSION"))}) is PostgreSQL ${onDisk}, the stack says ${this.opts.version}: a major version change needs the data upgraded, which db-platform does not do yet; set the server's version back to ${onDisk} (docs/data-safety.md)`,
+      );
     }
     if (!(await this.isRunning())) {
       this.ensureStatsSettings();

@@ -21,6 +21,7 @@ import { EngineProgress } from "./progress";
 import { enforce, notYetSaid, violationsBeforeUp, violationsOfState } from "./upPolicy";
 import { withoutPromiseStacks } from "./promiseStacks";
 import { clearUnsavedOperation, dropOrphans, findOrphans, knownObjects, markedOperation, unsavedOperation } from "./unsavedApply";
+import { checkNoMajorChange } from "./versionGuard";
 import { checkSchemasFree } from "./schemaTakeover";
 
 export class PluginError extends Error {}
@@ -230,6 +231,7 @@ export async function upStack(ctx: ApplyContext): Promise<UpResult> {
   const { parallel } = engineSettings(ctx.spec);
   const { result, prior, first } = await stateOperation(ctx, stack, "up", async () => {
     const prior = await checkDataKept(stack, ctx.spec, ctx.stack);
+    checkNoMajorChange(prior.deployment?.resources ?? [], ctx.spec);
     await checkSchemasFree(ctx.spec, ctx.stack, ctx.projectDir, knownObjects(prior.deployment?.resources ?? []));
     const first = await before;
     enforce(first, false, ctx.progress);

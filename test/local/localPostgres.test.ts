@@ -219,3 +219,38 @@ describe("a server that cannot start", () => {
     }
   }, 60_000);
 });
+
+describe("a major version edit on a server with data", () => {
+  it("is refused at start, running or stopped, and the data keeps serving on its own major", async () => {
+    const port = await freePort();
+    const opts = {
+      name: "bump",
+      host: "127.0.0.1",
+      port,
+      adminUser: "platform_admin",
+      adminPassword: "s3cret-admin",
+      root,
+      projectDir: ROOT,
+    };
+    const v16 = new LocalPostgres({ ...opts, version: "16" });
+    const v17 = new LocalPostgres({ ...opts, version: "17" });
+    try {
+      await v16.start();
+      const refusal = `server bump: its data (${path.relative(ROOT, path.join(v16.dataDir, "PG_VERSION"))}) is PostgreSQL 16, the stack says 17: a major version change needs the data upgraded, which db-platform does not do yet; set the server's version back to 16 (docs/data-safety.md)`;
+      await expect(v17.start()).rejects.toThrow(refusal);
+      expect(await v16.isRunning()).toBe(true);
+      await v16.stop();
+      await expect(v17.start()).rejects.toThrow(refusal);
+      expect(v17.dataVersion()).toBe("16");
+      await v16.start();
+      const c = await v16.superuserClient();
+      try {
+        expect((await c.query("SHOW server_version_num")).rows[0].server_version_num).toMatch(/^16/);
+      } finally {
+        await c.end();
+      }
+    } finally {
+      await v16.destroy();
+    }
+  }, 60_000);
+});

@@ -1,0 +1,56 @@
+/**
+ * A server's PostgreSQL major is not changed by editing `servers.<name>.version` and running
+ * `up`: on RDS that update cannot apply (the parameter group of a new family would replace the
+ * one the instance uses, and `allowMajorVersionUpgrade` is off), and a local server's data
+ * directory can only be opened by the major that wrote it (operations/local/postgres.ts checks
+ * that at start). `up` compares the stack's state with the spec before it applies anything and
+ * refuses a major change, naming what to do; minor versions within a major are RDS's to apply.
+ */
+import type { Spec } from "../../components/spec";
+import { DataProtectionError } from "./dataProtection";
+
+interface StateResource {
+  readonly type: string;
+  readonly urn: string;
+  readonly inputs?: Record<string, unknown>;
+}
+
+export interface MajorChange {
+  readonly server: string;
+  readonly from: string;
+  readonly to: string;
+}
+
+const RDS_PRIMARY = /::([^:$]+)-instance$/;
+
+/** The RDS servers whose major in the state differs from the spec's `version`. */
+export function majorChanges(resources: readonly StateResource[], spec: Spec): MajorChange[] {
+  const wanted = new Map(spec.servers.filter((s) => s.hosting === "rds").map((s) => [s.name, s.version]));
+  const out: MajorChange[] = [];
+  for (const r of resources) {
+    if (r.type !== "aws:rds/instance:Instance") continue;
+    const server = RDS_PRIMARY.exec(r.urn)?.[1];
+    const to = server === undefined ? undefined : wanted.get(server);
+    const from = String(r.inputs?.engineVersion ?? "").split(".")[0];
+    if (to !== undefined && from !== "" && from !== to) out.push({ server: server as string, from, to });
+  }
+  return out.sort((a, b) => a.server.localeCompare(b.server));
+}
+
+/** The refusal: one line per server, with what to do instead. */
+export function majorChangeText(changes: readonly MajorChange[]): string {
+  return [
+    "a PostgreSQL major version change is not applied by up:",
+    ...changes.map(
+      (c) =>
+        `  servers.${c.server}.version: ${c.from} → ${c.to} (the instance runs ${c.from}; an in-place major upgrade needs its own guarded operation, which db-platform does not run yet)`,
+    ),
+    "Set version back to what the server runs; docs/data-safety.md says what a major upgrade involves.",
+  ].join("\n");
+}
+
+/** Before `up` applies anything: refuse a major version change of an RDS server. */
+export function checkNoMajorChange(resources: readonly StateResource[], spec: Spec): void {
+  const changes = majorChanges(resources, spec);
+  if (changes.length > 0) throw new DataProtectionError(majorChangeText(changes));
+}

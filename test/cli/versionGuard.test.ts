@@ -1,0 +1,49 @@
+/**
+ * The major version guard's pure part: which RDS servers of a stack's state a spec would move to
+ * another PostgreSQL major by a bare `version` edit (what `up` refuses before applying anything).
+ * The state is the prod stack's RDS instances as the program registers them under Pulumi's mocks.
+ */
+import { describe, expect, it } from "vitest";
+import { loadSpec } from "../../components/spec";
+import { majorChangeText, majorChanges } from "../../operations/stack/versionGuard";
+import { changed, input, prodValues, servers, type Values } from "../helpers/config";
+import { synthInput } from "../helpers/synth";
+
+/** The RDS instances `up` of these values leaves in the state, as `pulumi stack export` shows them. */
+async function stateOf(values: Values) {
+  const synth = await synthInput(input(values), "prod");
+  return synth.ofType("aws:rds/instance:Instance").map((r) => ({ type: r.type, urn: r.urn, inputs: r.props }));
+}
+
+describe("the major version guard", () => {
+  const prod = prodValues();
+
+  it("lets an unchanged stack and a minor version through", async () => {
+    const state = await stateOf(prod);
+    expect(state.some((r) => r.urn.endsWith("::main-instance"))).toBe(true);
+    expect(majorChanges(state, loadSpec(input(prod)))).toEqual([]);
+    const minor = state.map((r) => ({
+      ...r,
+      inputs: { ...r.inputs, engineVersion: r.urn.endsWith("::main-instance") ? "16.4" : r.inputs.engineVersion },
+    }));
+    expect(majorChanges(minor, loadSpec(input(prod)))).toEqual([]);
+  });
+
+  it.each([
+    ["an upgrade", "17"],
+    ["a downgrade", "15"],
+  ])("refuses %s of one server, naming its config path", async (_, to) => {
+    const state = await stateOf(prod);
+    const spec = loadSpec(input(changed(prod, (v) => (servers(v).main.version = to))));
+    expect(majorChanges(state, spec)).toEqual([{ server: "main", from: "16", to }]);
+    expect(majorChangeText(majorChanges(state, spec))).toContain(`servers.main.version: 16 → ${to} (the instance runs 16;`);
+  });
+
+  it("does not count a replica or a server the state does not have yet", async () => {
+    const withReplica = changed(prod, (v) => (servers(v).main.replicas = [{ name: "main-ro" }]));
+    const state = await stateOf(withReplica);
+    expect(state.length).toBeGreaterThan(2);
+    const spec = loadSpec(input(changed(withReplica, (v) => (servers(v).fresh = { hosting: "rds", version: "17" }))));
+    expect(majorChanges(state, spec)).toEqual([]);
+  });
+});
