@@ -23,6 +23,7 @@ import { exchangeCommands } from "./exchange";
 import { moveCommands } from "./move";
 import { offlineCommands } from "./offline";
 import { statsCommand } from "./stats";
+import { upgradeCommands } from "./upgrade";
 
 export { EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, resolveStack, UsageError } from "./common";
 
@@ -40,6 +41,7 @@ export function buildProgram(
   backupCommands(program, { out, err });
   exchangeCommands(program, { out, err });
   moveCommands(program, { out, err });
+  upgradeCommands(program, { out, err });
   auditCommand(program, { out, err });
   statsCommand(program, { out, err });
   return program;

@@ -16,7 +16,7 @@ import type { TableCount } from "./storage";
 const notExtensionMember = (catalog: string, oid: string) =>
   `NOT EXISTS (SELECT 1 FROM pg_depend dep WHERE dep.classid = '${catalog}'::regclass AND dep.objid = ${oid} AND dep.deptype = 'e')`;
 
-const SCHEMA_LINES = `
+const schemaLines = (acrossMajors: boolean) => `
 WITH ns AS (SELECT oid, nspname FROM pg_namespace WHERE nspname = ANY($1::text[])),
 rel AS (
   SELECT c.oid, c.relname, c.relkind, ns.nspname FROM pg_class c JOIN ns ON ns.oid = c.relnamespace
@@ -35,7 +35,7 @@ SELECT line FROM (
   WHERE rel.relkind IN ('r', 'p', 'v', 'm', 'f')
   UNION ALL
   SELECT format('constraint %I.%I %I %s', rel.nspname, rel.relname, con.conname, pg_get_constraintdef(con.oid))
-  FROM pg_constraint con JOIN rel ON rel.oid = con.conrelid
+  FROM pg_constraint con JOIN rel ON rel.oid = con.conrelid${acrossMajors ? " WHERE con.contype <> 'n'" : ""}
   UNION ALL
   SELECT format('index %s', pg_get_indexdef(i.indexrelid)) FROM pg_index i JOIN rel ON rel.oid = i.indrelid
   UNION ALL
@@ -43,9 +43,9 @@ SELECT line FROM (
                 s.seqstart, s.seqincrement, s.seqmin, s.seqmax, s.seqcycle)
   FROM pg_sequence s JOIN rel ON rel.oid = s.seqrelid
   UNION ALL
-  SELECT format('view %I.%I %s', rel.nspname, rel.relname, md5(pg_get_viewdef(rel.oid))) FROM rel WHERE rel.relkind IN ('v', 'm')
+  SELECT format('view %I.%I %s', rel.nspname, rel.relname, ${acrossMajors ? "''" : "md5(pg_get_viewdef(rel.oid))"}) FROM rel WHERE rel.relkind IN ('v', 'm')
   UNION ALL
-  SELECT format('function %I.%I(%s) %s', ns.nspname, p.proname, pg_get_function_identity_arguments(p.oid), md5(pg_get_functiondef(p.oid)))
+  SELECT format('function %I.%I(%s) %s', ns.nspname, p.proname, pg_get_function_identity_arguments(p.oid), ${acrossMajors ? "pg_get_function_result(p.oid) || ' ' || md5(coalesce(p.prosrc, ''))" : "md5(pg_get_functiondef(p.oid))"})
   FROM pg_proc p JOIN ns ON ns.oid = p.pronamespace WHERE p.prokind IN ('f', 'p') AND ${notExtensionMember("pg_proc", "p.oid")}
 ) lines ORDER BY line COLLATE "C"`;
 
@@ -54,10 +54,16 @@ SELECT n.nspname AS schema, c.relname AS name FROM pg_class c JOIN pg_namespace 
 WHERE c.relkind IN ('r', 'p') AND n.nspname = ANY($1::text[]) AND NOT c.relispartition AND ${notExtensionMember("pg_class", "c.oid")}
 ORDER BY n.nspname COLLATE "C", c.relname COLLATE "C"`;
 
-/** sha256 of the schemas' canonical description (see above). */
-export async function schemaHash(c: Client, schemas: readonly string[]): Promise<string> {
+/**
+ * sha256 of the schemas' canonical description (see above). `acrossMajors`: the description two
+ * PostgreSQL majors give alike, for an upgrade's before and after — views by their columns and
+ * functions by their result type and source text rather than by deparsed definitions, and no
+ * NOT NULL constraint rows: a new major deparses differently (16 stopped qualifying the columns
+ * of a single-table view) and 18 lists NOT NULL as constraints.
+ */
+export async function schemaHash(c: Client, schemas: readonly string[], opts: { acrossMajors?: boolean } = {}): Promise<string> {
   await c.query("SET search_path = ''");
-  const { rows } = await c.query<{ line: string }>(SCHEMA_LINES, [schemas]);
+  const { rows } = await c.query<{ line: string }>(schemaLines(opts.acrossMajors === true), [schemas]);
   return createHash("sha256")
     .update(rows.map((r) => r.line).join("\n"))
     .digest("hex");

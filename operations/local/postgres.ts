@@ -32,6 +32,8 @@ export interface LocalPostgresOptions {
   readonly projectDir: string;
   /** Set for a streaming standby: the running primary it replicates. */
   readonly standbyOf?: LocalPostgres;
+  /** The data folder's name inside the server's folder: `data`, or `data-<major>` beside it during an upgrade. */
+  readonly dataDirName?: string;
 }
 
 /** What the primary reports about a standby (pg_stat_replication). */
@@ -97,20 +99,27 @@ export class LocalPostgres {
 
   constructor(readonly opts: LocalPostgresOptions) {
     this.dir = path.resolve(opts.root, opts.name);
-    this.dataDir = path.join(this.dir, "data");
+    this.dataDir = path.join(this.dir, opts.dataDirName ?? "data");
     this.socketDir = path.join(this.dir, "run");
     this.logFile = path.join(this.dir, "postgres.log");
     this.bin = postgresBinDir(opts.version, opts.projectDir);
   }
 
-  private async exec(tool: string, args: string[]): Promise<string> {
+  private exec(tool: string, args: string[]): Promise<string> {
+    return this.tool(tool, args);
+  }
+
+  /** One of this build's tools, as the server's user (pg_upgrade, vacuumdb, …); its stdout. */
+  async tool(tool: string, args: string[], opts: { cwd?: string; timeoutMs?: number } = {}): Promise<string> {
     const [cmd, ...prefix] = [...asServerUser(), path.join(this.bin, tool)];
     try {
-      const { stdout } = await run(cmd, [...prefix, ...args], { timeout: 120_000 });
+      const { stdout } = await run(cmd, [...prefix, ...args], { timeout: opts.timeoutMs ?? 120_000, cwd: opts.cwd, maxBuffer: 64 << 20 });
       return stdout;
     } catch (e) {
-      const err = e as { stderr?: string; message: string };
-      throw new LocalPostgresError(`${tool} failed for server ${this.opts.name}: ${(err.stderr || err.message).trim()}`);
+      // Some tools (pg_upgrade) say why on stdout.
+      const err = e as { stderr?: string; stdout?: string; message: string };
+      const why = [err.stderr, err.stdout?.trim().split("\n").slice(-8).join("\n")].filter((x) => x && x.trim()).join("\n") || err.message;
+      throw new LocalPostgresError(`${tool} failed for server ${this.opts.name}: ${why.trim()}`);
     }
   }
 
@@ -147,7 +156,7 @@ export class LocalPostgres {
       // PostgreSQL $version cannot open a data directory another major wrote: refused before
       // anything starts or is applied, with the data as it is.
       throw new LocalPostgresError(
-        `${standbyOf ? "standby" : "server"} ${this.opts.name}: its data (${path.relative(this.opts.projectDir, path.join(this.dataDir, "PG_VERSION"))}) is PostgreSQL ${onDisk}, the stack says ${this.opts.version}: a major version change needs the data upgraded, which db-platform does not do yet; set the server's version back to ${onDisk} (docs/data-safety.md)`,
+        `${standbyOf ? "standby" : "server"} ${this.opts.name}: its data (${path.relative(this.opts.projectDir, path.join(this.dataDir, "PG_VERSION"))}) is PostgreSQL ${onDisk}, the stack says ${this.opts.version}: ${fs.existsSync(path.join(this.dir, "upgrade.json")) ? "an upgrade of it is in progress: finish it with db-platform upgrade apply or undo it with db-platform upgrade rollback" : `a major version change is an upgrade, not an edit: set the version back to ${onDisk}, then db-platform upgrade apply --server ${standbyOf?.opts.name ?? this.opts.name} --to ${this.opts.version}`} (docs/upgrades.md)`,
       );
     }
     if (!(await this.isRunning())) {
@@ -208,7 +217,7 @@ export class LocalPostgres {
       const err = e as { stderr?: string; message: string };
       throw new LocalPostgresError(`pg_basebackup failed for standby ${this.opts.name}: ${(err.stderr || err.message).trim()}`);
     }
-    fs.mkdirSync(this.socketDir, { mode: 0o700 });
+    if (!fs.existsSync(this.socketDir)) fs.mkdirSync(this.socketDir, { mode: 0o700 });
     const conf = [
       `# written by db-platform local: standby of ${primary.opts.name}`,
       `listen_addresses = '${this.opts.host}'`,
@@ -266,10 +275,11 @@ export class LocalPostgres {
     }
   }
 
-  private async init(): Promise<void> {
+  /** A new cluster in this instance's data folder, with the platform's settings (also an upgrade's target). */
+  async init(initdbArgs: readonly string[] = []): Promise<void> {
     // Parents stay traversable (0755) for the server user; the socket folder is private.
     fs.mkdirSync(this.dir, { recursive: true, mode: 0o755 });
-    fs.mkdirSync(this.socketDir, { mode: 0o700 });
+    if (!fs.existsSync(this.socketDir)) fs.mkdirSync(this.socketDir, { mode: 0o700 });
     if (asServerUser().length > 0) await run("chown", ["-R", "postgres:postgres", this.dir]);
     // The bootstrap superuser is reachable only through the private socket folder; TCP needs a
     // password (scram-sha-256) and only the admin login has one.
@@ -282,6 +292,7 @@ export class LocalPostgres {
       "--auth-host=scram-sha-256",
       "--encoding=UTF8",
       "--locale=C",
+      ...initdbArgs,
     ]);
     const conf = [
       "# written by db-platform local",
@@ -305,7 +316,7 @@ export class LocalPostgres {
    * The statistics settings (STATS_SETTINGS), in every cluster the platform starts, those
    * initialized before them included (a standby has them from its primary's copy).
    */
-  private ensureStatsSettings(): void {
+  ensureStatsSettings(): void {
     const file = path.join(this.dataDir, "postgresql.conf");
     const marker = "# db-platform stats";
     if (fs.readFileSync(file, "utf8").includes(marker)) return;

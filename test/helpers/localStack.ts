@@ -34,6 +34,10 @@ export interface LocalStackOptions {
   readonly backups?: boolean;
   /** The local servers' names, each on a free port. @default ["local"] */
   readonly servers?: readonly string[];
+  /** The servers' PostgreSQL major. @default "16" */
+  readonly version?: string;
+  /** A streaming standby `<server>-ro` of the first server, on a free port. */
+  readonly standby?: boolean;
 }
 
 export async function localStack(stack: string, services: Record<string, unknown>, options: LocalStackOptions = {}): Promise<LocalStack> {
@@ -42,7 +46,9 @@ export async function localStack(stack: string, services: Record<string, unknown
   const file = path.join(ROOT, `Pulumi.${stack}.yaml`);
   const names = options.servers ?? ["local"];
   const servers: Record<string, unknown> = {};
-  for (const name of names) servers[name] = { hosting: "local", version: "16", host: "127.0.0.1", port: await freePort() };
+  for (const name of names)
+    servers[name] = { hosting: "local", version: options.version ?? "16", host: "127.0.0.1", port: await freePort() };
+  if (options.standby) (servers[names[0]] as Record<string, unknown>).replicas = [{ name: `${names[0]}-ro`, port: await freePort() }];
   fs.writeFileSync(
     file,
     stringify(
@@ -72,7 +78,11 @@ export async function localStack(stack: string, services: Record<string, unknown
     env,
     async cleanup() {
       runCli(["destroy", "--yes", "--stack", stack], env);
-      for (const s of Object.values(byName)) await s.destroy();
+      for (const s of localServers(loadSpec(readConfigFile(file)))) {
+        const { primary, standbys } = localInstances(s, stack, ROOT, FIXTURE_ADMIN_PASSWORD);
+        for (const standby of standbys) await standby.destroy().catch(() => undefined);
+        await primary.destroy().catch(() => undefined);
+      }
       if (options.backups) await stackS3(spec, stack, ROOT).destroy();
       await removeStack(stack);
       fs.rmSync(localRoot(ROOT, stack), { recursive: true, force: true });

@@ -236,7 +236,7 @@ describe("a major version edit on a server with data", () => {
     const v17 = new LocalPostgres({ ...opts, version: "17" });
     try {
       await v16.start();
-      const refusal = `server bump: its data (${path.relative(ROOT, path.join(v16.dataDir, "PG_VERSION"))}) is PostgreSQL 16, the stack says 17: a major version change needs the data upgraded, which db-platform does not do yet; set the server's version back to 16 (docs/data-safety.md)`;
+      const refusal = `server bump: its data (${path.relative(ROOT, path.join(v16.dataDir, "PG_VERSION"))}) is PostgreSQL 16, the stack says 17: a major version change is an upgrade, not an edit: set the version back to 16, then db-platform upgrade apply --server bump --to 17 (docs/upgrades.md)`;
       await expect(v17.start()).rejects.toThrow(refusal);
       expect(await v16.isRunning()).toBe(true);
       await v16.stop();
