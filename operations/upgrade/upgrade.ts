@@ -14,7 +14,7 @@ import { countDifferences, schemaHash, tableCounts } from "../backup/snapshot";
 import type { TableCount } from "../backup/storage";
 import { adminPasswords, localCommand, localInstances, localRoot } from "../local/local";
 import { LocalPostgres } from "../local/postgres";
-import { loadSpec } from "../move/plan";
+import { loadSpec, type MoveContext } from "../move/plan";
 import { type ApplyContext, previewStack, upStack } from "../stack/stackApply";
 import { editConfigFile } from "../stack/stackConfig";
 import {
@@ -31,14 +31,8 @@ import {
 
 export { UpgradeError, type UpgradeMode } from "./cluster";
 
-export interface UpgradeContext {
-  readonly file: string;
-  readonly stack: string;
-  readonly project: string;
-  readonly projectDir: string;
-  readonly progress: (s: string) => void;
-  readonly tty?: boolean;
-}
+/** What an upgrade needs of the command line: the stack file and where progress goes (as a move's). */
+export type UpgradeContext = Pick<MoveContext, "file" | "stack" | "project" | "projectDir" | "progress" | "tty">;
 
 /** The steps in order; the journal records the last one done. */
 const PHASES = ["planned", "backed-up", "upgraded", "switched", "serving", "verified"] as const;
