@@ -32,8 +32,8 @@ async function stopAny(server: LocalPostgres): Promise<void> {
 }
 
 /**
- * `pg_upgrade` from `old` (stopped, in `data`) into a fresh `data-<to>`: `--check` first, then the
- * upgrade in `mode`. A partial `data-<to>` from an earlier, killed attempt is removed first.
+ * `pg_upgrade` from `old` (in `data`) into a fresh `data-<to>`, made while `old` still runs; then
+ * `old` is stopped (`stopped` is told), `--check` runs, then the upgrade in `mode`. A partial `data-<to>` from an earlier, killed attempt is removed first.
  * Returns the mode used (clone falls back to copy where the filesystem cannot clone).
  */
 export async function runPgUpgrade(
@@ -41,16 +41,19 @@ export async function runPgUpgrade(
   to: string,
   mode: UpgradeMode | undefined,
   say: (s: string) => void,
+  stopped: () => void = () => undefined,
 ): Promise<UpgradeMode> {
   const next = sibling(old, to, nextName(to));
-  await stopAny(old);
   await stopAny(next);
   fs.rmSync(next.dataDir, { recursive: true, force: true });
-  // pg_upgrade needs the new cluster's data checksums as the old one's (18's initdb turns them on).
+  // The new cluster is made while the old one still serves (initdb is not downtime). pg_upgrade
+  // needs its data checksums as the old one's (18's initdb turns them on).
   const control = await old.tool("pg_controldata", [old.dataDir]);
   const checksums = !/Data page checksum version:\s+0\b/.test(control);
   await next.init(checksums ? ["--data-checksums"] : Number(next.opts.version) >= 18 ? ["--no-data-checksums"] : []);
   next.ensureStatsSettings();
+  await stopAny(old);
+  stopped();
   const port = await freePort();
   const newPort = await freePort();
   const args = (m: UpgradeMode, check: boolean) => [

@@ -238,10 +238,10 @@ async function upgradeOnDisk(ctx: UpgradeContext, j: Journal, mode: UpgradeMode 
   const old = sibling(primary, j.from);
   if (!reached(j, "upgraded")) {
     for (const s of standbys) await sibling(s, s.dataVersion() ?? j.from).stop();
-    await old.stop();
-    j = writeJournal(ctx, { ...j, stoppedAt: j.stoppedAt ?? Date.now() });
     const started = performance.now();
-    const used = await runPgUpgrade(old, j.to, mode, ctx.progress);
+    const used = await runPgUpgrade(old, j.to, mode, ctx.progress, () => {
+      j = writeJournal(ctx, { ...j, stoppedAt: j.stoppedAt ?? Date.now() });
+    });
     log.push(`pg_upgrade ${j.from} → ${j.to} (${used} mode) in ${secs(started)}`);
     j = writeJournal(ctx, { ...j, mode: used, phase: "upgraded" });
   }

@@ -82,7 +82,6 @@ const copyDir = (from: string, to: string) => execFileSync("cp", ["-a", from, to
 async function viaPgUpgrade(base: LocalPostgres, to: string, mode: UpgradeMode, rows: number): Promise<string> {
   const probe = prober(base.opts.port, rows);
   await sleep(200);
-  await base.stop();
   await runPgUpgrade(base, to, mode, () => undefined);
   switchFolders(base, base.opts.version, to);
   await sibling(base, to).start();

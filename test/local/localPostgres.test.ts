@@ -18,6 +18,19 @@ const root = fs.mkdtempSync(path.join(os.tmpdir(), "db-platform-local-"));
 fs.chmodSync(root, 0o755);
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
 
+/** A server of this file's root, on 127.0.0.1 with its fixture admin. */
+const serverAt = (name: string, version: string, port: number) =>
+  new LocalPostgres({
+    name,
+    version,
+    host: "127.0.0.1",
+    port,
+    adminUser: "platform_admin",
+    adminPassword: "s3cret-admin",
+    root,
+    projectDir: ROOT,
+  });
+
 describe.each(["15", "16", "17", "18"])("PostgreSQL %s", (version) => {
   let server: LocalPostgres;
   let port: number;
@@ -26,16 +39,7 @@ describe.each(["15", "16", "17", "18"])("PostgreSQL %s", (version) => {
 
   beforeAll(async () => {
     port = await freePort();
-    server = new LocalPostgres({
-      name: `pg${version}`,
-      version,
-      host: "127.0.0.1",
-      port,
-      adminUser: "platform_admin",
-      adminPassword: "s3cret-admin",
-      root,
-      projectDir: ROOT,
-    });
+    server = serverAt(`pg${version}`, version, port);
     await server.start();
   }, 120_000);
 
@@ -196,16 +200,7 @@ describe("a server that cannot start", () => {
     const port = await freePort();
     const holder = net.createServer().listen(port, "127.0.0.1");
     await new Promise((resolve) => holder.once("listening", resolve));
-    const server = new LocalPostgres({
-      name: "busy",
-      version: "16",
-      host: "127.0.0.1",
-      port,
-      adminUser: "platform_admin",
-      adminPassword: "s3cret-admin",
-      root,
-      projectDir: ROOT,
-    });
+    const server = serverAt("busy", "16", port);
     try {
       const err = await server.start().catch((e: unknown) => e);
       expect(err).toBeInstanceOf(LocalPostgresError);
@@ -223,17 +218,8 @@ describe("a server that cannot start", () => {
 describe("a major version edit on a server with data", () => {
   it("is refused at start, running or stopped, and the data keeps serving on its own major", async () => {
     const port = await freePort();
-    const opts = {
-      name: "bump",
-      host: "127.0.0.1",
-      port,
-      adminUser: "platform_admin",
-      adminPassword: "s3cret-admin",
-      root,
-      projectDir: ROOT,
-    };
-    const v16 = new LocalPostgres({ ...opts, version: "16" });
-    const v17 = new LocalPostgres({ ...opts, version: "17" });
+    const v16 = serverAt("bump", "16", port);
+    const v17 = serverAt("bump", "17", port);
     try {
       await v16.start();
       const refusal = `server bump: its data (${path.relative(ROOT, path.join(v16.dataDir, "PG_VERSION"))}) is PostgreSQL 16, the stack says 17: a major version change is an upgrade, not an edit: set the version back to 16, then db-platform upgrade apply --server bump --to 17 (docs/upgrades.md)`;
