@@ -1,7 +1,8 @@
 /**
  * A server's PostgreSQL major is not changed by editing `servers.<name>.version` and running
  * `up`: on RDS that update cannot apply (the parameter group of a new family would replace the
- * one the instance uses, and `allowMajorVersionUpgrade` is off), and a local server's data
+ * one the instance uses, and `allowMajorVersionUpgrade` is off), a container's new image would
+ * start on a volume of the old major's data, and a local server's data
  * directory can only be opened by the major that wrote it (operations/local/postgres.ts checks
  * that at start). `up` compares the stack's state with the spec before it applies anything and
  * refuses a major change, naming what to do; minor versions within a major are RDS's to apply.
@@ -22,17 +23,29 @@ export interface MajorChange {
 }
 
 const RDS_PRIMARY = /::([^:$]+)-instance$/;
+const CONTAINER_IMAGE = /::([^:$]+)-image$/;
+/** The major of an official `postgres:<major>…` image; undefined for any other image. */
+const imageMajor = (image: unknown) => /^(?:docker\.io\/(?:library\/)?)?postgres:(\d+)(?:[.-]|$)/.exec(String(image ?? ""))?.[1];
 
-/** The RDS servers whose major in the state differs from the spec's `version`. */
+/**
+ * The servers whose major in the state differs from the spec's: RDS instances by their
+ * `engineVersion`, container servers by their official `postgres:<major>` image (the volume holds
+ * the old major's data). A container with an image of its own is not judged.
+ */
 export function majorChanges(resources: readonly StateResource[], spec: Spec): MajorChange[] {
-  const wanted = new Map(spec.servers.filter((s) => s.hosting === "rds").map((s) => [s.name, s.version]));
+  const rds = new Map(spec.servers.filter((s) => s.hosting === "rds").map((s) => [s.name, s.version]));
+  const containers = new Map(
+    spec.servers.flatMap((s) => (s.hosting === "container" && imageMajor(s.image) ? [[s.name, imageMajor(s.image) as string]] : [])),
+  );
   const out: MajorChange[] = [];
-  for (const r of resources) {
-    if (r.type !== "aws:rds/instance:Instance") continue;
-    const server = RDS_PRIMARY.exec(r.urn)?.[1];
+  const judge = (server: string | undefined, from: string | undefined, wanted: Map<string, string>) => {
     const to = server === undefined ? undefined : wanted.get(server);
-    const from = String(r.inputs?.engineVersion ?? "").split(".")[0];
-    if (to !== undefined && from !== "" && from !== to) out.push({ server: server as string, from, to });
+    if (to !== undefined && from && from !== to) out.push({ server: server as string, from, to });
+  };
+  for (const r of resources) {
+    if (r.type === "aws:rds/instance:Instance")
+      judge(RDS_PRIMARY.exec(r.urn)?.[1], String(r.inputs?.engineVersion ?? "").split(".")[0], rds);
+    if (r.type === "docker:index/remoteImage:RemoteImage") judge(CONTAINER_IMAGE.exec(r.urn)?.[1], imageMajor(r.inputs?.name), containers);
   }
   return out.sort((a, b) => a.server.localeCompare(b.server));
 }
@@ -43,13 +56,13 @@ export function majorChangeText(changes: readonly MajorChange[]): string {
     "a PostgreSQL major version change is not applied by up:",
     ...changes.map(
       (c) =>
-        `  servers.${c.server}.version: ${c.from} → ${c.to} (the instance runs ${c.from}; an in-place major upgrade needs its own guarded operation, which db-platform does not run yet)`,
+        `  servers.${c.server}.version: ${c.from} → ${c.to} (the server runs ${c.from}; an in-place major upgrade needs its own guarded operation, which db-platform runs only for local servers: docs/upgrades.md)`,
     ),
     "Set version back to what the server runs; docs/data-safety.md says what a major upgrade involves.",
   ].join("\n");
 }
 
-/** Before `up` applies anything: refuse a major version change of an RDS server. */
+/** Before `up` applies anything: refuse a major version change of an RDS or container server. */
 export function checkNoMajorChange(resources: readonly StateResource[], spec: Spec): void {
   const changes = majorChanges(resources, spec);
   if (changes.length > 0) throw new DataProtectionError(majorChangeText(changes));

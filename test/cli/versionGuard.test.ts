@@ -6,7 +6,7 @@
 import { describe, expect, it } from "vitest";
 import { loadSpec } from "../../components/spec";
 import { majorChangeText, majorChanges } from "../../operations/stack/versionGuard";
-import { changed, input, prodValues, servers, type Values } from "../helpers/config";
+import { changed, devValues, input, prodValues, servers, type Values } from "../helpers/config";
 import { synthInput } from "../helpers/synth";
 
 /** The RDS instances `up` of these values leaves in the state, as `pulumi stack export` shows them. */
@@ -36,7 +36,7 @@ describe("the major version guard", () => {
     const state = await stateOf(prod);
     const spec = loadSpec(input(changed(prod, (v) => (servers(v).main.version = to))));
     expect(majorChanges(state, spec)).toEqual([{ server: "main", from: "16", to }]);
-    expect(majorChangeText(majorChanges(state, spec))).toContain(`servers.main.version: 16 → ${to} (the instance runs 16;`);
+    expect(majorChangeText(majorChanges(state, spec))).toContain(`servers.main.version: 16 → ${to} (the server runs 16;`);
   });
 
   it("does not count a replica or a server the state does not have yet", async () => {
@@ -45,5 +45,20 @@ describe("the major version guard", () => {
     expect(state.length).toBeGreaterThan(2);
     const spec = loadSpec(input(changed(withReplica, (v) => (servers(v).fresh = { hosting: "rds", version: "17" }))));
     expect(majorChanges(state, spec)).toEqual([]);
+  });
+
+  it("refuses a container server's major change by its official image, and leaves an image of its own alone", async () => {
+    const before = changed(devValues(), (v) => (servers(v).box = { hosting: "container", port: 55432 }));
+    const state = (await synthInput(input(before), "dev"))
+      .ofType("docker:index/remoteImage:RemoteImage")
+      .map((r) => ({ type: r.type, urn: r.urn, inputs: r.props }));
+    expect(state.map((r) => r.inputs.name)).toEqual(["postgres:16.10-bookworm"]);
+    expect(majorChanges(state, loadSpec(input(before)))).toEqual([]);
+    const bumped = loadSpec(input(changed(before, (v) => (servers(v).box.version = "17"))));
+    expect(majorChanges(state, bumped)).toEqual([{ server: "box", from: "16", to: "17" }]);
+    const own = loadSpec(
+      input(changed(before, (v) => Object.assign(servers(v).box, { version: "17", image: "registry.example/pg:custom" }))),
+    );
+    expect(majorChanges(state, own)).toEqual([]);
   });
 });
