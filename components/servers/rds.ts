@@ -9,7 +9,10 @@ import type { RdsReplicaSpec, RdsServerSpec } from "../spec";
 import { awsServerName } from "../spec";
 import { STATS_SETTINGS } from "../spec/defaults";
 import { alarmTopic, customerManagedKey } from "./aws";
+import { parameterGroupFamily, parameterGroupName, type RdsRender, rdsRender } from "./rdsUpgrade";
 import { ServerComponent, serverTags } from "./server";
+
+export { parameterGroupFamily, parameterGroupName } from "./rdsUpgrade";
 
 export interface RdsServerArgs {
   readonly spec: RdsServerSpec;
@@ -18,11 +21,6 @@ export interface RdsServerArgs {
   readonly tags?: Readonly<Record<string, string>>;
   /** Subscribed to the alarm topic when set. @default none */
   readonly alarmEmail?: string;
-}
-
-/** The parameter group family of a major version: `postgres16`. */
-export function parameterGroupFamily(version: string): string {
-  return `postgres${version}`;
 }
 
 /**
@@ -88,13 +86,17 @@ export class RdsServer extends ServerComponent {
   /** The primary's security group (PostgreSQL from declared sources only). */
   readonly securityGroupId: pulumi.Output<string>;
   private readonly accountId: pulumi.Output<string>;
-  /** Read replicas by name, in declaration order. */
+  /** Read replicas by name, in declaration order (a cross-region one is absent while an upgrade detaches it). */
   readonly replicas: Record<string, aws.rds.Instance> = {};
+  /** What this phase of a major upgrade declares (the steady state when none is in progress). */
+  private readonly render: RdsRender;
 
   constructor(name: string, args: RdsServerArgs, opts?: pulumi.ComponentResourceOptions) {
     super("db-platform:servers:RdsServer", name, {}, opts);
     const { spec, environment } = args;
     this.spec = spec;
+    this.render = rdsRender(spec);
+    const { render } = this;
     const id = awsServerName(environment, spec.name);
     const tags = serverTags(environment, spec.name, args.tags ?? {});
     const parent = { parent: this };
@@ -106,7 +108,7 @@ export class RdsServer extends ServerComponent {
     const subnetGroup = new aws.rds.SubnetGroup(`${name}-subnets`, { name: id, subnetIds: spec.network.subnetIds, tags }, parent);
     const securityGroup = this.createSecurityGroup(name, id, spec.network, tags, parent);
     this.securityGroupId = securityGroup.id;
-    const parameterGroup = this.createParameterGroup(name, id, spec.parameters, tags, parent);
+    const parameterGroups = this.createParameterGroups(name, id, spec.parameters, tags, parent);
     const monitoringRole = this.createMonitoringRole(name, id, tags);
     this.alarmTopic = alarmTopic(name, id, key, tags, args.alarmEmail, parent);
 
@@ -115,7 +117,7 @@ export class RdsServer extends ServerComponent {
       {
         identifier: id,
         engine: "postgres",
-        engineVersion: spec.version,
+        engineVersion: render.running,
         instanceClass: spec.instanceClass,
         allocatedStorage: spec.allocatedStorage,
         maxAllocatedStorage: spec.maxAllocatedStorage,
@@ -124,7 +126,7 @@ export class RdsServer extends ServerComponent {
         kmsKeyId: key.arn,
         dbSubnetGroupName: subnetGroup.name,
         vpcSecurityGroupIds: [securityGroup.id],
-        parameterGroupName: parameterGroup.name,
+        parameterGroupName: parameterGroups[render.running].name,
         publiclyAccessible: spec.publiclyAccessible,
         multiAz: spec.multiAz,
         deletionProtection: spec.deletionProtection,
@@ -134,15 +136,17 @@ export class RdsServer extends ServerComponent {
         backupWindow: spec.backupWindow,
         maintenanceWindow: spec.maintenanceWindow,
         autoMinorVersionUpgrade: true,
-        allowMajorVersionUpgrade: false,
+        // Only the upgrade's own update (servers.<name>.upgrade.phase upgrade) may change the major.
+        allowMajorVersionUpgrade: render.majorUpdate,
         copyTagsToSnapshot: true,
         deleteAutomatedBackups: false,
         username: spec.masterUsername,
         manageMasterUserPassword: true,
         masterUserSecretKmsKeyId: key.arn,
         ...observability(spec, key, monitoringRole),
-        applyImmediately: false,
-        tags,
+        // A major upgrade applies now, in the window the operator chose by running it; nothing else does.
+        applyImmediately: render.majorUpdate,
+        tags: { ...tags, ...render.tags },
       },
       parent,
     );
@@ -162,7 +166,7 @@ export class RdsServer extends ServerComponent {
         sslmode: spec.sslMode,
         // The RDS master user is not a superuser; the provider must not assume it is.
         superuser: false,
-        expectedVersion: spec.version,
+        expectedVersion: render.running,
         connectTimeout: 30,
       },
       parent,
@@ -172,6 +176,8 @@ export class RdsServer extends ServerComponent {
     const sameRegion: ReplicaPlacement = { key, securityGroup, alarmTopic: this.alarmTopic, opts: parent };
     for (const replica of spec.replicas) {
       const placement = replica.crossRegion ? this.crossRegionPlacement(name, replica, tags, args.alarmEmail) : sameRegion;
+      // Recreated from the upgraded primary once the upgrade is done (RDS upgrades in-region replicas only).
+      if (replica.crossRegion && render.crossRegion === "detached") continue;
       const instance = this.createReplica(name, replica, placement, monitoringRole, tags);
       this.replicas[replica.name] = instance;
       this.replicaEndpoints[replica.name] = { host: instance.address, port: instance.port, region: replica.region };
@@ -229,8 +235,8 @@ export class RdsServer extends ServerComponent {
     const environment = tags["db-platform:environment"];
     const id = awsServerName(environment, replica.name);
     const prefix = replicaPrefix(name, replica);
-    const replicaTags = { ...tags, "db-platform:replica-of": spec.name, "db-platform:replica": replica.name };
-    const parameterGroup = this.createParameterGroup(prefix, id, replica.parameters, replicaTags, placement.opts);
+    const replicaTags = { ...tags, "db-platform:replica-of": spec.name, "db-platform:replica": replica.name, ...this.render.tags };
+    const parameterGroups = this.createParameterGroups(prefix, id, replica.parameters, replicaTags, placement.opts);
     const instance = new aws.rds.Instance(
       prefix,
       {
@@ -244,12 +250,13 @@ export class RdsServer extends ServerComponent {
         kmsKeyId: placement.key.arn,
         dbSubnetGroupName: placement.subnetGroup?.name,
         vpcSecurityGroupIds: [placement.securityGroup.id],
-        parameterGroupName: parameterGroup.name,
+        parameterGroupName: parameterGroups[this.render.replicaFamily].name,
         publiclyAccessible: false,
         multiAz: false,
         skipFinalSnapshot: true,
         backupRetentionPeriod: 0,
-        deletionProtection: spec.deletionProtection,
+        // Lifted only so that an upgrade can delete a cross-region replica (detach-replicas).
+        deletionProtection: spec.deletionProtection && !(replica.crossRegion && this.render.crossRegion === "unprotected"),
         autoMinorVersionUpgrade: true,
         copyTagsToSnapshot: true,
         ...observability(spec, placement.key, monitoringRole),
@@ -281,24 +288,33 @@ export class RdsServer extends ServerComponent {
     return instance;
   }
 
-  private createParameterGroup(
+  /**
+   * One parameter group per family in use (two while an upgrade is in progress), named after it.
+   * The running family's group keeps the resource of the unsuffixed name groups had before.
+   */
+  private createParameterGroups(
     name: string,
     id: string,
     parameters: Readonly<Record<string, string>>,
     tags: Record<string, string>,
     opts: pulumi.CustomResourceOptions,
-  ): aws.rds.ParameterGroup {
-    return new aws.rds.ParameterGroup(
-      `${name}-params`,
-      {
-        name: id,
-        family: parameterGroupFamily(this.spec.version),
-        description: `db-platform ${id}`,
-        parameters: rdsParameters(this.spec, parameters),
-        tags,
-      },
-      opts,
-    );
+  ): Record<string, aws.rds.ParameterGroup> {
+    const groups: Record<string, aws.rds.ParameterGroup> = {};
+    for (const version of this.render.families) {
+      const family = parameterGroupFamily(version);
+      groups[version] = new aws.rds.ParameterGroup(
+        `${name}-params-${family}`,
+        {
+          name: parameterGroupName(id, version),
+          family,
+          description: `db-platform ${id} (${family})`,
+          parameters: rdsParameters(this.spec, parameters),
+          tags,
+        },
+        { ...opts, aliases: version === this.render.aliasedFamily ? [{ name: `${name}-params` }] : [] },
+      );
+    }
+    return groups;
   }
 
   private createSecurityGroup(

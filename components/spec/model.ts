@@ -2,7 +2,7 @@
  * The validated, fully defaulted model the components are built from. Everything here is plain
  * data known at preview time: names and counts never depend on resource outputs.
  */
-import type { HostingKind, PostgresVersion, RawNetwork } from "./schema";
+import type { HostingKind, PostgresVersion, RawNetwork, RdsUpgradePhase } from "./schema";
 
 /** An RDS read replica, fully defaulted from its primary. */
 export interface RdsReplicaSpec {
@@ -59,8 +59,15 @@ export interface MonitoringSpec {
   readonly windowSeconds: number;
 }
 
+/** An RDS major upgrade in progress (`servers.<name>.upgrade`): from `from` to the server's `version`. */
+export interface RdsUpgradeSpec {
+  readonly from: PostgresVersion;
+  readonly phase: RdsUpgradePhase;
+}
+
 export interface RdsServerSpec extends ServerBase {
   readonly hosting: "rds";
+  readonly upgrade?: RdsUpgradeSpec;
   readonly region: string;
   readonly replicas: readonly RdsReplicaSpec[];
   readonly instanceClass: string;

@@ -103,9 +103,26 @@ const common = {
   reader: name.optional(),
 };
 
+/**
+ * The phases of an RDS major upgrade, in order, each applied by one `up` (docs/upgrades.md):
+ * cross-region replicas lose their deletion protection, then leave the stack, then the primary
+ * (and with it its in-region replicas) is upgraded. Removing the block finishes it.
+ */
+export const RDS_UPGRADE_PHASES = ["unprotect-replicas", "detach-replicas", "upgrade"] as const;
+export type RdsUpgradePhase = (typeof RDS_UPGRADE_PHASES)[number];
+
+/** Written by `db-platform upgrade` only: an RDS major upgrade in progress from `from` to `version`. */
+export const rdsUpgradeSchema = z.strictObject({
+  /** The major the server ran before the upgrade. */
+  from: version,
+  phase: z.enum(RDS_UPGRADE_PHASES, { message: `must be one of ${RDS_UPGRADE_PHASES.join(", ")}` }),
+});
+
 export const rdsServerSchema = z.strictObject({
   hosting: z.literal("rds"),
   ...common,
+  /** Set and cleared by `db-platform upgrade apply|rollback`, never by hand. @default none */
+  upgrade: rdsUpgradeSchema.optional(),
   instanceClass: z
     .string()
     .regex(/^db\.[a-z0-9]+\.[a-z0-9]+$/, { message: "must be an RDS instance class such as db.t4g.medium" })

@@ -185,6 +185,28 @@ export function checkLocalVersions(servers: readonly ServerSpec[]): Problem[] {
     }));
 }
 
+/**
+ * An RDS major upgrade in progress (written by `db-platform upgrade`): from an older major, with
+ * automated backups on (RDS takes its pre-upgrade snapshot only then).
+ */
+export function checkRdsUpgrades(servers: readonly ServerSpec[]): Problem[] {
+  const out: Problem[] = [];
+  for (const s of servers) {
+    if (s.hosting !== "rds" || !s.upgrade) continue;
+    if (Number(s.upgrade.from) >= Number(s.version))
+      out.push({
+        path: ["servers", s.name, "upgrade", "from"],
+        message: `${s.upgrade.from} is not older than version ${s.version}: an upgrade goes to a newer major (db-platform upgrade rollback clears this block)`,
+      });
+    if (s.backupRetentionDays < 1)
+      out.push({
+        path: ["servers", s.name, "backupRetentionDays"],
+        message: "a major upgrade needs automated backups (at least 1 day): RDS takes its pre-upgrade snapshot only then",
+      });
+  }
+  return out;
+}
+
 /** The default reader: the first replica in the primary's region; none means the primary. */
 function defaultReader(raw: RawServer, awsRegion: string | undefined): string | undefined {
   const replicas = raw.replicas ?? [];
@@ -246,6 +268,7 @@ export function buildServer(raw: RawServer, ctx: ServerContext): ServerSpec {
         instanceClass,
         ...withDefaults(raw, d, RDS_SETTINGS),
         maxAllocatedStorage,
+        ...(raw.upgrade ? { upgrade: raw.upgrade } : {}),
         network: fullNetwork(net),
         parameters,
         alarms: { ...d.alarms, ...raw.alarms },

@@ -5,7 +5,15 @@
  */
 import { z } from "zod";
 import { buildBackups, checkBackups } from "./backupRules";
-import { buildServer, checkAdminPasswords, checkLocalPorts, checkLocalVersions, checkReplicaNames, checkServer } from "./serverRules";
+import {
+  buildServer,
+  checkAdminPasswords,
+  checkLocalPorts,
+  checkLocalVersions,
+  checkRdsUpgrades,
+  checkReplicaNames,
+  checkServer,
+} from "./serverRules";
 import { buildService, checkCollisions, checkMove, checkService, movedService } from "./serviceRules";
 import { buildMonitoring, checkMonitoring, withAlarms } from "./monitoringRules";
 import { placesOf, type Spec, type ServerSpec, type ServiceSpec, type SharedDatabaseSpec } from "./model";
@@ -108,7 +116,12 @@ export function validateConfig(input: ConfigInput): ValidationResult {
   problems.push(...checkAdminPasswords(input, parsedServers, new Set(Object.keys(rawServers))));
   const rawBackups = top.success ? top.data.backups : undefined;
   const localS3Port = rawBackups?.storage === "local" ? (rawBackups.port ?? backupDefaults(strict, "").port) : undefined;
-  problems.push(...checkReplicaNames(parsedServers), ...checkLocalPorts(servers, localS3Port), ...checkLocalVersions(servers));
+  problems.push(
+    ...checkReplicaNames(parsedServers),
+    ...checkLocalPorts(servers, localS3Port),
+    ...checkLocalVersions(servers),
+    ...checkRdsUpgrades(servers),
+  );
 
   const rawServices = asRecord(input.values.services);
   const parsedServices = parseEntries("services", "service", rawServices, serviceSchema, known, problems);

@@ -3,6 +3,7 @@
  * inherit backups and Multi-AZ from their primary). Enforcement per stack comes from the
  * policy config files under policies/config/.
  */
+import { UPGRADE_PHASE_TAG, UPGRADE_TAG } from "../../components/servers/rdsUpgrade";
 import { anyUnknown, type StackGraph } from "../engine/graph";
 import type { Finding, PolicyInputResource, Rule } from "../engine/types";
 
@@ -11,6 +12,13 @@ export const RDS_PARAMETER_GROUP = "aws:rds/parameterGroup:ParameterGroup";
 
 const isReplica = (r: PolicyInputResource) => Boolean(r.props.replicateSourceDb);
 const label = (r: PolicyInputResource) => `RDS instance "${String(r.props.identifier ?? r.name)}"${isReplica(r) ? " (read replica)" : ""}`;
+
+const tagsOf = (r: PolicyInputResource) => (r.props.tags ?? {}) as Record<string, unknown>;
+/** The phase of a major upgrade in progress, as `db-platform upgrade` tags the instances; undefined: none. */
+const upgradePhase = (r: PolicyInputResource) => (tagsOf(r)[UPGRADE_TAG] ? String(tagsOf(r)[UPGRADE_PHASE_TAG] ?? "") : undefined);
+/** A cross-region replica (replicating by ARN) is unprotected only so that a major upgrade can detach it. */
+const detaching = (r: PolicyInputResource) =>
+  upgradePhase(r) === "unprotect-replicas" && String(r.props.replicateSourceDb ?? "").startsWith("arn:");
 
 /** A rule over every RDS instance: `test` returns the message when the instance fails. */
 function instanceRule(
@@ -121,7 +129,7 @@ export const rdsProductionProtection = instanceRule(
   (r, config) => {
     if (config.required !== true) return undefined;
     const missing: string[] = [];
-    if (r.props.deletionProtection !== true) missing.push("deletionProtection true");
+    if (r.props.deletionProtection !== true && !detaching(r)) missing.push("deletionProtection true");
     if (!isReplica(r) && r.props.multiAz !== true) missing.push("multiAz true");
     if (!isReplica(r) && r.props.skipFinalSnapshot === true) missing.push("skipFinalSnapshot false");
     return missing.length ? `${label(r)} must have ${missing.join(", ")} in this environment` : undefined;
@@ -138,6 +146,25 @@ export const rdsMinorUpgrades = instanceRule(
   "RDS instances must apply minor version upgrades automatically.",
   ["autoMinorVersionUpgrade"],
   (r) => (r.props.autoMinorVersionUpgrade === false ? `${label(r)} must have autoMinorVersionUpgrade true` : undefined),
+);
+
+export const rdsMajorUpgradeGuarded = instanceRule(
+  "rds-major-upgrade-guarded",
+  "Only the update of a major upgrade run by db-platform upgrade may allow a major version change or apply immediately, and a primary's parameter group is of its engine's family.",
+  ["allowMajorVersionUpgrade", "applyImmediately", "engineVersion", "parameterGroupName", "tags"],
+  (r, _c, graph) => {
+    const problems: string[] = [];
+    const flags = (["allowMajorVersionUpgrade", "applyImmediately"] as const).filter((p) => r.props[p] === true);
+    if (flags.length > 0 && upgradePhase(r) !== "upgrade")
+      problems.push(
+        `sets ${flags.join(" and ")} outside a major upgrade (only db-platform upgrade's own update, tagged ${UPGRADE_PHASE_TAG}=upgrade, may)`,
+      );
+    const major = String(r.props.engineVersion ?? "").split(".")[0];
+    const group = graph.ofType(RDS_PARAMETER_GROUP).find((g) => g.props.name === r.props.parameterGroupName);
+    if (!isReplica(r) && major && group && group.props.family !== `postgres${major}`)
+      problems.push(`runs PostgreSQL ${major} with parameter group "${String(group.props.name)}" of family ${String(group.props.family)}`);
+    return problems.length ? `${label(r)} ${problems.join("; ")}` : undefined;
+  },
 );
 
 export const rdsCopyTags = instanceRule(
@@ -173,7 +200,7 @@ export const rdsReplicaConsistent = instanceRule(
       problems.push(`its primary "${String(primary.props.identifier)}" must keep automated backups (backupRetentionPeriod >= 1)`);
     if (Number(r.props.backupRetentionPeriod ?? 0) > 0)
       problems.push("it must set backupRetentionPeriod 0 (RDS for PostgreSQL replicas take no automated backups; they are the primary's)");
-    if (primary.props.deletionProtection === true && r.props.deletionProtection !== true)
+    if (primary.props.deletionProtection === true && r.props.deletionProtection !== true && !detaching(r))
       problems.push(`it must have deletionProtection true like its primary "${String(primary.props.identifier)}"`);
     return problems.length ? `${label(r)}: ${problems.join("; ")}` : undefined;
   },
@@ -210,6 +237,7 @@ export const RDS_RULES: readonly Rule[] = [
   rdsBackupRetention,
   rdsProductionProtection,
   rdsMinorUpgrades,
+  rdsMajorUpgradeGuarded,
   rdsCopyTags,
   rdsReplicaConsistent,
   rdsReplicaKeyRegion,

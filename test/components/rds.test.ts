@@ -50,7 +50,7 @@ describe("RdsServer in prod", () => {
       kmsKeyId: "arn:aws:kms:eu-central-1:000000000000:key/main-key",
       dbSubnetGroupName: "prod-main",
       vpcSecurityGroupIds: ["main-sg-id"],
-      parameterGroupName: "prod-main",
+      parameterGroupName: "prod-main-postgres16",
       publiclyAccessible: false,
       multiAz: true,
       deletionProtection: true,
@@ -80,7 +80,7 @@ describe("RdsServer in prod", () => {
   });
 
   it("forces TLS, logs slow queries and loads statement statistics in the parameter group of the version's family", () => {
-    const pg = prod.one(T.parameterGroup, "main-params").props;
+    const pg = prod.one(T.parameterGroup, "main-params-postgres16").props;
     expect(pg.family).toBe("postgres16");
     expect(pg.parameters).toEqual(PLATFORM_PARAMETERS);
   });
@@ -144,7 +144,7 @@ describe("RdsServer in prod", () => {
 
 describe("RdsServer outside prod", () => {
   it("keeps TLS relaxation explicit in the parameter group and adds stack parameters", () => {
-    const params = staging.one(T.parameterGroup, "main-params").props.parameters as Array<{ name: string; value: string }>;
+    const params = staging.one(T.parameterGroup, "main-params-postgres16").props.parameters as Array<{ name: string; value: string }>;
     expect(params.find((p) => p.name === "rds.force_ssl")?.value).toBe("0");
     expect(params.find((p) => p.name === "work_mem")?.value).toBe("64MB");
   });

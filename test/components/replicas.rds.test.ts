@@ -60,7 +60,7 @@ describe("same-region replica main-ro-1", () => {
       maxAllocatedStorage: 1000,
       kmsKeyId: "arn:aws:kms:eu-central-1:000000000000:key/main-key",
       vpcSecurityGroupIds: ["main-sg-id"],
-      parameterGroupName: "prod-main-ro-1",
+      parameterGroupName: "prod-main-ro-1-postgres16",
       ...REPLICA_FIXED,
       ...observed("arn:aws:kms:eu-central-1:000000000000:key/main-key"),
       tags: replicaTags("main-ro-1"),
@@ -68,10 +68,10 @@ describe("same-region replica main-ro-1", () => {
   });
 
   it("has a parameter group of its own: the platform's, the primary's, then its own parameters", () => {
-    expect(prod.one(T.parameterGroup, "main-replica-main-ro-1-params").props).toEqual({
-      name: "prod-main-ro-1",
+    expect(prod.one(T.parameterGroup, "main-replica-main-ro-1-params-postgres16").props).toEqual({
+      name: "prod-main-ro-1-postgres16",
       family: "postgres16",
-      description: "db-platform prod-main-ro-1",
+      description: "db-platform prod-main-ro-1 (postgres16)",
       parameters: [...PLATFORM_PARAMETERS, { applyMethod: "immediate", name: "hot_standby_feedback", value: "1" }],
       tags: replicaTags("main-ro-1"),
     });
@@ -128,7 +128,7 @@ describe("cross-region replica main-dr (eu-west-1)", () => {
       kmsKeyId: "arn:aws:kms:eu-west-1:000000000000:key/main-replica-main-dr-key",
       dbSubnetGroupName: "prod-main-dr",
       vpcSecurityGroupIds: ["main-replica-main-dr-sg-id"],
-      parameterGroupName: "prod-main-dr",
+      parameterGroupName: "prod-main-dr-postgres16",
       ...REPLICA_FIXED,
       ...observed("arn:aws:kms:eu-west-1:000000000000:key/main-replica-main-dr-key"),
       tags: replicaTags("main-dr"),

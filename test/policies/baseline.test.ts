@@ -130,13 +130,17 @@ describe("RDS baseline (prod policy config)", () => {
 
   it("a parameter group that does not force TLS", () => {
     const rs = structuredClone(base);
-    const params = find(rs, "aws:rds/parameterGroup:ParameterGroup", "main-params").props.parameters as Array<{
+    const params = find(rs, "aws:rds/parameterGroup:ParameterGroup", "main-params-postgres16").props.parameters as Array<{
       name: string;
       value: string;
     }>;
     params[0].value = "0";
     expect(summary(check(rs, PROD_CONFIG))).toEqual([
-      ["rds-force-ssl", "mandatory", 'RDS instance "prod-main" must force TLS: parameter group "prod-main" must set rds.force_ssl=1'],
+      [
+        "rds-force-ssl",
+        "mandatory",
+        'RDS instance "prod-main" must force TLS: parameter group "prod-main-postgres16" must set rds.force_ssl=1',
+      ],
     ]);
   });
 });

@@ -105,6 +105,24 @@ const badInput: Array<[string, () => Values, string]> = [
     "servers.local.version: hosting local runs the pinned PostgreSQL builds (15, 16, 17, 18; scripts/postgres/wheels.tsv), not 14",
   ],
   [
+    "an RDS upgrade block from the same or a newer major",
+    () => changed(prodValues(), (v) => (servers(v).main.upgrade = { from: "16", phase: "upgrade" })),
+    "servers.main.upgrade.from: 16 is not older than version 16: an upgrade goes to a newer major (db-platform upgrade rollback clears this block)",
+  ],
+  [
+    "an RDS upgrade without automated backups",
+    () =>
+      changed(prodValues(), (v) =>
+        Object.assign(servers(v).main, { version: "17", backupRetentionDays: 0, upgrade: { from: "16", phase: "upgrade" } }),
+      ),
+    "servers.main.backupRetentionDays: a major upgrade needs automated backups (at least 1 day): RDS takes its pre-upgrade snapshot only then",
+  ],
+  [
+    "an RDS upgrade phase that does not exist",
+    () => changed(prodValues(), (v) => Object.assign(servers(v).main, { version: "17", upgrade: { from: "16", phase: "switch" } })),
+    "servers.main.upgrade.phase: must be one of unprotect-replicas, detach-replicas, upgrade",
+  ],
+  [
     "two standbys on one port",
     () =>
       changed(
