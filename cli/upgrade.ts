@@ -1,12 +1,14 @@
 /**
  * `db-platform upgrade plan|apply|rollback`: a local server to a newer PostgreSQL major with
- * pg_upgrade, guarded, verified per service, resumable (operations/upgrade/upgrade.ts,
- * docs/upgrades.md). Exit codes: 0 done or verified (the old cluster kept until --confirm); 1 a
- * check refused it or a step failed (the message says where it stands; apply resumes, rollback
- * undoes); 2 bad arguments.
+ * pg_upgrade, an RDS server through the phases RDS needs, guarded, verified per service,
+ * resumable (operations/upgrade/upgrade.ts and rds.ts, docs/upgrades.md). Exit codes: 0 done or
+ * verified (a local server's old cluster kept until --confirm); 1 a check refused it or a step
+ * failed (the message says where it stands; apply resumes, rollback undoes); 2 bad arguments.
  */
 import * as path from "node:path";
 import type { Command } from "commander";
+import { parseServerUrls, ServerReadError } from "../operations/connect";
+import { parseNamedUrls } from "../operations/backup/command";
 import { backupFailureCode } from "../operations/backup/task";
 import { findProjectDir } from "../operations/stack/stackConfig";
 import {
@@ -19,6 +21,7 @@ import {
   upgradePlan,
   upgradeRollback,
 } from "../operations/upgrade/upgrade";
+import { collect } from "./backup";
 import { type Output, resolveStack, type StackOptions, stackOptions, UsageError } from "./common";
 
 interface UpgradeOptions extends StackOptions {
@@ -28,6 +31,8 @@ interface UpgradeOptions extends StackOptions {
   confirm?: boolean;
   ignoreSessions?: boolean;
   discardWrites?: boolean;
+  url?: string[];
+  serverUrl?: string[];
   json?: boolean;
 }
 
@@ -68,7 +73,7 @@ const guarded =
     try {
       await f(...a);
     } catch (e) {
-      const code = e instanceof UpgradeError ? 1 : backupFailureCode(e);
+      const code = e instanceof UpgradeError ? 1 : e instanceof ServerReadError ? 2 : backupFailureCode(e);
       if (code === undefined) throw e;
       err(`db-platform upgrade: ${(e as Error).message}\n`);
       process.exitCode = code;
@@ -79,10 +84,10 @@ export function upgradeCommands(program: Command, { out, err }: Output): void {
   const guard = guarded(err);
   const group = program
     .command("upgrade")
-    .description("upgrade a local server to a newer PostgreSQL major with pg_upgrade: plan, apply, rollback (docs/upgrades.md)");
+    .description("upgrade a local or RDS server to a newer PostgreSQL major: plan, apply, rollback (docs/upgrades.md)");
   const common = (cmd: Command) =>
     stackOptions(cmd)
-      .requiredOption("--server <name>", "the server (hosting local)")
+      .requiredOption("--server <name>", "the server (hosting local or rds)")
       .option("--json", "print the plan and the result as JSON");
   const stackFlag = (opts: UpgradeOptions) => (opts.config ? `--config ${opts.config}` : `--stack ${resolveStack(opts).stack}`);
 
@@ -103,6 +108,13 @@ export function upgradeCommands(program: Command, { out, err }: Output): void {
     .option("--mode <mode>", "pg_upgrade's data transfer: clone (default where the filesystem can, else copy), copy, link")
     .option("--confirm", "once verified, delete the kept old cluster (rollback is no longer possible)")
     .option("--ignore-sessions", "upgrade although service logins have sessions open")
+    .option(
+      "--url <service=url>",
+      "RDS: a service's read-only login URL for its backups (repeatable; else its DB_PLATFORM_LOGIN_* secret)",
+      collect,
+      [],
+    )
+    .option("--server-url <server=url>", "RDS: the master user's URL, for extension updates, statistics and the audit", collect, [])
     .action(
       guard(async (opts: UpgradeOptions) => {
         if (opts.mode !== undefined && !(MODES as readonly string[]).includes(opts.mode))
@@ -114,6 +126,8 @@ export function upgradeCommands(program: Command, { out, err }: Output): void {
           mode: opts.mode as UpgradeMode | undefined,
           confirm: opts.confirm,
           ignoreSessions: opts.ignoreSessions,
+          urls: parseNamedUrls("--url", opts.url ?? []),
+          serverUrls: parseServerUrls(opts.serverUrl ?? []),
         });
         out(opts.json ? `${JSON.stringify(r, null, 2)}\n` : resultText(r, stackFlag(opts)));
       }),

@@ -169,6 +169,7 @@ export async function runBackup(storage: DumpStore, target: ServiceTarget, ctx: 
     const content = (async () => ({
       tables: await tableCounts(snap, target.schemas),
       schemaHash: await schemaHash(snap, target.schemas),
+      schemaHashAcrossMajors: await schemaHash(snap, target.schemas, { acrossMajors: true }),
     }))().catch((e: unknown) => {
       throw new BackupError(`reading row counts and schema in the dump's snapshot: ${message(e)}`);
     });
@@ -214,6 +215,7 @@ export async function runBackup(storage: DumpStore, target: ServiceTarget, ctx: 
       dump: { key, bytes, sha256: hash.digest("hex"), versionId: u.value.versionId },
       tables: s.value.tables,
       schemaHash: s.value.schemaHash,
+      schemaHashAcrossMajors: s.value.schemaHashAcrossMajors,
       ...(ctx.export && { exportedBy: ctx.export.exportedBy, reason: ctx.export.reason }),
     };
     try {

@@ -52,6 +52,12 @@ export interface BackupManifest {
   readonly tables: readonly TableCount[];
   /** sha256 of the canonical schema description (docs/backups.md), read in the same snapshot. */
   readonly schemaHash: string;
+  /**
+   * The same description in the form two PostgreSQL majors give alike (views by their columns,
+   * functions by result type and source; docs/upgrades.md), to compare a service across a major
+   * upgrade. Absent in manifests written before it was recorded.
+   */
+  readonly schemaHashAcrossMajors?: string;
   /** Exports only: who exported it (`user@host`), and why, as they said. */
   readonly exportedBy?: string;
   readonly reason?: string;

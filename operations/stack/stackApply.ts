@@ -231,7 +231,7 @@ export async function upStack(ctx: ApplyContext): Promise<UpResult> {
   const { parallel } = engineSettings(ctx.spec);
   const { result, prior, first } = await stateOperation(ctx, stack, "up", async () => {
     const prior = await checkDataKept(stack, ctx.spec, ctx.stack);
-    checkNoMajorChange(prior.deployment?.resources ?? [], ctx.spec);
+    checkNoMajorChange(prior.deployment?.resources ?? [], ctx.spec, ctx.stack);
     await checkSchemasFree(ctx.spec, ctx.stack, ctx.projectDir, knownObjects(prior.deployment?.resources ?? []));
     const first = await before;
     enforce(first, false, ctx.progress);
@@ -272,6 +272,12 @@ export async function liftProtection(ctx: ApplyContext, names: ReadonlySet<strin
     if (lifted.length > 0) await stack.importStack(state);
     return lifted;
   });
+}
+
+/** The stack's resources as the engine's state holds them (`pulumi stack export`). */
+export async function stateResources(ctx: ApplyContext): Promise<Array<{ type: string; urn: string; inputs?: Record<string, unknown> }>> {
+  const state = await (await engineStack(ctx)).exportStack();
+  return state.deployment?.resources ?? [];
 }
 
 /** `pulumi preview` with the policy pack; with `expectNoChanges`, any change is an error. */

@@ -6,7 +6,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { LOCAL_POSTGRES_VERSIONS, type LocalServerSpec, type Spec } from "../../components/spec";
+import { LOCAL_POSTGRES_VERSIONS, type LocalServerSpec, type ServerSpec, type Spec } from "../../components/spec";
 import { NAMESPACE } from "../../components/spec/naming";
 import { runAudit } from "../audit/run";
 import { backupRun, selectServices } from "../backup/command";
@@ -28,6 +28,7 @@ import {
   UpgradeError,
   type UpgradeMode,
 } from "./cluster";
+import { type RdsReach, rdsUpgradeApply, rdsUpgradePlan, rdsUpgradeRollback } from "./rds";
 
 export { UpgradeError, type UpgradeMode } from "./cluster";
 
@@ -91,22 +92,27 @@ function writeJournal(ctx: UpgradeContext, j: Journal): Journal {
   return j;
 }
 
-function localServer(spec: Spec, name: string, stack: string): LocalServerSpec {
+function serverNamed(spec: Spec, name: string, stack: string): ServerSpec {
   const server = spec.servers.find((s) => s.name === name);
   if (!server)
     throw new UpgradeError(`--server ${name}: stack ${stack} has no such server (${spec.servers.map((s) => s.name).join(", ")})`);
-  if (server.hosting !== "local") {
+  if (server.hosting !== "local" && server.hosting !== "rds") {
     throw new UpgradeError(
-      `--server ${name}: hosting ${server.hosting}; db-platform upgrade runs on hosting local servers (RDS major upgrades are not built yet: docs/upgrades.md)`,
+      `--server ${name}: hosting ${server.hosting}; db-platform upgrade runs on hosting local and rds servers (docs/upgrades.md)`,
     );
   }
   return server;
 }
 
+const localServer = (spec: Spec, name: string, stack: string) => serverNamed(spec, name, stack) as LocalServerSpec;
+const isRds = (ctx: UpgradeContext, name: string) => serverNamed(loadSpec(ctx.file), name, ctx.stack).hosting === "rds";
+
 /** What `apply` would do, after the checks that need no server: the target, moves in flight. */
 export function upgradePlan(ctx: UpgradeContext, serverName: string, to?: string): UpgradePlan {
   const spec = loadSpec(ctx.file);
-  const server = localServer(spec, serverName, ctx.stack);
+  const found = serverNamed(spec, serverName, ctx.stack);
+  if (found.hosting === "rds") return rdsUpgradePlan(ctx, spec, found, to);
+  const server = found as LocalServerSpec;
   const journal = readJournal(ctx, serverName);
   if (journal && to !== undefined && to !== journal.to) {
     throw new UpgradeError(
@@ -314,7 +320,7 @@ async function verify(ctx: UpgradeContext, j: Journal, log: string[]): Promise<J
   return writeJournal(ctx, { ...j, phase: "verified" });
 }
 
-export interface ApplyOptions {
+export interface ApplyOptions extends RdsReach {
   readonly to?: string;
   readonly mode?: UpgradeMode;
   readonly confirm?: boolean;
@@ -323,6 +329,14 @@ export interface ApplyOptions {
 
 /** Start or resume the upgrade of a local server; with `confirm`, delete the kept cluster once verified. */
 export async function upgradeApply(ctx: UpgradeContext, serverName: string, opts: ApplyOptions = {}): Promise<UpgradeResult> {
+  if (isRds(ctx, serverName)) {
+    const local = (["mode", "confirm", "ignoreSessions"] as const).filter((k) => opts[k] !== undefined && opts[k] !== false);
+    if (local.length > 0)
+      throw new UpgradeError(
+        `${local.map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(", ")}: for local servers' pg_upgrade; RDS runs its own`,
+      );
+    return rdsUpgradeApply(ctx, serverName, opts);
+  }
   const plan = upgradePlan(ctx, serverName, opts.to);
   const log: string[] = [];
   let j = readJournal(ctx, serverName) ?? (await prepare(ctx, plan, opts.ignoreSessions === true, log));
@@ -343,6 +357,7 @@ export async function upgradeRollback(
   serverName: string,
   opts: { discardWrites?: boolean } = {},
 ): Promise<UpgradeResult> {
+  if (isRds(ctx, serverName)) return rdsUpgradeRollback(ctx, serverName);
   const j = readJournal(ctx, serverName);
   if (!j) throw new UpgradeError(`server ${serverName}: no upgrade in progress to roll back`);
   const plan = upgradePlan(ctx, serverName);

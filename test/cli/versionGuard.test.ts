@@ -35,9 +35,23 @@ describe("the major version guard", () => {
   ])("refuses %s of one server, naming its config path", async (_, to) => {
     const state = await stateOf(prod);
     const spec = loadSpec(input(changed(prod, (v) => (servers(v).main.version = to))));
-    expect(majorChanges(state, spec)).toEqual([{ server: "main", from: "16", to }]);
-    expect(majorChangeText(majorChanges(state, spec))).toContain(`servers.main.version: 16 → ${to} (the server runs 16;`);
+    expect(majorChanges(state, spec)).toEqual([{ server: "main", hosting: "rds", from: "16", to }]);
+    expect(majorChangeText(majorChanges(state, spec), "prod")).toContain(
+      `servers.main.version: 16 → ${to} (the server runs 16; set version back to 16 and run: db-platform upgrade plan --stack prod --server main --to ${to}, then upgrade apply)`,
+    );
   });
+
+  it.each(["unprotect-replicas", "detach-replicas", "upgrade"])(
+    "lets the phase %s of an upgrade that db-platform upgrade wrote through, before and after the instance's update",
+    async (phase) => {
+      const upgrading = changed(prod, (v) => Object.assign(servers(v).main, { version: "17", upgrade: { from: "16", phase } }));
+      const spec = loadSpec(input(upgrading));
+      expect(majorChanges(await stateOf(prod), spec)).toEqual([]);
+      expect(majorChanges(await stateOf(upgrading), spec)).toEqual([]);
+      // Once the block is gone the stack says 17: a state still at 16 is refused again.
+      expect(majorChanges(await stateOf(prod), loadSpec(input(changed(prod, (v) => (servers(v).main.version = "17")))))).toHaveLength(1);
+    },
+  );
 
   it("does not count a replica or a server the state does not have yet", async () => {
     const withReplica = changed(prod, (v) => (servers(v).main.replicas = [{ name: "main-ro" }]));
@@ -55,7 +69,8 @@ describe("the major version guard", () => {
     expect(state.map((r) => r.inputs.name)).toEqual(["postgres:16.10-bookworm"]);
     expect(majorChanges(state, loadSpec(input(before)))).toEqual([]);
     const bumped = loadSpec(input(changed(before, (v) => (servers(v).box.version = "17"))));
-    expect(majorChanges(state, bumped)).toEqual([{ server: "box", from: "16", to: "17" }]);
+    expect(majorChanges(state, bumped)).toEqual([{ server: "box", hosting: "container", from: "16", to: "17" }]);
+    expect(majorChangeText(majorChanges(state, bumped))).toContain("db-platform upgrade runs on local and RDS servers");
     const own = loadSpec(
       input(changed(before, (v) => Object.assign(servers(v).box, { version: "17", image: "registry.example/pg:custom" }))),
     );

@@ -148,6 +148,21 @@ describe("upgrade a local server 15 → 16 → 17 → 18 (pg_upgrade)", () => {
     await holds(15);
   }, 600_000);
 
+  it("refuses a target that does not ship an extension in use (old_snapshot left PostgreSQL in 17), with nothing changed", async () => {
+    await superuserSql(current().primary, "platform", "CREATE EXTENSION old_snapshot");
+    try {
+      const r = upgrade("apply", "--to", "17");
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain("PostgreSQL 17 does not ship extensions in use, nothing changed: platform: old_snapshot");
+      expect(fileVersion()).toBe("15");
+      expect(fs.existsSync(path.join(localRoot(ROOT, STACK), "local", "upgrade.json"))).toBe(false);
+      expect(fs.existsSync(path.join(localRoot(ROOT, STACK), "local", "data-17"))).toBe(false);
+    } finally {
+      await superuserSql(current().primary, "platform", "DROP EXTENSION old_snapshot");
+    }
+    await holds(15);
+  }, 600_000);
+
   it.each([
     ["15", "16"],
     ["16", "17"],
