@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `npm test`: everything the project checks, on a machine with nothing installed beforehand but
 # Node, npm, Go and Python. What the tests need is fetched once and cached:
-#   PostgreSQL 15-18 (server and client tools: scripts/postgres/install.sh), Chromium (Debian, for
+#   PostgreSQL 15-18 (server and client tools: scripts/postgres/install.sh), PgBouncer
+#   (scripts/pooler/pgbouncer.sh: installed, else pinned Debian packages), Chromium (Debian, for
 #   the audit's HTML report), MinIO (scripts/s3/minio.sh), the Python clients of the client suite
 #   (scripts/clients/venv.sh: a virtual environment from PyPI), the Pulumi CLI
 #   (scripts/engine/bootstrap.sh) and actionlint (Go module proxy).
@@ -33,6 +34,7 @@ if [ "${#packages[@]}" -gt 0 ]; then
 fi
 for major in 15 16 17 18; do echo "PostgreSQL $major: $(bash scripts/postgres/install.sh "$major")"; done
 echo "MinIO: $(bash scripts/s3/minio.sh --quiet)"
+echo "PgBouncer: $(bash scripts/pooler/pgbouncer.sh --quiet)"
 echo "Python clients (Alembic, SQLAlchemy, psycopg, Django): $(bash scripts/clients/venv.sh)"
 echo "Pulumi CLI: $(bash scripts/engine/bootstrap.sh --quiet)/pulumi"
 tools="${XDG_CACHE_HOME:-$HOME/.cache}/db-platform/tools"

@@ -13,7 +13,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { promisify } from "node:util";
 import { Client, escapeIdentifier, escapeLiteral } from "pg";
-import { STATS_SETTINGS } from "../../components/spec/defaults";
+import { LOCAL_MAX_CONNECTIONS, STATS_SETTINGS } from "../../components/spec/defaults";
 
 const run = promisify(execFile);
 
@@ -76,7 +76,7 @@ export function slotName(standby: string): string {
  * refused instead (no `useradd`/`runuser`, and the servers belong in the user's session).
  */
 let serverUser: string[] | undefined;
-function asServerUser(): string[] {
+export function asServerUser(): string[] {
   if (serverUser) return serverUser;
   if (process.getuid?.() !== 0) return (serverUser = []);
   if (process.platform !== "linux") {
@@ -300,7 +300,7 @@ export class LocalPostgres {
       `port = ${this.opts.port}`,
       `unix_socket_directories = '${this.socketDir}'`,
       "password_encryption = 'scram-sha-256'",
-      "max_connections = 200",
+      `max_connections = ${LOCAL_MAX_CONNECTIONS}`,
       // Both are the defaults on Linux and macOS, written out because macOS's System V shared
       // memory limit is 4 MB (kern.sysv.shmmax): with mmap only a few bytes of it are used.
       "shared_memory_type = mmap",

@@ -1,0 +1,171 @@
+/**
+ * PgBouncer beside a real local PostgreSQL 16 (operations/local/pooler.ts; the PgBouncer of
+ * scripts/pooler/pgbouncer.sh): a declared login reaches its own database through it, and
+ * nothing else does (another database, a wrong password, the admin, the console); a reload adds a
+ * login without dropping the clients; transaction pooling shares server connections. Both bind
+ * 127.0.0.1 only and are stopped and deleted after the tests.
+ */
+import * as fs from "node:fs";
+import * as net from "node:net";
+import * as os from "node:os";
+import * as path from "node:path";
+import { Client } from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { LocalPooler, type PoolEntry } from "../../operations/local/pooler";
+import { asServerUser, LocalPostgres } from "../../operations/local/postgres";
+import { freePort } from "../helpers/ports";
+import { ROOT } from "../helpers/synth";
+
+const root = fs.mkdtempSync(path.join(os.tmpdir(), "db-platform-pooler-"));
+fs.chmodSync(root, 0o755);
+let server: LocalPostgres;
+let pooler: LocalPooler;
+let poolerPort: number;
+const ENTRIES: PoolEntry[] = [
+  { database: "alpha_db", login: "alpha_app", password: "alpha-pass-1", mode: "transaction", size: 2 },
+  { database: "beta_db", login: "beta_app", password: "beta-pass-2", mode: "session", size: 5 },
+];
+
+const through = (user: string, password: string, database: string) =>
+  new Client({ host: "127.0.0.1", port: poolerPort, user, password, database, connectionTimeoutMillis: 5000 });
+
+/** The SQLSTATE (or message) a connection through the pooler fails with, or "ok". */
+async function attempt(user: string, password: string, database: string): Promise<string> {
+  const c = through(user, password, database);
+  try {
+    await c.connect();
+    await c.query("SELECT 1");
+    return "ok";
+  } catch (e) {
+    return (e as { code?: string }).code ?? (e as Error).message;
+  } finally {
+    await c.end().catch(() => undefined);
+  }
+}
+
+beforeAll(async () => {
+  const port = await freePort();
+  poolerPort = await freePort();
+  server = new LocalPostgres({
+    name: "pg",
+    version: "16",
+    host: "127.0.0.1",
+    port,
+    adminUser: "platform_admin",
+    adminPassword: "s3cret-admin",
+    root,
+    projectDir: ROOT,
+  });
+  await server.start();
+  const c = await server.superuserClient();
+  try {
+    for (const e of [...ENTRIES, { database: "gamma_db", login: "gamma_app", password: "gamma-pass-3" }]) {
+      await c.query(`CREATE ROLE ${e.login} LOGIN PASSWORD '${e.password}'`);
+      await c.query(`CREATE DATABASE ${e.database} OWNER ${e.login}`);
+      await c.query(`REVOKE ALL ON DATABASE ${e.database} FROM PUBLIC`);
+    }
+  } finally {
+    await c.end();
+  }
+  pooler = new LocalPooler({
+    name: "pg",
+    dir: path.join(server.dir, "pooler"),
+    port: poolerPort,
+    serverHost: "127.0.0.1",
+    serverPort: port,
+    mode: "transaction",
+    maxClientConnections: 100,
+    defaultPoolSize: 20,
+    runAs: asServerUser(),
+    projectDir: ROOT,
+  });
+  pooler.configure(ENTRIES);
+  await pooler.start();
+}, 120_000);
+
+afterAll(async () => {
+  await pooler?.stop();
+  await server?.destroy();
+  fs.rmSync(root, { recursive: true, force: true });
+}, 60_000);
+
+describe("PgBouncer beside a local server", () => {
+  it("listens on 127.0.0.1 only, with no Unix socket, and keeps the passwords in files only its user reads", () => {
+    const config = fs.readFileSync(pooler.configFile, "utf8");
+    expect(config).toContain("listen_addr = 127.0.0.1\n");
+    expect(config).toContain("unix_socket_dir =\n");
+    expect(config).toContain("admin_users =\nstats_users =\n");
+    for (const f of [pooler.authFile, pooler.hbaFile, pooler.configFile]) expect(fs.statSync(f).mode & 0o077).toBe(0);
+  });
+
+  it("takes each declared login to its own database, as that login on the server", async () => {
+    const c = through("alpha_app", "alpha-pass-1", "alpha_db");
+    await c.connect();
+    try {
+      const { rows } = await c.query("SELECT current_user AS who, current_database() AS db, inet_server_port() AS port");
+      expect(rows[0]).toEqual({ who: "alpha_app", db: "alpha_db", port: server.opts.port });
+    } finally {
+      await c.end();
+    }
+    expect(await attempt("beta_app", "beta-pass-2", "beta_db")).toBe("ok");
+  });
+
+  it("refuses another database, a wrong password, undeclared logins, the admin and the console", async () => {
+    expect(await attempt("alpha_app", "alpha-pass-1", "beta_db")).toBe("08P01");
+    expect(await attempt("alpha_app", "wrong", "alpha_db")).toBe("08P01");
+    expect(await attempt("gamma_app", "gamma-pass-3", "gamma_db")).toBe("08P01");
+    expect(await attempt("platform_admin", "s3cret-admin", "alpha_db")).toBe("08P01");
+    expect(await attempt("alpha_app", "alpha-pass-1", "pgbouncer")).toBe("08P01");
+    expect(await attempt("postgres", "", "postgres")).toBe("08P01");
+  });
+
+  it("shares a pool's server connections between clients in transaction mode (size 2 for 6 clients)", async () => {
+    const clients = Array.from({ length: 6 }, () => through("alpha_app", "alpha-pass-1", "alpha_db"));
+    await Promise.all(clients.map((c) => c.connect()));
+    try {
+      const pids = await Promise.all(
+        clients.map(async (c) => (await c.query("SELECT pg_backend_pid() AS pid, pg_sleep(0.2)")).rows[0].pid as number),
+      );
+      expect(new Set(pids).size).toBeLessThanOrEqual(2);
+    } finally {
+      await Promise.all(clients.map((c) => c.end()));
+    }
+  });
+
+  it("admits a login added by a reload, without a restart and without dropping a connected client", async () => {
+    const pid = pooler.pid();
+    const open = through("beta_app", "beta-pass-2", "beta_db");
+    await open.connect();
+    try {
+      expect(
+        pooler.configure([
+          ...ENTRIES,
+          { database: "gamma_db", login: "gamma_app", password: "gamma-pass-3", mode: "transaction", size: 2 },
+        ]),
+      ).toBe(true);
+      pooler.reload();
+      const deadline = Date.now() + 5000;
+      while ((await attempt("gamma_app", "gamma-pass-3", "gamma_db")) !== "ok" && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 100));
+      expect(await attempt("gamma_app", "gamma-pass-3", "gamma_db")).toBe("ok");
+      expect(pooler.pid()).toBe(pid);
+      expect((await open.query("SELECT 1 AS one")).rows[0].one).toBe(1);
+    } finally {
+      await open.end();
+    }
+    expect(
+      pooler.configure([...ENTRIES, { database: "gamma_db", login: "gamma_app", password: "gamma-pass-3", mode: "transaction", size: 2 }]),
+    ).toBe(false);
+  });
+
+  it("stops, closing its port", async () => {
+    await pooler.stop();
+    expect(pooler.pid()).toBeUndefined();
+    const refused = await new Promise<boolean>((resolve) => {
+      const s = net.connect(poolerPort, "127.0.0.1");
+      s.once("connect", () => (s.destroy(), resolve(false)));
+      s.once("error", () => resolve(true));
+    });
+    expect(refused).toBe(true);
+  });
+});
