@@ -27,7 +27,9 @@ export interface ServiceOutputs {
   readonly database: pulumi.Output<string>;
   readonly schemas: pulumi.Output<string>[];
   readonly urls: Record<string, pulumi.Output<string>>;
-  /** Per login key: `primary`, or `replica <name>` where its URL points at the server's reader. */
+  /** The direct URLs of the logins whose `urls` go through the server's pooler (docs/pooling.md). */
+  readonly directUrls?: Record<string, pulumi.Output<string>>;
+  /** Per login key: `primary`, or `replica <name>` where its URL points at the server's reader; `pooler → …` when pooled. */
   readonly routing: Record<string, string>;
   readonly secretArns: Record<string, pulumi.Output<string>>;
 }
@@ -98,7 +100,15 @@ export class DatabasePlatform extends pulumi.ComponentResource {
     return Object.fromEntries(
       Object.entries(this.services).map(([name, s]) => [
         name,
-        { server: s.serving.server, database: s.database, schemas: s.schemas, urls: s.urls, routing: s.routing, secretArns: s.secretArns },
+        {
+          server: s.serving.server,
+          database: s.database,
+          schemas: s.schemas,
+          urls: s.urls,
+          ...(Object.keys(s.directUrls).length > 0 && { directUrls: s.directUrls }),
+          routing: s.routing,
+          secretArns: s.secretArns,
+        },
       ]),
     );
   }

@@ -11,6 +11,7 @@ import type { ReplicaEndpoint, ServerHandle } from "../servers/server";
 import { loginSecret } from "../servers/aws";
 import { serverTags } from "../servers/server";
 import { loginSecretName, type RoleSpec, type ServiceSpec } from "../spec";
+import { POOLED_KINDS } from "../spec/poolRules";
 import { planService } from "./plan";
 import { monitorConnect, type ServerMonitoring } from "../monitoring";
 
@@ -64,6 +65,24 @@ export function loginTarget(login: RoleSpec, server: ServerHandle): { label: str
 }
 
 /**
+ * Where a pooled login connects (docs/pooling.md): the pooler beside the instance its direct URL
+ * points at, when the service has a pool and its server a pooler; undefined otherwise (migrator
+ * and scoped logins always connect directly).
+ */
+export function pooledTarget(
+  login: RoleSpec,
+  server: ServerHandle,
+  service: ServiceSpec,
+): { label: string; endpoint: ReplicaEndpoint } | undefined {
+  const pooler = server.spec.hosting === "local" ? server.spec.pooler : undefined;
+  if (!service.pool || !pooler || !POOLED_KINDS.has(login.kind)) return undefined;
+  const direct = loginTarget(login, server);
+  const reader = server.reader && readsOnly(login) ? server.spec.replicas.findIndex((r) => r.name === server.reader?.name) : -1;
+  const port = reader >= 0 ? pooler.standbyPorts[reader] : pooler.port;
+  return { label: `pooler → ${direct.label}`, endpoint: { host: direct.endpoint.host, port: pulumi.output(port) } };
+}
+
+/**
  * Where a slot's resources are named: the service's own names, or during a move the target's
  * (`<service>.next-…`). When a move has just ended (`arrived`), the own names carry aliases of the
  * target's, so the target takes the service's own names again without being touched.
@@ -95,8 +114,10 @@ export class ServiceDatabase extends pulumi.ComponentResource {
   readonly serving: ServiceSpec;
   readonly database: pulumi.Output<string>;
   readonly schemas: pulumi.Output<string>[];
-  /** Connection URLs by login key (app, readonly, migrator, scoped keys), all secret. */
+  /** Connection URLs by login key (app, readonly, migrator, scoped keys), all secret; pooled logins' through the pooler. */
   readonly urls: Record<string, pulumi.Output<string>> = {};
+  /** The direct URLs of the logins whose `urls` go through the pooler. */
+  readonly directUrls: Record<string, pulumi.Output<string>> = {};
   /** RDS only: Secrets Manager secret ARN by login key. */
   readonly secretArns: Record<string, pulumi.Output<string>> = {};
   /** Where each login's URL points: `primary`, or `replica <name>` for read-only logins on a server with a reader. */
@@ -143,16 +164,20 @@ export class ServiceDatabase extends pulumi.ComponentResource {
     this.schemas = served.place.schemas.map((schema) => pulumi.output(schema));
 
     for (const login of spec.logins) {
-      const t = loginTarget(login, served.server);
-      this.routing[login.key] = t.label;
-      this.urls[login.key] = connectionUrl(
-        login.name,
-        this.passwords[login.key].result,
-        t.endpoint.host,
-        t.endpoint.port,
-        served.place.database,
-        served.server.sslMode,
-      );
+      const url = (t: { endpoint: ReplicaEndpoint }) =>
+        connectionUrl(
+          login.name,
+          this.passwords[login.key].result,
+          t.endpoint.host,
+          t.endpoint.port,
+          served.place.database,
+          served.server.sslMode,
+        );
+      const direct = loginTarget(login, served.server);
+      const pooled = pooledTarget(login, served.server, spec);
+      this.routing[login.key] = (pooled ?? direct).label;
+      this.urls[login.key] = url(pooled ?? direct);
+      if (pooled) this.directUrls[login.key] = url(direct);
     }
     if (served.server.spec.hosting === "rds" && served.server.kmsKeyArn) {
       this.createSecrets(name, args, served.server, served.place);
@@ -162,6 +187,7 @@ export class ServiceDatabase extends pulumi.ComponentResource {
       database: this.database,
       schemas: this.schemas,
       urls: this.urls,
+      ...(Object.keys(this.directUrls).length > 0 && { directUrls: this.directUrls }),
       routing: this.routing,
       secretArns: this.secretArns,
     });

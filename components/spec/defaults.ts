@@ -67,6 +67,12 @@ export function rdsDefaults(strict: boolean): RdsDefaults {
   };
 }
 
+/** A local server's max_connections (operations/local/postgres.ts writes it). */
+export const LOCAL_MAX_CONNECTIONS = 200;
+
+/** A server's pooler, where it declares one (docs/pooling.md). */
+export const POOLER_DEFAULTS = { portOffset: 100, mode: "transaction", maxClientConnections: 1000, defaultPoolSize: 20 } as const;
+
 export const LOCAL_DEFAULTS = {
   host: "127.0.0.1",
   port: 5432,

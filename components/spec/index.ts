@@ -5,9 +5,11 @@ export { loadSpec, validateConfig, type ConfigInput, type ValidationResult } fro
 export {
   HOSTING_KINDS,
   LOCAL_POSTGRES_VERSIONS,
+  POOL_MODES,
   RDS_UPGRADE_PHASES,
   SUPPORTED_VERSIONS,
   type HostingKind,
+  type PoolMode,
   type PostgresVersion,
   type RdsUpgradePhase,
 } from "./schema";

@@ -2,7 +2,7 @@
  * The validated, fully defaulted model the components are built from. Everything here is plain
  * data known at preview time: names and counts never depend on resource outputs.
  */
-import type { HostingKind, PostgresVersion, RawNetwork, RdsUpgradePhase } from "./schema";
+import type { HostingKind, PoolMode, PostgresVersion, RawNetwork, RdsUpgradePhase } from "./schema";
 
 /** An RDS read replica, fully defaulted from its primary. */
 export interface RdsReplicaSpec {
@@ -91,8 +91,18 @@ export interface RdsServerSpec extends ServerBase {
   readonly alarms: RdsAlarmThresholds;
 }
 
+/** A server's pooler: PgBouncer on `port` beside the primary, on `standbyPorts[i]` beside each standby. */
+export interface PoolerSpec {
+  readonly port: number;
+  readonly standbyPorts: readonly number[];
+  readonly mode: PoolMode;
+  readonly maxClientConnections: number;
+  readonly defaultPoolSize: number;
+}
+
 export interface LocalServerSpec extends ServerBase {
   readonly hosting: "local";
+  readonly pooler?: PoolerSpec;
   readonly replicas: readonly StandbyReplicaSpec[];
   readonly host: string;
   readonly port: number;
@@ -150,6 +160,8 @@ export interface ServiceSpec {
   readonly extensions: readonly string[];
   /** Services on rds servers: the thresholds of its alarms (its own, else the server's). */
   readonly alarms?: ServiceAlarmThresholds;
+  /** Its app and read-only logins go through the server's pooler with this pool (`services.<name>.pool`). */
+  readonly pool?: ServicePool;
   /** A move to another place in progress (`db-platform move`). */
   readonly move?: ServiceMove;
   /**
@@ -157,6 +169,12 @@ export interface ServiceSpec {
    * `<service>.next-…` names take the service's own names (aliases), and nothing else changes.
    */
   readonly arrived?: boolean;
+}
+
+/** A service's pool (its server's pooler's defaults applied): server connections per pooled login, and the mode. */
+export interface ServicePool {
+  readonly size: number;
+  readonly mode: PoolMode;
 }
 
 export type MovePhase = "copy" | "serve" | "retire";

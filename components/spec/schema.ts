@@ -155,9 +155,36 @@ export const rdsServerSchema = z.strictObject({
   alarms: alarmThresholds.optional(),
 });
 
+/** How a pooler hands server connections to clients: per transaction, or for a client's whole session. */
+export const POOL_MODES = ["transaction", "session"] as const;
+export type PoolMode = (typeof POOL_MODES)[number];
+const poolMode = z.enum(POOL_MODES, { message: `must be one of ${POOL_MODES.join(", ")}` });
+
+/** A connection pooler beside the server and each standby (local: PgBouncer; docs/pooling.md). */
+export const poolerSchema = z.strictObject({
+  /** The pooler's port on 127.0.0.1; a standby's pooler gets the next ones. @default the server's port + 100 */
+  port: port.optional(),
+  /** The services' default pool mode. @default transaction */
+  mode: poolMode.optional(),
+  /** Client connections the pooler accepts in all. @default 1000 */
+  maxClientConnections: positiveInt.optional(),
+  /** Server connections per pooled login, unless the service says. @default 20 */
+  defaultPoolSize: positiveInt.optional(),
+});
+
+/** What a service gets from its server's pooler: its app and read-only logins go through it. */
+export const servicePoolSchema = z.strictObject({
+  /** Server connections per pooled login. @default the pooler's defaultPoolSize */
+  size: positiveInt.optional(),
+  /** @default the pooler's mode */
+  mode: poolMode.optional(),
+});
+
 export const localServerSchema = z.strictObject({
   hosting: z.literal("local"),
   ...common,
+  /** PgBouncer beside the server and each standby. @default none */
+  pooler: poolerSchema.optional(),
   /** Must be a loopback address: a local server never listens beyond this machine. @default 127.0.0.1 */
   host: z.string().optional(),
   /** @default 5432 */
@@ -257,6 +284,8 @@ export const serviceSchema = z.strictObject({
   createSchemas: z.boolean().optional(),
   /** Thresholds of the service's CloudWatch alarms (rds servers; docs/stats.md). */
   alarms: serviceAlarmsSchema.optional(),
+  /** The app and read-only logins through the server's pooler (migrations always connect directly). @default direct */
+  pool: servicePoolSchema.optional(),
   /** A move in progress, written by `db-platform move` (docs/data-moves.md). */
   move: moveSchema.optional(),
 });

@@ -15,6 +15,7 @@ import {
 import type { ServerSpec } from "./model";
 import { identifierProblem } from "./naming";
 import { type PathSegment, type Problem, suggestion } from "./problems";
+import { buildPooler } from "./poolRules";
 import { LOCAL_POSTGRES_VERSIONS, REPLICA_HOSTING, type RawNetwork, type RawServer } from "./schema";
 import type { ConfigInput } from "./validate";
 
@@ -170,6 +171,13 @@ export function checkLocalPorts(servers: readonly ServerSpec[], backupsPort?: nu
     if (s.hosting !== "local" && s.hosting !== "container") continue;
     claim(s.port, ["servers", s.name, "port"], `servers.${s.name}`);
     s.replicas.forEach((r, i) => claim(r.port, ["servers", s.name, "replicas", i, "port"], `servers.${s.name}.replicas[${i}] (${r.name})`));
+    const pooler = s.hosting === "local" ? s.pooler : undefined;
+    if (pooler) {
+      claim(pooler.port, ["servers", s.name, "pooler", "port"], `servers.${s.name}.pooler`);
+      pooler.standbyPorts.forEach((p, i) =>
+        claim(p, ["servers", s.name, "pooler", "port"], `servers.${s.name}.pooler (for ${s.replicas[i].name})`),
+      );
+    }
   }
   if (backupsPort !== undefined) claim(backupsPort, ["backups", "port"], "backups (the local S3 server)");
   return out;
@@ -284,6 +292,7 @@ export function buildServer(raw: RawServer, ctx: ServerContext): ServerSpec {
         port,
         adminUser: raw.adminUser ?? LOCAL_DEFAULTS.adminUser,
         sslMode: raw.sslMode ?? LOCAL_DEFAULTS.sslMode,
+        ...(raw.pooler ? { pooler: buildPooler(raw, port, (raw.replicas ?? []).length) } : {}),
       };
     }
     case "external":

@@ -16,6 +16,7 @@ import {
 } from "./serverRules";
 import { buildService, checkCollisions, checkMove, checkService, movedService } from "./serviceRules";
 import { buildMonitoring, checkMonitoring, withAlarms } from "./monitoringRules";
+import { checkPoolTotals, withPool } from "./poolRules";
 import { placesOf, type Spec, type ServerSpec, type ServiceSpec, type SharedDatabaseSpec } from "./model";
 import { backupDefaults, STRICT_ENVIRONMENTS } from "./defaults";
 import { fromZod, type PathSegment, type Problem, SpecError } from "./problems";
@@ -26,7 +27,9 @@ import {
   serviceAlarmsSchema,
   configSchema,
   networkSchema,
+  poolerSchema,
   replicaSchema,
+  servicePoolSchema,
   scopedRoleSchema,
   serverSchema,
   serviceSchema,
@@ -64,6 +67,8 @@ function knownKeysAt(values: Readonly<Record<string, unknown>>) {
     if (top === "monitoring") return keys(monitoringSchema);
     if (top === "services" && sub === "alarms") return keys(serviceAlarmsSchema);
     if (top === "servers" && sub === "replicas") return keys(replicaSchema);
+    if (top === "servers" && sub === "pooler") return keys(poolerSchema);
+    if (top === "services" && sub === "pool") return keys(servicePoolSchema);
     if (top === "servers" && path.length === 2) {
       const hosting = (values.servers as Record<string, { hosting?: string }> | undefined)?.[String(entry)]?.hosting;
       const shape = SERVER_SHAPES[hosting as keyof typeof SERVER_SHAPES];
@@ -131,7 +136,9 @@ export function validateConfig(input: ConfigInput): ValidationResult {
     const found = [...checkService(name, raw, new Set(Object.keys(rawServers))), ...checkMove(name, raw, new Set(Object.keys(rawServers)))];
     problems.push(...found);
     if (found.length > 0) continue;
-    const service = withAlarms(buildService(name, raw), raw, servers);
+    const pooled = withPool(withAlarms(buildService(name, raw), raw, servers), raw, servers);
+    problems.push(...pooled.problems);
+    const service = pooled.service;
     if (!raw.move) services.push(service);
     else if (raw.move.phase === "done") services.push({ ...service, arrived: true });
     else {
@@ -140,7 +147,7 @@ export function validateConfig(input: ConfigInput): ValidationResult {
       services.push({ ...service, move: { target, phase, ...(raw.move.export && { export: raw.move.export }) } });
     }
   }
-  problems.push(...checkCollisions(services, servers, parsedServices));
+  problems.push(...checkCollisions(services, servers, parsedServices), ...checkPoolTotals(servers, services));
   if (rawBackups) problems.push(...checkBackups(rawBackups, { strict, awsRegion: input.awsRegion, servers: parsedServers }));
   else if (top.success && strict && [...parsedServers.values()].some((s) => s.hosting === "rds")) {
     problems.push({

@@ -11,6 +11,7 @@ import { version as SDK_VERSION } from "@pulumi/pulumi/package.json";
 import { SemVer } from "semver";
 import type { LocalServerSpec, Spec } from "../../components/spec";
 import { announceFirstRun } from "./firstRun";
+import { localPoolers } from "./pools";
 import { LocalPostgres } from "./postgres";
 import { LocalS3 } from "./s3";
 
@@ -157,11 +158,14 @@ export async function localCommand(
   for (const s of servers) {
     const { primary, standbys } = localInstances(s, stack, projectDir, passwords[s.name] ?? "");
     const data = (p: LocalPostgres) => path.relative(projectDir, p.dataDir);
+    const poolers = localPoolers(s, localRoot(projectDir, stack), projectDir);
     if (action === "start") {
       await primary.start();
       for (const standby of standbys) await standby.start();
+      for (const pooler of poolers.values()) await pooler.start();
     }
     if (action === "stop") {
+      for (const pooler of poolers.values()) await pooler.stop();
       for (const standby of standbys) await standby.stop();
       await primary.stop();
     }
@@ -183,6 +187,11 @@ export async function localCommand(
       out(
         `${standby.opts.name}: standby of ${s.name} ${up ? "running" : "stopped"} on ${s.host}:${standby.opts.port}${lag} (data ${data(standby)})\n`,
       );
+    }
+    for (const [instance, pooler] of poolers) {
+      const up = await pooler.isRunning();
+      allRunning &&= up;
+      out(`${instance}: pooler (PgBouncer) ${up ? "running" : "stopped"} on 127.0.0.1:${pooler.opts.port}\n`);
     }
   }
   if (spec.backups?.storage === "local") {

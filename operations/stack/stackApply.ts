@@ -15,7 +15,8 @@ import { checkDataKept, DATA_TYPES, unprotectData } from "./dataProtection";
 import type { Spec } from "../../components/spec";
 import { configFromPulumi } from "../../components/spec/pulumiConfig";
 import { type BackupContext, backupList, backupRun, type RunOutcome } from "../backup/command";
-import { engineEnv, ensureEngine, LocalCommandError, localCommand, localServers, pulumiCommand } from "../local/local";
+import { engineEnv, ensureEngine, LocalCommandError, localCommand, localRoot, localServers, pulumiCommand } from "../local/local";
+import { localPoolers, syncPoolers } from "../local/pools";
 import { stackPolicyConfigFile } from "./policyCheck";
 import { EngineProgress } from "./progress";
 import { enforce, notYetSaid, violationsBeforeUp, violationsOfState } from "./upPolicy";
@@ -243,6 +244,11 @@ export async function upStack(ctx: ApplyContext): Promise<UpResult> {
   // Nothing applied: the state is the one read before (a second export would cost a second at 50 services).
   const changed = Object.entries(result.summary.resourceChanges ?? {}).some(([kind, n]) => kind !== "same" && n > 0);
   enforce(notYetSaid(violationsOfState(ctx, changed ? await stack.exportStack() : prior), first), true, ctx.progress);
+  if (ctx.spec.servers.some((s) => s.hosting === "local" && s.pooler)) {
+    const services = (result.outputs.services?.value ?? {}) as Parameters<typeof syncPoolers>[3];
+    for (const line of await syncPoolers(ctx.spec, localRoot(ctx.projectDir, ctx.stack), ctx.projectDir, services))
+      ctx.progress(`${line}\n`);
+  }
   return {
     changes: result.summary.resourceChanges ?? {},
     outputs: result.outputs,
@@ -302,6 +308,10 @@ export async function destroyStack(ctx: ApplyContext): Promise<Readonly<Record<s
       withProgress(ctx, "destroy", (onEvent) => stack.destroy({ parallel, onEvent })),
     );
   });
+  // The logins are gone: their poolers admit no one now (the servers and poolers keep running).
+  for (const server of localServers(ctx.spec))
+    for (const pooler of localPoolers(server, localRoot(ctx.projectDir, ctx.stack), ctx.projectDir).values())
+      if (pooler.configure([])) pooler.reload();
   return result.summary.resourceChanges ?? {};
 }
 
@@ -339,15 +349,21 @@ interface ServiceOutput {
   readonly database: string;
   readonly schemas: readonly string[];
   readonly urls: Readonly<Record<string, string>>;
+  readonly directUrls?: Readonly<Record<string, string>>;
 }
 
-/** Each service's connection URLs from the stack outputs, one line each. */
+/** Each service's connection URLs from the stack outputs, one line each (a pooled login's direct URL after it). */
 export function formatServiceUrls(outputs: OutputMap, showSecrets: boolean): string {
   const services = (outputs.services?.value ?? {}) as Record<string, ServiceOutput>;
   const lines: string[] = [];
   for (const [name, s] of Object.entries(services).sort(([a], [b]) => a.localeCompare(b))) {
     lines.push(`${name} (server ${s.server}, database ${s.database}, schemas ${s.schemas.join(", ")})`);
-    for (const [login, url] of Object.entries(s.urls)) lines.push(`  ${login.padEnd(9)} ${showSecrets ? url : maskPassword(url)}`);
+    const shown = (url: string) => (showSecrets ? url : maskPassword(url));
+    for (const [login, url] of Object.entries(s.urls)) {
+      const direct = s.directUrls?.[login];
+      lines.push(`  ${login.padEnd(9)} ${shown(url)}${direct ? " (pooled)" : ""}`);
+      if (direct) lines.push(`  ${"".padEnd(9)} ${shown(direct)} (direct)`);
+    }
   }
   return `${lines.join("\n")}\n`;
 }

@@ -5,7 +5,10 @@
  * logins. Every cell of the matrix is a statement that must succeed or fail with PostgreSQL's
  * "insufficient privilege" (42501). Then a second preview must change nothing, a grant reaching
  * another service must be refused by the engine's preview (also through a second provider at the
- * same address), and `destroy` must leave no database, schema or role behind.
+ * same address), and `destroy` must leave no database, schema or role behind. Every service has a
+ * pool, so the same matrix runs again through the server's PgBouncer with the pooled URLs: no
+ * login reaches another service's database through it, nor a wrong password, the admin or an
+ * undeclared login (docs/pooling.md).
  * Run by `npm run test:e2e`; skipped, saying why, where the engine or the plugins are missing.
  */
 import * as postgresql from "@pulumi/postgresql";
@@ -25,6 +28,10 @@ import { attempt } from "../helpers/sql";
 import { ROOT } from "../helpers/synth";
 
 const DENIED = "42501";
+/** PgBouncer's refusal of a login it does not admit to a database (its HBA file, or a failed authentication). */
+const REFUSED_BY_POOLER = "08P01";
+/** The logins whose URLs go through the pooler when their service has a pool. */
+const POOLED = new Set(["app", "readonly"]);
 type Outcome = "ok" | string;
 
 const SERVICES: Record<string, { database: string; logins: string[] }> = {
@@ -269,12 +276,15 @@ describe.each(["15", "16", "17", "18"])("PostgreSQL %s, applied by the real engi
   let stack: AppliedStack;
   const passed: string[] = [];
 
-  async function verify(checks: readonly Check[]): Promise<void> {
+  /** Each check through the login's direct URL, or its pooled one (where PgBouncer refuses what it must not pass: 08P01). */
+  async function verify(checks: readonly Check[], via: "direct" | "pooled" = "direct"): Promise<void> {
     const got: string[] = [];
     const want: string[] = [];
-    for (const c of checks) {
-      const outcome = await attempt(stack.url(c.service, c.login), c.database, c.sql);
-      const label = `${c.service}_${c.login} ${c.what} in ${c.database}${c.sql ? `: ${c.sql}` : ""}`;
+    for (const check of checks) {
+      const pooled = via === "pooled" && POOLED.has(check.login);
+      const c = pooled && check.expect === DENIED && check.what === "connect" ? { ...check, expect: REFUSED_BY_POOLER } : check;
+      const outcome = await attempt(pooled ? stack.url(c.service, c.login) : stack.directUrl(c.service, c.login), c.database, c.sql);
+      const label = `${c.service}_${c.login} ${c.what} in ${c.database}${c.sql ? `: ${c.sql}` : ""}${pooled ? " (pooled)" : ""}`;
       const ok = c.expect.split("|").includes(outcome);
       got.push(`${label} -> ${ok ? c.expect : outcome}`);
       want.push(`${label} -> ${c.expect}`);
@@ -284,7 +294,7 @@ describe.each(["15", "16", "17", "18"])("PostgreSQL %s, applied by the real engi
   }
 
   beforeAll(async () => {
-    stack = await startAppliedDevStack(`e2e-pg${version}`, { version });
+    stack = await startAppliedDevStack(`e2e-pg${version}`, { version, pooler: true });
   }, 600_000);
 
   afterAll(async () => {
@@ -351,6 +361,30 @@ describe.each(["15", "16", "17", "18"])("PostgreSQL %s, applied by the real engi
 
   it("applies the default privileges to objects the migrator creates later", async () => {
     await verify(FUTURE_CHECKS);
+  });
+
+  it("through the pooler: each pooled login reaches its own database only, with exactly its privileges", async () => {
+    const pooledUrl = new URL(stack.url("inventory", "app"));
+    expect(Number(pooledUrl.port)).not.toBe(stack.server.opts.port);
+    expect(new URL(stack.url("inventory", "migrator")).port).toBe(String(stack.server.opts.port));
+    await verify(connectChecks(), "pooled");
+    await verify(PRIVILEGE_CHECKS, "pooled");
+  });
+
+  it("through the pooler: a wrong password, the admin, an undeclared login and its console are refused", async () => {
+    const at = (user: string, password: string, database: string) => {
+      const u = new URL(stack.url("inventory", "app"));
+      u.username = user;
+      u.password = password;
+      return attempt(u.toString(), database, "SELECT 1");
+    };
+    expect(await at("inventory_app", "not-its-password", "inventory_db")).toBe(REFUSED_BY_POOLER);
+    expect(await at("platform_admin", FIXTURE_ADMIN_PASSWORD, "inventory_db")).toBe(REFUSED_BY_POOLER);
+    expect(await at("platform_admin", FIXTURE_ADMIN_PASSWORD, "postgres")).toBe(REFUSED_BY_POOLER);
+    const migrator = new URL(stack.directUrl("inventory", "migrator"));
+    expect(await at("inventory_migrator", decodeURIComponent(migrator.password), "inventory_db")).toBe(REFUSED_BY_POOLER);
+    const app = new URL(stack.url("inventory", "app"));
+    expect(await at("inventory_app", decodeURIComponent(app.password), "pgbouncer")).toBe(REFUSED_BY_POOLER);
   });
 
   it("creates the allow-listed extension as the non-superuser admin", async () => {

@@ -51,8 +51,10 @@ export interface AppliedStack {
   readonly outputs: OutputMap;
   /** The engine context the stack was applied with (for preview, destroy). */
   readonly ctx: ApplyContext;
-  /** A service login's connection URL (`app`, `readonly`, `migrator`, scoped keys), always to the primary. */
+  /** A service login's connection URL (`app`, `readonly`, `migrator`, scoped keys): through the pooler where the login is pooled. */
   url(service: string, login: string): string;
+  /** The login's direct URL (its `directUrls` entry where it is pooled, else its URL). */
+  directUrl(service: string, login: string): string;
   /** `db-platform backup run` of every service (or one) to the stack's local S3 server; throws when it fails. */
   backUp(service?: string): void;
   /** Run SQL as the bootstrap superuser in one database: changes "behind the platform's back". */
@@ -69,6 +71,8 @@ export interface AppliedStackOptions {
   readonly replica?: boolean;
   /** Change the dev stack's services before the stack is applied. */
   readonly services?: (services: Record<string, Record<string, unknown>>) => void;
+  /** A pooler beside the server (on a free port), and a pool for every service. */
+  readonly pooler?: boolean;
 }
 
 /** Create the stack (if needed) and store one secret config value, encrypted by the engine. */
@@ -100,6 +104,10 @@ export async function startAppliedDevStack(stack: string, opts: AppliedStackOpti
   if (opts.s3) doc.config["db-platform:backups"].port = await freePort();
   else delete doc.config["db-platform:backups"];
   opts.services?.(doc.config["db-platform:services"]);
+  if (opts.pooler) {
+    local.pooler = { port: await freePort() };
+    for (const service of Object.values(doc.config["db-platform:services"] as Record<string, Record<string, unknown>>)) service.pool = {};
+  }
   delete doc.config["db-platform:adminPasswords"];
   delete doc.encryptionsalt;
   fs.writeFileSync(file, stringify(doc));
@@ -128,7 +136,7 @@ export async function startAppliedDevStack(stack: string, opts: AppliedStackOpti
   const cleanup = async () => {
     if (ctx && applied) await destroyStack(ctx).catch(() => undefined);
     // The standby, when there is one (`local stop` stops the primary too; destroy below removes it).
-    if (ctx && opts.replica) await localCommand("stop", ctx.spec, stack, ROOT, () => undefined).catch(() => undefined);
+    if (ctx && (opts.replica || opts.pooler)) await localCommand("stop", ctx.spec, stack, ROOT, () => undefined).catch(() => undefined);
     await s3?.destroy();
     await server.destroy();
     await removeStack(stack);
@@ -145,14 +153,15 @@ export async function startAppliedDevStack(stack: string, opts: AppliedStackOpti
     ctx = { spec, stack, project: "db-platform", projectDir: ROOT, progress: () => undefined };
     applied = true;
     const { outputs } = await upStack(ctx);
-    const url = (service: string, login: string) => {
-      const services = outputs.services.value as Record<string, { urls: Record<string, string> }>;
-      const found = services[service]?.urls[login];
+    const url = (service: string, login: string, direct = false) => {
+      const services = outputs.services.value as Record<string, { urls: Record<string, string>; directUrls?: Record<string, string> }>;
+      const found = (direct ? services[service]?.directUrls?.[login] : undefined) ?? services[service]?.urls[login];
       if (!found) throw new Error(`stack ${stack}: no ${login} login for service ${service}`);
       return found;
     };
+    const directUrl = (service: string, login: string) => url(service, login, true);
     for (const [service, text] of SERVICE_DATA) {
-      const c = new Client({ connectionString: url(service, "migrator") });
+      const c = new Client({ connectionString: directUrl(service, "migrator") });
       await c.connect();
       try {
         await c.query(text);
@@ -164,7 +173,7 @@ export async function startAppliedDevStack(stack: string, opts: AppliedStackOpti
       const r = runCli(["backup", "run", "--stack", stack, ...(service ? ["--service", service] : [])]);
       if (r.code !== 0) throw new Error(`backup run --stack ${stack}: exit ${r.code}: ${r.stderr}`);
     };
-    return { stack, file, stateFile, server, s3, outputs, ctx, url, backUp, sql, cleanup };
+    return { stack, file, stateFile, server, s3, outputs, ctx, url: (s, l) => url(s, l), directUrl, backUp, sql, cleanup };
   } catch (e) {
     await cleanup();
     throw e;

@@ -9,6 +9,7 @@ import * as path from "node:path";
 import { stringify } from "yaml";
 import { loadSpec } from "../../components/spec";
 import { DEV_PASSPHRASE, localInstances, localRoot, localServers, stackS3 } from "../../operations/local/local";
+import { localPoolers } from "../../operations/local/pools";
 import type { LocalPostgres } from "../../operations/local/postgres";
 import { readConfigFile } from "../../operations/stack/stackConfig";
 import { FIXTURE_ADMIN_PASSWORD, removeStack, setStackSecret } from "./appliedDevStack";
@@ -80,6 +81,7 @@ export async function localStack(stack: string, services: Record<string, unknown
       runCli(["destroy", "--yes", "--stack", stack], env);
       for (const s of localServers(loadSpec(readConfigFile(file)))) {
         const { primary, standbys } = localInstances(s, stack, ROOT, FIXTURE_ADMIN_PASSWORD);
+        for (const pooler of localPoolers(s, localRoot(ROOT, stack), ROOT).values()) await pooler.stop();
         for (const standby of standbys) await standby.destroy().catch(() => undefined);
         await primary.destroy().catch(() => undefined);
       }

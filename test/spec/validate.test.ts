@@ -29,7 +29,7 @@ const badInput: Array<[string, () => Values, string]> = [
   [
     "unknown server key for its hosting kind",
     () => changed(devValues(), (v) => (servers(v).local.instanceClass = "db.t4g.micro")),
-    "servers.local.instanceClass: unknown key (valid: hosting, version, replicas, reader, host, port, adminUser, sslMode)",
+    "servers.local.instanceClass: unknown key (valid: hosting, version, replicas, reader, pooler, host, port, adminUser, sslMode)",
   ],
   [
     "createSchemas on a service with a database of its own",
@@ -121,6 +121,45 @@ const badInput: Array<[string, () => Values, string]> = [
     "an RDS upgrade phase that does not exist",
     () => changed(prodValues(), (v) => Object.assign(servers(v).main, { version: "17", upgrade: { from: "16", phase: "switch" } })),
     "servers.main.upgrade.phase: must be one of unprotect-replicas, detach-replicas, upgrade",
+  ],
+  [
+    "a pool on a server without a pooler",
+    () => changed(devValues(), (v) => (services(v).inventory.pool = {})),
+    "services.inventory.pool: server local has no pooler; declare servers.local.pooler",
+  ],
+  [
+    "a pool on an RDS server",
+    () => changed(prodValues(), (v) => (services(v).inventory.pool = { size: 10 })),
+    "services.inventory.pool: server main has no pooler (hosting rds: RDS Proxy is not built yet); declare servers.main.pooler",
+  ],
+  [
+    "a pool larger than the read-only login's connection limit",
+    () =>
+      changed(devValues(), (v) => {
+        servers(v).local.pooler = {};
+        services(v).inventory.pool = { size: 30 };
+      }),
+    "services.inventory.pool.size: 30 server connections per login is above inventory_readonly's connection limit 20: the pool could not open them",
+  ],
+  [
+    "pools that together exceed the server's max_connections",
+    () =>
+      changed(devValues(), (v) => {
+        servers(v).local.pooler = { defaultPoolSize: 20 };
+        Object.assign(services(v), { orders: { server: "local" }, ledger: { server: "local" } });
+        for (const s of Object.values(services(v))) s.pool = {};
+      }),
+    "servers.local.pooler: the pools of inventory, payments, profile, sv-sdk, orders, ledger may open 240 server connections; the server has max_connections 200, 40 of them kept for direct logins: lower services.<name>.pool.size",
+  ],
+  [
+    "a pooler on its server's port",
+    () => changed(devValues(), (v) => (servers(v).local.pooler = { port: servers(v).local.port })),
+    "servers.local.pooler.port: port 54329 is already used by servers.local",
+  ],
+  [
+    "an unknown pool mode",
+    () => changed(devValues(), (v) => (servers(v).local.pooler = { mode: "statement" })),
+    "servers.local.pooler.mode: must be one of transaction, session",
   ],
   [
     "two standbys on one port",

@@ -1,0 +1,71 @@
+/**
+ * Connection pooling (docs/pooling.md): a server's `pooler` and a service's `pool`, validated
+ * against the logins' connection limits and the server's `max_connections`.
+ */
+import { LOCAL_MAX_CONNECTIONS, POOLER_DEFAULTS } from "./defaults";
+import type { PoolerSpec, ServerSpec, ServiceSpec } from "./model";
+import type { PathSegment, Problem } from "./problems";
+import type { RawServer, RawService } from "./schema";
+
+/** Server connections of a local primary kept out of the pools: the admin, migrators, monitoring, replication. */
+export const DIRECT_RESERVE = 40;
+
+/** The logins a pool serves: the app and read-only logins; migrations always connect directly. */
+export const POOLED_KINDS: ReadonlySet<string> = new Set(["app", "readonly"]);
+
+export function buildPooler(raw: RawServer, primaryPort: number, standbys: number): PoolerSpec | undefined {
+  if (raw.hosting !== "local" || !raw.pooler) return undefined;
+  const port = raw.pooler.port ?? primaryPort + POOLER_DEFAULTS.portOffset;
+  return {
+    port,
+    standbyPorts: Array.from({ length: standbys }, (_, i) => port + 1 + i),
+    mode: raw.pooler.mode ?? POOLER_DEFAULTS.mode,
+    maxClientConnections: raw.pooler.maxClientConnections ?? POOLER_DEFAULTS.maxClientConnections,
+    defaultPoolSize: raw.pooler.defaultPoolSize ?? POOLER_DEFAULTS.defaultPoolSize,
+  };
+}
+
+const poolerOf = (server: ServerSpec | undefined) => (server?.hosting === "local" ? server.pooler : undefined);
+
+/** A service's pool with its server's defaults, or the problem that refuses it. */
+export function withPool(
+  service: ServiceSpec,
+  raw: RawService,
+  servers: readonly ServerSpec[],
+): { service: ServiceSpec; problems: Problem[] } {
+  if (!raw.pool) return { service, problems: [] };
+  const at = (...p: PathSegment[]) => ["services", service.name, "pool", ...p];
+  const server = servers.find((s) => s.name === service.server);
+  const pooler = poolerOf(server);
+  if (!pooler) {
+    const why = server && server.hosting !== "local" ? ` (hosting ${server.hosting}: RDS Proxy is not built yet)` : "";
+    return {
+      service,
+      problems: [{ path: at(), message: `server ${service.server} has no pooler${why}; declare servers.${service.server}.pooler` }],
+    };
+  }
+  const pool = { size: raw.pool.size ?? pooler.defaultPoolSize, mode: raw.pool.mode ?? pooler.mode };
+  const problems: Problem[] = service.logins
+    .filter((l) => POOLED_KINDS.has(l.kind) && l.connectionLimit >= 0 && pool.size > l.connectionLimit)
+    .map((l) => ({
+      path: at("size"),
+      message: `${pool.size} server connections per login is above ${l.name}'s connection limit ${l.connectionLimit}: the pool could not open them`,
+    }));
+  return { service: { ...service, pool }, problems };
+}
+
+/** The server connections a server's pools may open in all stay below its max_connections less a reserve. */
+export function checkPoolTotals(servers: readonly ServerSpec[], services: readonly ServiceSpec[]): Problem[] {
+  const out: Problem[] = [];
+  for (const server of servers) {
+    if (!poolerOf(server)) continue;
+    const pooled = services.filter((s) => s.server === server.name && s.pool);
+    const total = pooled.reduce((n, s) => n + (s.pool?.size ?? 0) * s.logins.filter((l) => POOLED_KINDS.has(l.kind)).length, 0);
+    if (total > LOCAL_MAX_CONNECTIONS - DIRECT_RESERVE)
+      out.push({
+        path: ["servers", server.name, "pooler"],
+        message: `the pools of ${pooled.map((s) => s.name).join(", ")} may open ${total} server connections; the server has max_connections ${LOCAL_MAX_CONNECTIONS}, ${DIRECT_RESERVE} of them kept for direct logins: lower services.<name>.pool.size`,
+      });
+  }
+  return out;
+}
