@@ -13,6 +13,7 @@ import { serverTags } from "../servers/server";
 import { loginSecretName, type RoleSpec, type ServiceSpec } from "../spec";
 import { POOLED_KINDS } from "../spec/poolRules";
 import { planService } from "./plan";
+import { scramVerifier } from "./scram";
 import { monitorConnect, type ServerMonitoring } from "../monitoring";
 
 export interface ServiceDatabaseArgs {
@@ -221,7 +222,11 @@ export class ServiceDatabase extends pulumi.ComponentResource {
     );
     const loginRoles: Record<string, postgresql.Role> = {};
     for (const login of spec.logins) {
-      loginRoles[login.key] = this.createLogin(slot, login, ownerRole, this.passwords[login.key].result, pg);
+      const password = this.passwords[login.key].result;
+      // A pooled login's role gets the verifier its pooler holds too (components/service/scram.ts).
+      const pooled = server.spec.hosting === "local" && server.spec.pooler && spec.pool && POOLED_KINDS.has(login.kind);
+      const secret = pooled ? pulumi.secret(password.apply((p) => scramVerifier(p, login.name))) : password;
+      loginRoles[login.key] = this.createLogin(slot, login, ownerRole, secret, pg);
     }
     return { server, ownerRole, adminMembership, loginRoles };
   }

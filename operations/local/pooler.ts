@@ -2,10 +2,11 @@
  * PgBouncer beside a local server and each of its standbys (`servers.<name>.pooler`;
  * docs/pooling.md), installed once by scripts/pooler/pgbouncer.sh. It listens on 127.0.0.1 only
  * (no Unix socket), has a pool per service database and login, and admits only the pooled
- * service logins the stack declares: each is in its auth file with its password and in its HBA
- * file for its own database only, so the admin, the monitoring login, any superuser and any
- * other login are refused before a server connection is opened. Its admin console admits no one.
- * It reaches the server over TCP with the login's own password (scram-sha-256), as a client would.
+ * service logins the stack declares: each is in its auth file with its SCRAM verifier (the one
+ * its role has on the server) and in its HBA file for its own database only, so the admin, the
+ * monitoring login, any superuser and any other login are refused before a server connection is
+ * opened. Its admin console admits no one. It logs in to the server over TCP as the client's own
+ * login, by SCRAM pass-through of the client's proof: no file of it holds a password.
  * A change of services rewrites the files and reloads it (SIGHUP), without dropping clients.
  */
 import { execFileSync, spawn } from "node:child_process";
@@ -16,11 +17,11 @@ import { isAlive } from "./processes";
 
 export class LocalPoolerError extends Error {}
 
-/** One pooled login: its database, name and password, and its pool. */
+/** One pooled login: its database, name and SCRAM verifier (components/service/scram.ts), and its pool. */
 export interface PoolEntry {
   readonly database: string;
   readonly login: string;
-  readonly password: string;
+  readonly verifier: string;
   readonly mode: PoolMode;
   readonly size: number;
 }
@@ -71,6 +72,8 @@ export class LocalPooler {
   readonly hbaFile: string;
   readonly pidFile: string;
   readonly logFile: string;
+  /** The entries the files were written from (verifiers, no password), to prune them before an `up`. */
+  readonly entriesFile: string;
 
   constructor(readonly opts: LocalPoolerOptions) {
     this.configFile = path.join(opts.dir, "pgbouncer.ini");
@@ -78,6 +81,16 @@ export class LocalPooler {
     this.hbaFile = path.join(opts.dir, "hba.conf");
     this.pidFile = path.join(opts.dir, "pgbouncer.pid");
     this.logFile = path.join(opts.dir, "pgbouncer.log");
+    this.entriesFile = path.join(opts.dir, "entries.json");
+  }
+
+  /** The logins it was last configured with. */
+  entries(): PoolEntry[] {
+    try {
+      return JSON.parse(fs.readFileSync(this.entriesFile, "utf8")) as PoolEntry[];
+    } catch {
+      return [];
+    }
   }
 
   /** Write the config, auth and HBA files for these logins; true when any of them changed. */
@@ -111,7 +124,7 @@ export class LocalPooler {
       `pidfile = ${this.pidFile}`,
       "",
     ].join("\n");
-    const auth = entries.map((e) => `${quoted(e.login)} ${quoted(e.password)}`).join("\n");
+    const auth = entries.map((e) => `${quoted(e.login)} ${quoted(e.verifier)}`).join("\n");
     const hba = [
       "# written by db-platform: each pooled login to its own database, nothing else",
       ...entries.map((e) => `host ${bare(e.database)} ${bare(e.login)} 127.0.0.1/32 scram-sha-256`),
@@ -123,6 +136,7 @@ export class LocalPooler {
       [this.configFile, config],
       [this.authFile, `${auth}\n`],
       [this.hbaFile, hba],
+      [this.entriesFile, `${JSON.stringify(entries, null, 2)}\n`],
     ] as const) {
       if (fs.existsSync(file) && fs.readFileSync(file, "utf8") === text) continue;
       fs.writeFileSync(`${file}.tmp`, text, { mode: 0o600 });

@@ -2,10 +2,14 @@
  * The poolers of a stack's local servers (docs/pooling.md): one PgBouncer beside each server with
  * `pooler` and beside each of its standbys. `local start` and `stop` run them with the servers;
  * after each `up` their logins follow the stack's outputs (the passwords the stack generated),
- * written and reloaded, never restarted.
+ * written and reloaded, never restarted. The auth files hold the logins' SCRAM verifiers, the same
+ * ones their roles were created with, never a password.
  */
 import * as path from "node:path";
+import { Client } from "pg";
 import type { LocalServerSpec, Spec } from "../../components/spec";
+import { scramVerifier } from "../../components/service/scram";
+import { LOCAL_BOOTSTRAP_SUPERUSER } from "../../components/spec/defaults";
 import { POOLED_KINDS } from "../../components/spec/poolRules";
 import { LocalPooler, type PoolEntry } from "./pooler";
 import { asServerUser } from "./postgres";
@@ -46,7 +50,7 @@ interface ServiceOutput {
 
 /**
  * Each pooler's logins, from the spec and the stack's outputs: every pooled login of a service
- * with a pool, at the instance its direct URL points at, with the password the stack gave it.
+ * with a pool, at the instance its direct URL points at, with the verifier of its password.
  */
 export function poolEntries(
   spec: Spec,
@@ -65,13 +69,58 @@ export function poolEntries(
       out.get(instance)?.push({
         database: output.database,
         login: login.name,
-        password: decodeURIComponent(url.password),
+        verifier: scramVerifier(decodeURIComponent(url.password), login.name),
         mode: service.pool.mode,
         size: service.pool.size,
       });
     }
   }
   return out;
+}
+
+/**
+ * Before `up` (and `destroy`): each pooler keeps only the logins the stack still pools there, and
+ * closes its server connections to the rest. A database cannot be dropped while a pooler holds an
+ * idle connection to it (the non-superuser admin may not terminate other roles' backends), and a
+ * reload closes the server connections of the databases it no longer names.
+ */
+export async function prunePoolers(spec: Spec, root: string, projectDir: string, keepNone = false): Promise<void> {
+  for (const server of spec.servers) {
+    if (server.hosting !== "local") continue;
+    const pooled = new Set(
+      keepNone
+        ? []
+        : spec.services
+            .filter((s) => s.server === server.name && s.pool)
+            .flatMap((s) => s.logins.filter((l) => POOLED_KINDS.has(l.kind)).map((l) => `${s.database}/${l.name}`)),
+    );
+    for (const [instance, pooler] of localPoolers(server, root, projectDir)) {
+      const before = pooler.entries();
+      const kept = before.filter((e) => pooled.has(`${e.database}/${e.login}`));
+      if (kept.length === before.length || !pooler.configure(kept) || !(await pooler.isRunning())) continue;
+      pooler.reload();
+      const gone = before.filter((e) => !kept.includes(e)).map((e) => e.login);
+      await untilNoSessions(
+        path.join(root, instance, "run"),
+        instance === server.name ? server.port : (server.replicas.find((r) => r.name === instance)?.port ?? server.port),
+        gone,
+      );
+    }
+  }
+}
+
+/** Wait (up to 10 s) until the instance has no session of these logins. */
+async function untilNoSessions(socketDir: string, port: number, logins: readonly string[]): Promise<void> {
+  const c = new Client({ host: socketDir, port, user: LOCAL_BOOTSTRAP_SUPERUSER, database: "postgres" });
+  await c.connect();
+  try {
+    for (const deadline = Date.now() + 10_000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 50))) {
+      const { rows } = await c.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE usename = ANY($1)", [logins]);
+      if (rows[0].n === 0) return;
+    }
+  } finally {
+    await c.end();
+  }
 }
 
 /** After `up`: each pooler's files follow the outputs; a running pooler whose files changed rereads them. */

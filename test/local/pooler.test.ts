@@ -11,6 +11,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { Client } from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { scramVerifier } from "../../components/service/scram";
 import { LocalPooler, type PoolEntry } from "../../operations/local/pooler";
 import { asServerUser, LocalPostgres } from "../../operations/local/postgres";
 import { freePort } from "../helpers/ports";
@@ -21,10 +22,16 @@ fs.chmodSync(root, 0o755);
 let server: LocalPostgres;
 let pooler: LocalPooler;
 let poolerPort: number;
-const ENTRIES: PoolEntry[] = [
-  { database: "alpha_db", login: "alpha_app", password: "alpha-pass-1", mode: "transaction", size: 2 },
-  { database: "beta_db", login: "beta_app", password: "beta-pass-2", mode: "session", size: 5 },
-];
+const PASSWORDS: Record<string, string> = { alpha_app: "alpha-pass-1", beta_app: "beta-pass-2", gamma_app: "gamma-pass-3" };
+const entry = (database: string, login: string, mode: PoolEntry["mode"], size: number): PoolEntry => ({
+  database,
+  login,
+  verifier: scramVerifier(PASSWORDS[login], login),
+  mode,
+  size,
+});
+const ENTRIES: PoolEntry[] = [entry("alpha_db", "alpha_app", "transaction", 2), entry("beta_db", "beta_app", "session", 5)];
+const GAMMA = entry("gamma_db", "gamma_app", "transaction", 2);
 
 const through = (user: string, password: string, database: string) =>
   new Client({ host: "127.0.0.1", port: poolerPort, user, password, database, connectionTimeoutMillis: 5000 });
@@ -59,8 +66,9 @@ beforeAll(async () => {
   await server.start();
   const c = await server.superuserClient();
   try {
-    for (const e of [...ENTRIES, { database: "gamma_db", login: "gamma_app", password: "gamma-pass-3" }]) {
-      await c.query(`CREATE ROLE ${e.login} LOGIN PASSWORD '${e.password}'`);
+    // Each role with the verifier its pooler holds, as the platform creates pooled logins.
+    for (const e of [...ENTRIES, GAMMA]) {
+      await c.query(`CREATE ROLE ${e.login} LOGIN PASSWORD '${e.verifier}'`);
       await c.query(`CREATE DATABASE ${e.database} OWNER ${e.login}`);
       await c.query(`REVOKE ALL ON DATABASE ${e.database} FROM PUBLIC`);
     }
@@ -90,7 +98,33 @@ afterAll(async () => {
 }, 60_000);
 
 describe("PgBouncer beside a local server", () => {
-  it("listens on 127.0.0.1 only, with no Unix socket, and keeps the passwords in files only its user reads", () => {
+  it("holds verifiers that PostgreSQL stores as they are and accepts the passwords against", async () => {
+    const c = await server.superuserClient();
+    try {
+      const { rows } = await c.query("SELECT rolname, rolpassword FROM pg_authid WHERE rolname = ANY($1) ORDER BY rolname", [
+        Object.keys(PASSWORDS),
+      ]);
+      expect(rows).toEqual([...ENTRIES, GAMMA].map((e) => ({ rolname: e.login, rolpassword: e.verifier })));
+    } finally {
+      await c.end();
+    }
+    const direct = new Client({
+      host: "127.0.0.1",
+      port: server.opts.port,
+      user: "alpha_app",
+      password: "alpha-pass-1",
+      database: "alpha_db",
+    });
+    await direct.connect();
+    await direct.end();
+    expect(scramVerifier("alpha-pass-1", "alpha_app")).toBe(ENTRIES[0].verifier);
+    expect(scramVerifier("alpha-pass-1", "beta_app")).not.toBe(ENTRIES[0].verifier);
+    const auth = fs.readFileSync(pooler.authFile, "utf8");
+    expect(auth).toContain(`"alpha_app" "${ENTRIES[0].verifier}"`);
+    for (const password of Object.values(PASSWORDS)) expect(auth).not.toContain(password);
+  });
+
+  it("listens on 127.0.0.1 only, with no Unix socket, and keeps its files to its user", () => {
     const config = fs.readFileSync(pooler.configFile, "utf8");
     expect(config).toContain("listen_addr = 127.0.0.1\n");
     expect(config).toContain("unix_socket_dir =\n");
@@ -137,12 +171,7 @@ describe("PgBouncer beside a local server", () => {
     const open = through("beta_app", "beta-pass-2", "beta_db");
     await open.connect();
     try {
-      expect(
-        pooler.configure([
-          ...ENTRIES,
-          { database: "gamma_db", login: "gamma_app", password: "gamma-pass-3", mode: "transaction", size: 2 },
-        ]),
-      ).toBe(true);
+      expect(pooler.configure([...ENTRIES, GAMMA])).toBe(true);
       pooler.reload();
       const deadline = Date.now() + 5000;
       while ((await attempt("gamma_app", "gamma-pass-3", "gamma_db")) !== "ok" && Date.now() < deadline)
@@ -153,9 +182,7 @@ describe("PgBouncer beside a local server", () => {
     } finally {
       await open.end();
     }
-    expect(
-      pooler.configure([...ENTRIES, { database: "gamma_db", login: "gamma_app", password: "gamma-pass-3", mode: "transaction", size: 2 }]),
-    ).toBe(false);
+    expect(pooler.configure([...ENTRIES, GAMMA])).toBe(false);
   });
 
   it("stops, closing its port", async () => {
