@@ -16,7 +16,7 @@ import type { Spec } from "../../components/spec";
 import { configFromPulumi } from "../../components/spec/pulumiConfig";
 import { type BackupContext, backupList, backupRun, type RunOutcome } from "../backup/command";
 import { engineEnv, ensureEngine, LocalCommandError, localCommand, localRoot, localServers, pulumiCommand } from "../local/local";
-import { localPoolers, syncPoolers } from "../local/pools";
+import { prunePoolers, syncPoolers } from "../local/pools";
 import { stackPolicyConfigFile } from "./policyCheck";
 import { EngineProgress } from "./progress";
 import { enforce, notYetSaid, violationsBeforeUp, violationsOfState } from "./upPolicy";
@@ -236,6 +236,7 @@ export async function upStack(ctx: ApplyContext): Promise<UpResult> {
     await checkSchemasFree(ctx.spec, ctx.stack, ctx.projectDir, knownObjects(prior.deployment?.resources ?? []));
     const first = await before;
     enforce(first, false, ctx.progress);
+    await prunePoolers(ctx.spec, localRoot(ctx.projectDir, ctx.stack), ctx.projectDir);
     const result = await retryingAutovacuumRace("up", ctx.progress, () =>
       withProgress(ctx, "up", (onEvent) => stack.up({ parallel, onEvent })),
     );
@@ -301,6 +302,8 @@ export async function destroyStack(ctx: ApplyContext): Promise<Readonly<Record<s
   if (localServers(ctx.spec).length > 0) await localCommand("start", ctx.spec, ctx.stack, ctx.projectDir, ctx.progress);
   const stack = await engineStack(ctx);
   const { parallel } = engineSettings(ctx.spec);
+  // The logins go: their poolers admit no one from now on, and let go of the databases first.
+  await prunePoolers(ctx.spec, localRoot(ctx.projectDir, ctx.stack), ctx.projectDir, true);
   const result = await stateOperation(ctx, stack, "destroy", async () => {
     // `--yes` is the consent to delete the data; strict stacks keep their protection.
     if (!ctx.spec.strict) await unprotectData(stack);
@@ -308,10 +311,6 @@ export async function destroyStack(ctx: ApplyContext): Promise<Readonly<Record<s
       withProgress(ctx, "destroy", (onEvent) => stack.destroy({ parallel, onEvent })),
     );
   });
-  // The logins are gone: their poolers admit no one now (the servers and poolers keep running).
-  for (const server of localServers(ctx.spec))
-    for (const pooler of localPoolers(server, localRoot(ctx.projectDir, ctx.stack), ctx.projectDir).values())
-      if (pooler.configure([])) pooler.reload();
   return result.summary.resourceChanges ?? {};
 }
 

@@ -106,7 +106,9 @@ export async function startAppliedDevStack(stack: string, opts: AppliedStackOpti
   opts.services?.(doc.config["db-platform:services"]);
   if (opts.pooler) {
     local.pooler = { port: await freePort() };
-    for (const service of Object.values(doc.config["db-platform:services"] as Record<string, Record<string, unknown>>)) service.pool = {};
+    // 10 server connections per login: five services at the default 20 would reach max_connections.
+    for (const service of Object.values(doc.config["db-platform:services"] as Record<string, Record<string, unknown>>))
+      service.pool = { size: 10 };
   }
   delete doc.config["db-platform:adminPasswords"];
   delete doc.encryptionsalt;
