@@ -119,6 +119,20 @@ export function restoreFolders(server: LocalPostgres, from: string, to: string):
   if (!fs.existsSync(control) && fs.existsSync(`${control}.old`)) fs.renameSync(`${control}.old`, control);
 }
 
+/**
+ * In the database `c` is connected to: `ALTER EXTENSION … UPDATE` for each extension whose
+ * installed version is not the new build's default; what was updated, as `db.ext old → new`.
+ */
+export async function updateExtensions(c: Client, database: string): Promise<string[]> {
+  const { rows } = await c.query<{ extname: string; extversion: string; default_version: string }>(
+    `SELECT e.extname, e.extversion, a.default_version FROM pg_extension e
+       JOIN pg_available_extensions a ON a.name = e.extname
+      WHERE e.extversion IS DISTINCT FROM a.default_version ORDER BY e.extname`,
+  );
+  for (const r of rows) await c.query(`ALTER EXTENSION ${escapeIdentifier(r.extname)} UPDATE`);
+  return rows.map((r) => `${database}.${r.extname} ${r.extversion} → ${r.default_version}`);
+}
+
 /** After the switch: every database's extensions updated to the new build's versions, and statistics rebuilt. */
 export async function afterUpgrade(server: LocalPostgres, say: (s: string) => void): Promise<string[]> {
   const updated: string[] = [];
@@ -134,15 +148,7 @@ export async function afterUpgrade(server: LocalPostgres, say: (s: string) => vo
   for (const db of databases) {
     const c: Client = await server.superuserClient(db);
     try {
-      const { rows } = await c.query<{ extname: string; extversion: string; default_version: string }>(
-        `SELECT e.extname, e.extversion, a.default_version FROM pg_extension e
-           JOIN pg_available_extensions a ON a.name = e.extname
-          WHERE e.extversion IS DISTINCT FROM a.default_version ORDER BY e.extname`,
-      );
-      for (const r of rows) {
-        await c.query(`ALTER EXTENSION ${escapeIdentifier(r.extname)} UPDATE`);
-        updated.push(`${db}.${r.extname} ${r.extversion} → ${r.default_version}`);
-      }
+      updated.push(...(await updateExtensions(c, db)));
     } finally {
       await c.end();
     }

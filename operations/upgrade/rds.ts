@@ -12,7 +12,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { Client, escapeIdentifier } from "pg";
+import { Client } from "pg";
 import { type RdsServerSpec, type RdsUpgradePhase, type Spec, SUPPORTED_VERSIONS } from "../../components/spec";
 import { NAMESPACE } from "../../components/spec/naming";
 import { runAudit } from "../audit/run";
@@ -23,7 +23,7 @@ import { loadSpec } from "../move/plan";
 import { type ApplyContext, previewStack, stateResources, upStack } from "../stack/stackApply";
 import { editConfigFile } from "../stack/stackConfig";
 import { stateMajors } from "../stack/versionGuard";
-import { UpgradeError } from "./cluster";
+import { UpgradeError, updateExtensions } from "./cluster";
 import type { UpgradeContext, UpgradePlan, UpgradeResult } from "./upgrade";
 
 /** What an RDS upgrade reaches the servers with: the services' logins (for backups) and an admin URL per server. */
@@ -274,15 +274,7 @@ export async function refreshDatabases(url: string, databases: readonly string[]
     const c = new Client({ connectionString: u.toString(), connectionTimeoutMillis: 15_000 });
     await c.connect();
     try {
-      const { rows } = await c.query<{ extname: string; extversion: string; default_version: string }>(
-        `SELECT e.extname, e.extversion, a.default_version FROM pg_extension e
-           JOIN pg_available_extensions a ON a.name = e.extname
-          WHERE e.extversion IS DISTINCT FROM a.default_version ORDER BY e.extname`,
-      );
-      for (const r of rows) {
-        await c.query(`ALTER EXTENSION ${escapeIdentifier(r.extname)} UPDATE`);
-        updated.push(`${database}.${r.extname} ${r.extversion} → ${r.default_version}`);
-      }
+      updated.push(...(await updateExtensions(c, database)));
       await c.query("ANALYZE");
     } finally {
       await c.end();
