@@ -1,18 +1,22 @@
 /**
  * PgBouncer beside a local server and each of its standbys (`servers.<name>.pooler`;
- * docs/pooling.md), installed once by scripts/pooler/pgbouncer.sh. It listens on 127.0.0.1 only
- * (no Unix socket), has a pool per service database and login, and admits only the pooled
- * service logins the stack declares: each is in its auth file with its SCRAM verifier (the one
- * its role has on the server) and in its HBA file for its own database only, so the admin, the
- * monitoring login, any superuser and any other login are refused before a server connection is
- * opened. Its admin console admits no one. It logs in to the server over TCP as the client's own
- * login, by SCRAM pass-through of the client's proof: no file of it holds a password.
+ * docs/pooling.md), installed once by scripts/pooler/pgbouncer.sh. It listens on 127.0.0.1, has a
+ * pool per service database and login, and admits only the pooled service logins the stack
+ * declares: each is in its auth file with its SCRAM verifier (the one its role has on the server)
+ * and in its HBA file for its own database only, so the admin, the monitoring login, any
+ * superuser and any other login are refused before a server connection is opened. Its console
+ * (the `pgbouncer` database) is read by the monitoring login alone (`stats_users`: SHOW, never
+ * PAUSE or SHUTDOWN), over a Unix socket in its private folder, as a local server's own socket is
+ * used: whoever may open it may read the folder anyway. It logs in to the server over TCP as the
+ * client's own login, by SCRAM pass-through of the client's proof: no file of it holds a password.
  * A change of services rewrites the files and reloads it (SIGHUP), without dropping clients.
  */
 import { execFileSync, spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { Client } from "pg";
 import type { PoolMode } from "../../components/spec";
+import { MONITOR_ROLE } from "../../components/spec/defaults";
 import { isAlive } from "./processes";
 
 export class LocalPoolerError extends Error {}
@@ -24,6 +28,36 @@ export interface PoolEntry {
   readonly verifier: string;
   readonly mode: PoolMode;
   readonly size: number;
+}
+
+/** One row of the console's SHOW POOLS: a pool of one database and login. */
+export interface PoolRow {
+  readonly database: string;
+  readonly login: string;
+  readonly clientsActive: number;
+  readonly clientsWaiting: number;
+  readonly serverActive: number;
+  /** Server connections open and not serving a client now (idle, used, tested, logging in). */
+  readonly serverIdle: number;
+  /** How long the oldest waiting client has waited. */
+  readonly maxWaitSeconds: number;
+  readonly mode: string;
+}
+
+/** One row of SHOW STATS: a pooler database's counters since start, and its averages over the last stats period (60 s). */
+export interface PoolStatRow {
+  readonly database: string;
+  readonly transactions: number;
+  readonly queries: number;
+  /** Microseconds clients waited for a server connection, in all. */
+  readonly waitMicros: number;
+  readonly transactionsPerSecond: number;
+  readonly queriesPerSecond: number;
+}
+
+export interface ConsoleReading {
+  readonly pools: readonly PoolRow[];
+  readonly stats: readonly PoolStatRow[];
 }
 
 export interface LocalPoolerOptions {
@@ -108,12 +142,14 @@ export class LocalPooler {
       "[pgbouncer]",
       "listen_addr = 127.0.0.1",
       `listen_port = ${o.port}`,
-      "unix_socket_dir =",
+      // The console's socket, in the private folder; nothing else is admitted on it.
+      `unix_socket_dir = ${o.dir}`,
+      "unix_socket_mode = 0600",
       "auth_type = hba",
       `auth_file = ${this.authFile}`,
       `auth_hba_file = ${this.hbaFile}`,
       "admin_users =",
-      "stats_users =",
+      `stats_users = ${MONITOR_ROLE}`,
       `pool_mode = ${o.mode}`,
       `max_client_conn = ${o.maxClientConnections}`,
       `default_pool_size = ${o.defaultPoolSize}`,
@@ -124,10 +160,13 @@ export class LocalPooler {
       `pidfile = ${this.pidFile}`,
       "",
     ].join("\n");
-    const auth = entries.map((e) => `${quoted(e.login)} ${quoted(e.verifier)}`).join("\n");
+    // The monitoring login is known for the console's trust line, with no secret: it has no HBA line over TCP.
+    const auth = [...entries.map((e) => `${quoted(e.login)} ${quoted(e.verifier)}`), `${quoted(MONITOR_ROLE)} ""`].join("\n");
     const hba = [
       "# written by db-platform: each pooled login to its own database, nothing else",
       ...entries.map((e) => `host ${bare(e.database)} ${bare(e.login)} 127.0.0.1/32 scram-sha-256`),
+      "# the monitoring login: the console only, over the private socket",
+      `local pgbouncer ${MONITOR_ROLE} trust`,
       "",
     ].join("\n");
     fs.mkdirSync(o.dir, { recursive: true, mode: 0o700 });
@@ -176,6 +215,50 @@ export class LocalPooler {
       throw new LocalPoolerError(
         `PgBouncer beside ${this.opts.name} did not start on 127.0.0.1:${this.opts.port}: ${(stderr || this.logTail()).trim()}`,
       );
+    }
+  }
+
+  /** A session to its console as the monitoring login (SHOW only), over the private socket. */
+  async console(): Promise<Client> {
+    const c = new Client({ host: this.opts.dir, port: this.opts.port, user: MONITOR_ROLE, database: "pgbouncer" });
+    try {
+      await c.connect();
+    } catch (e) {
+      await c.end().catch(() => undefined);
+      throw new LocalPoolerError(`PgBouncer beside ${this.opts.name}: cannot read its console (${(e as Error).message}); is it running?`);
+    }
+    return c;
+  }
+
+  /** Its pools and per-database counters, as its console reports them (the console's own pool left out). */
+  async readConsole(): Promise<ConsoleReading> {
+    const c = await this.console();
+    try {
+      const n = (v: unknown) => Number(v ?? 0);
+      const pools = (await c.query("SHOW POOLS")).rows.filter((r) => r.database !== "pgbouncer");
+      const stats = (await c.query("SHOW STATS")).rows.filter((r) => r.database !== "pgbouncer");
+      return {
+        pools: pools.map((r) => ({
+          database: String(r.database),
+          login: String(r.user),
+          clientsActive: n(r.cl_active),
+          clientsWaiting: n(r.cl_waiting),
+          serverActive: n(r.sv_active),
+          serverIdle: n(r.sv_idle) + n(r.sv_used) + n(r.sv_tested) + n(r.sv_login),
+          maxWaitSeconds: n(r.maxwait) + n(r.maxwait_us) / 1e6,
+          mode: String(r.pool_mode),
+        })),
+        stats: stats.map((r) => ({
+          database: String(r.database),
+          transactions: n(r.total_xact_count),
+          queries: n(r.total_query_count),
+          waitMicros: n(r.total_wait_time),
+          transactionsPerSecond: n(r.avg_xact_count),
+          queriesPerSecond: n(r.avg_query_count),
+        })),
+      };
+    } finally {
+      await c.end().catch(() => undefined);
     }
   }
 

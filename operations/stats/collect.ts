@@ -10,6 +10,7 @@ import pLimit from "p-limit";
 import type { Client } from "pg";
 
 import type { Connect } from "../connect";
+import type { PoolerReading } from "./pools";
 
 export type { Connect };
 
@@ -91,6 +92,8 @@ export interface Snapshot {
   readonly replicas: readonly ReplicaRow[];
   /** Replicas whose own statements, sessions and scans are included (withReplica). */
   readonly replicasRead?: readonly string[];
+  /** The consoles of the server's poolers (local servers with `pooler`), read right after it. */
+  readonly poolers?: readonly PoolerReading[];
 }
 
 const num = (v: unknown) => Number(v ?? 0);

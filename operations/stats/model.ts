@@ -13,6 +13,7 @@
  */
 import type { ServerSpec, ServiceSpec, Spec } from "../../components/spec";
 import { type IndexRow, relationKey, type Snapshot, type StatementRow, type TableRow } from "./collect";
+import { type PoolStats, poolStatsOf } from "./pools";
 
 /** A statement slower than this on average counts as slow (seed 001: "slow queries over 100 ms"). */
 export const SLOW_MS = 100;
@@ -77,6 +78,8 @@ export interface ServiceStats {
   readonly xidAge: number;
   /** The reader replica its read-only logins use, and how far behind it is. */
   readonly replica?: { readonly name: string; readonly lagBytes: number; readonly lagSeconds: number | null };
+  /** Its pools on the server's poolers (services with `pool`), from their consoles. */
+  readonly pool?: PoolStats;
 }
 
 export interface ServerWindow {
@@ -207,6 +210,7 @@ function serviceOf(
   statements: readonly StatementRow[],
   tables: readonly TableRow[],
   seconds: number,
+  pool: PoolStats | undefined,
 ): Omit<ServiceStats, "rank" | "queries"> & { queries: Omit<ServiceStats["queries"], "share"> } {
   const roles = new Set([service.owner.name, ...service.logins.map((l) => l.name)]);
   const mine = statements.filter((s) => roles.has(s.role));
@@ -276,6 +280,7 @@ function serviceOf(
       })),
     xidAge: Math.max(ownDatabase?.xidAge ?? 0, ...myTables.map((t) => t.xidAge)),
     replica: lag && reader ? { name: reader, lagBytes: lag.lagBytes, lagSeconds: lag.replayLagSeconds } : undefined,
+    pool,
   };
 }
 
@@ -314,7 +319,10 @@ export function buildStats(
       replicasRead: snap.replicasRead ?? [],
       unattributed: { calls: other.reduce((n, s) => n + s.calls, 0), totalMs: other.reduce((n, s) => n + s.totalMs, 0) },
     });
-    for (const s of services) rows.push(serviceOf(s, server, snap, statements, tables, seconds));
+    for (const s of services) {
+      const pool = snap.poolers ? poolStatsOf(s, services, snap.poolers, prior?.poolers, seconds) : undefined;
+      rows.push(serviceOf(s, server, snap, statements, tables, seconds, pool));
+    }
   }
   const allMs = rows.reduce((n, r) => n + r.queries.totalMs, 0);
   const ranked = [...rows].sort(

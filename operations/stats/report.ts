@@ -1,7 +1,8 @@
 /**
  * The four renderings of `db-platform stats`: a terminal table, Markdown, JSON (the StatsReport,
  * schema version 1, docs/stats.md) and a self-contained HTML page with charts (inline SVG, no
- * script, no network): time share, latency, connections and size per service.
+ * script, no network): time share, latency, connections and size per service, and the pooler's
+ * clients per pooled service.
  */
 import Table from "cli-table3";
 import escapeHtml from "escape-html";
@@ -18,6 +19,13 @@ const conns = (s: ServiceStats) => {
   return `${c.total}${c.limit === null ? "" : `/${c.limit}`} (${c.active} active, ${c.idle} idle, ${c.idleInTransaction} idle in tx)`;
 };
 
+/** A pooled service's pool: clients active and waiting, server connections of the pool size, longest wait, transactions per second. */
+const pool = (s: ServiceStats) => {
+  const p = s.pool;
+  if (!p) return "-";
+  return `${p.clientsActive} active, ${p.clientsWaiting} waiting; server ${p.serverActive + p.serverIdle}/${p.size}; wait ${p.maxWaitSeconds.toFixed(1)} s; ${p.transactionsPerSecond.toFixed(1)} tx/s`;
+};
+
 const COLUMNS = [
   "#",
   "service",
@@ -29,6 +37,7 @@ const COLUMNS = [
   "p50/p95/p99 ms (est.)",
   "slow",
   "connections",
+  "pool",
   "rows r/w",
   "size",
   "xid age",
@@ -47,6 +56,7 @@ function row(s: ServiceStats): string[] {
     `${ms(q.p50Ms)}/${ms(q.p95Ms)}/${ms(q.p99Ms)}`,
     String(q.slowCalls),
     conns(s),
+    pool(s),
     `${s.storage.rowsRead}/${s.storage.rowsWritten}`,
     formatBytes(s.storage.tableBytes + s.storage.indexBytes),
     String(s.xidAge),
@@ -60,6 +70,14 @@ function notes(s: ServiceStats): string[] {
   for (const i of s.unusedIndexes) out.push(`unused index ${i.index} on ${i.table} (${formatBytes(i.bytes)}, never scanned)`);
   for (const m of s.missingIndexes)
     out.push(`index candidate: ${m.table}: ${m.seqScans} sequential scans reading ${m.rowsPerSeqScan} rows each (${m.liveRows} rows)`);
+  if (s.pool) {
+    const p = s.pool;
+    out.push(
+      `pool (${p.mode}, ${p.poolers.join(", ") || "no pooler read"}): ${p.transactions} transaction(s), ${p.queries} quer${p.queries === 1 ? "y" : "ies"}, ${p.queriesPerSecond.toFixed(1)} q/s, clients waited ${p.waitMs.toFixed(0)} ms in all` +
+        (p.sharedWith.length ? `; counted with ${p.sharedWith.join(", ")} (PgBouncer counts per database)` : ""),
+    );
+    for (const u of p.unread) out.push(`pool: ${u}`);
+  }
   if (s.replica)
     out.push(
       `reader ${s.replica.name}: ${formatBytes(s.replica.lagBytes)} behind${s.replica.lagSeconds === null ? "" : ` (${s.replica.lagSeconds.toFixed(1)} s)`}`,
@@ -193,6 +211,29 @@ function html(r: StatsReport): string {
       ],
     ),
   ];
+  const pooled = s.filter((x) => x.pool);
+  if (pooled.length > 0) {
+    charts.push(
+      chart(
+        "Pooler clients per pooled service",
+        pooled.map((x) => {
+          const p = x.pool as NonNullable<ServiceStats["pool"]>;
+          return {
+            label: x.service,
+            parts: [
+              { value: p.clientsActive, cls: "a", title: `${p.clientsActive} active` },
+              { value: p.clientsWaiting, cls: "c", title: `${p.clientsWaiting} waiting` },
+            ],
+            note: `server ${p.serverActive + p.serverIdle} of ${p.size}, longest wait ${p.maxWaitSeconds.toFixed(1)} s, ${p.transactionsPerSecond.toFixed(1)} tx/s`,
+          };
+        }),
+        [
+          ["a", "active"],
+          ["c", "waiting for a server connection"],
+        ],
+      ),
+    );
+  }
   const table = `<table><thead><tr>${COLUMNS.map((c) => `<th>${e(c)}</th>`).join("")}</tr></thead><tbody>${s
     .map(
       (x) =>

@@ -9,6 +9,7 @@ import { ServerReadError, serverConnector } from "../connect";
 import { readConfigFile } from "../stack/stackConfig";
 import { collectSnapshot, type Snapshot, withReplica } from "./collect";
 import { buildStats, type StatsReport } from "./model";
+import { readPoolers } from "./pools";
 
 export class StatsError extends Error {}
 
@@ -82,6 +83,8 @@ export async function runStats(opts: StatsOptions): Promise<StatsReport> {
           const target = { ...server, name: replica.name, ...("port" in replica ? { port: replica.port } : {}) } as ServerSpec;
           snap = withReplica(snap, await collectSnapshot(replica.name, connectTo(target), databases, opts.concurrency), replica.name);
         }
+        if (server.hosting === "local" && server.pooler)
+          snap = { ...snap, poolers: await readPoolers(server, opts.stack, opts.projectDir) };
         out.set(server.name, snap);
       } catch (e) {
         if (e instanceof ServerReadError) throw new StatsError(e.message);

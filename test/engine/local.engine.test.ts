@@ -18,6 +18,7 @@ const file = path.join(ROOT, `Pulumi.${STACK}.yaml`);
 let port: number;
 let replicaPort: number;
 let s3Port: number;
+let poolerPort: number;
 
 const cli = (...args: string[]) => runCli(args, { PULUMI_CONFIG_PASSPHRASE: "db-platform-dev" });
 
@@ -30,6 +31,9 @@ beforeAll(async () => {
   doc.config["db-platform:servers"].local.replicas[0].port = replicaPort;
   s3Port = await freePort();
   doc.config["db-platform:backups"].port = s3Port;
+  // The poolers: beside the primary on a free port, beside the standby on the next one.
+  poolerPort = await freePort();
+  doc.config["db-platform:servers"].local.pooler.port = poolerPort;
   fs.writeFileSync(file, stringify(doc));
 });
 
@@ -40,7 +44,7 @@ afterAll(() => {
 }, 60_000);
 
 describe("db-platform local", () => {
-  it("starts the stack's local server and its standby, and reports both", () => {
+  it("starts the stack's local server, its standby and a pooler beside each, and reports them", () => {
     const r = cli("local", "start", "--stack", STACK);
     expect(r.stderr).toBe("");
     expect(r.code).toBe(0);
@@ -52,6 +56,8 @@ describe("db-platform local", () => {
       ),
     );
     expect(rest).toEqual([
+      `local: pooler (PgBouncer) running on 127.0.0.1:${poolerPort}`,
+      `local-ro: pooler (PgBouncer) running on 127.0.0.1:${poolerPort + 1}`,
       `backups: S3 (MinIO) running on http://127.0.0.1:${s3Port}, bucket db-platform-dev-backups (data .db-platform/local/${STACK}/s3/data)`,
       "",
     ]);
@@ -76,5 +82,6 @@ describe("db-platform local", () => {
     expect(status.code).toBe(1);
     expect(status.stdout).toContain(`local: PostgreSQL 16 stopped on 127.0.0.1:${port}`);
     expect(status.stdout).toContain(`backups: S3 (MinIO) stopped on http://127.0.0.1:${s3Port}`);
+    expect(status.stdout).toContain(`local: pooler (PgBouncer) stopped on 127.0.0.1:${poolerPort}`);
   }, 60_000);
 });

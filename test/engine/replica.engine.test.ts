@@ -28,6 +28,7 @@ const STACK = "replicatest";
 const file = path.join(ROOT, `Pulumi.${STACK}.yaml`);
 let port: number;
 let replicaPort: number;
+let poolerPort: number;
 let admin: string;
 let readonlyUrl: string;
 let ctx: ApplyContext;
@@ -61,6 +62,10 @@ beforeAll(async () => {
   expect(local.replicas).toEqual([{ name: "local-ro", port: 54330 }]);
   local.port = port;
   local.replicas[0].port = replicaPort;
+  // The dev stack's poolers: beside the primary on a free port, beside the standby on the next.
+  expect(local.pooler).toEqual({ port: 54429 });
+  poolerPort = await freePort();
+  local.pooler.port = poolerPort;
   doc.config["db-platform:backups"].port = await freePort();
   fs.writeFileSync(file, stringify(doc));
   process.env.PULUMI_CONFIG_PASSPHRASE = "db-platform-dev";
@@ -143,6 +148,40 @@ describe("local streaming replica of the dev stack", () => {
         await reader.end().catch(() => undefined);
       }
     });
+  });
+
+  withStack("hands the pooled services their URLs through the poolers, which work; a second up changes nothing", async () => {
+    const first = await upStack(ctx);
+    expect(Object.entries(first.changes).filter(([k, n]) => k !== "same" && n > 0)).toEqual([]);
+    const services = first.outputs.services.value as Record<
+      string,
+      { urls: Record<string, string>; directUrls?: Record<string, string>; routing: Record<string, string> }
+    >;
+    // orders (its own database) and payments (a schema of platform) are pooled in the dev stack; inventory is not.
+    for (const [name, database] of [
+      ["orders", "orders_db"],
+      ["payments", "platform"],
+    ]) {
+      const s = services[name];
+      expect(s.routing).toMatchObject({ app: "pooler → primary", readonly: "pooler → replica local-ro" });
+      expect(new URL(s.urls.app).port).toBe(String(poolerPort));
+      expect(new URL(s.urls.readonly).port).toBe(String(poolerPort + 1));
+      expect(new URL(s.directUrls?.app ?? "").port).toBe(String(port));
+      for (const [login, on] of [
+        ["app", false],
+        ["readonly", true],
+      ] as const) {
+        const c = new Client({ connectionString: s.urls[login] });
+        await c.connect();
+        try {
+          const row = (await c.query("SELECT current_user AS u, current_database() AS d, pg_is_in_recovery() AS r")).rows[0];
+          expect(row).toEqual({ u: `${name}_${login}`, d: database, r: on });
+        } finally {
+          await c.end();
+        }
+      }
+    }
+    expect(services.inventory.directUrls).toBeUndefined();
   });
 
   withStack("shows a write on the primary on the standby", async () => {

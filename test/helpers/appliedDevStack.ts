@@ -71,8 +71,8 @@ export interface AppliedStackOptions {
   readonly replica?: boolean;
   /** Change the dev stack's services before the stack is applied. */
   readonly services?: (services: Record<string, Record<string, unknown>>) => void;
-  /** A pooler beside the server (on a free port), and a pool for every service. */
-  readonly pooler?: boolean;
+  /** A pooler beside the server (on a free port), and a pool for every service (true) or for these. */
+  readonly pooler?: boolean | readonly string[];
 }
 
 /** Create the stack (if needed) and store one secret config value, encrypted by the engine. */
@@ -104,11 +104,16 @@ export async function startAppliedDevStack(stack: string, opts: AppliedStackOpti
   if (opts.s3) doc.config["db-platform:backups"].port = await freePort();
   else delete doc.config["db-platform:backups"];
   opts.services?.(doc.config["db-platform:services"]);
-  if (opts.pooler) {
-    local.pooler = { port: await freePort() };
-    // 10 server connections per login: five services at the default 20 would reach max_connections.
-    for (const service of Object.values(doc.config["db-platform:services"] as Record<string, Record<string, unknown>>))
-      service.pool = { size: 10 };
+  // The dev stack's pooler and pools only when asked for: a pooler on a free port, and a pool for
+  // every service (true) or the services named. 10 server connections per login: five services at
+  // the default 20 would reach max_connections.
+  const services = doc.config["db-platform:services"] as Record<string, Record<string, unknown>>;
+  const pooled: readonly string[] = opts.pooler === true ? Object.keys(services) : opts.pooler || [];
+  if (pooled.length > 0) local.pooler = { port: await freePort() };
+  else delete local.pooler;
+  for (const [name, service] of Object.entries(services)) {
+    if (pooled.includes(name)) service.pool = { size: 10 };
+    else delete service.pool;
   }
   delete doc.config["db-platform:adminPasswords"];
   delete doc.encryptionsalt;
@@ -138,7 +143,8 @@ export async function startAppliedDevStack(stack: string, opts: AppliedStackOpti
   const cleanup = async () => {
     if (ctx && applied) await destroyStack(ctx).catch(() => undefined);
     // The standby, when there is one (`local stop` stops the primary too; destroy below removes it).
-    if (ctx && (opts.replica || opts.pooler)) await localCommand("stop", ctx.spec, stack, ROOT, () => undefined).catch(() => undefined);
+    if (ctx && (opts.replica || pooled.length > 0))
+      await localCommand("stop", ctx.spec, stack, ROOT, () => undefined).catch(() => undefined);
     await s3?.destroy();
     await server.destroy();
     await removeStack(stack);

@@ -124,12 +124,65 @@ describe("PgBouncer beside a local server", () => {
     for (const password of Object.values(PASSWORDS)) expect(auth).not.toContain(password);
   });
 
-  it("listens on 127.0.0.1 only, with no Unix socket, and keeps its files to its user", () => {
+  it("listens on 127.0.0.1, and on a socket in its private folder, and keeps its files to its user", () => {
     const config = fs.readFileSync(pooler.configFile, "utf8");
     expect(config).toContain("listen_addr = 127.0.0.1\n");
-    expect(config).toContain("unix_socket_dir =\n");
-    expect(config).toContain("admin_users =\nstats_users =\n");
+    expect(config).toContain(`unix_socket_dir = ${pooler.opts.dir}\nunix_socket_mode = 0600\n`);
+    expect(config).toContain("admin_users =\nstats_users = db_platform_monitor\n");
     for (const f of [pooler.authFile, pooler.hbaFile, pooler.configFile]) expect(fs.statSync(f).mode & 0o077).toBe(0);
+    expect(fs.statSync(pooler.opts.dir).mode & 0o077).toBe(0);
+    expect(fs.statSync(path.join(pooler.opts.dir, `.s.PGSQL.${poolerPort}`)).mode & 0o077).toBe(0);
+  });
+
+  it("opens its console to the monitoring login alone, over the socket, to read only", async () => {
+    const onSocket = async (user: string, database: string, sql = "SHOW POOLS") => {
+      const c = new Client({ host: pooler.opts.dir, port: poolerPort, user, database, connectionTimeoutMillis: 5000 });
+      try {
+        await c.connect();
+        return (await c.query(sql)).rows.length > 0 ? "ok" : "empty";
+      } catch (e) {
+        return `${(e as { code?: string }).code} ${(e as Error).message}`;
+      } finally {
+        await c.end().catch(() => undefined);
+      }
+    };
+    expect(await onSocket("db_platform_monitor", "pgbouncer")).toBe("ok");
+    expect(await onSocket("db_platform_monitor", "pgbouncer", "PAUSE")).toBe("08P01 admin access needed");
+    expect(await onSocket("db_platform_monitor", "pgbouncer", "SHUTDOWN")).toBe("08P01 admin access needed");
+    // Not a service database, not any other login on the socket, and not the console over TCP.
+    expect(await onSocket("db_platform_monitor", "alpha_db")).toMatch(/^08P01/);
+    expect(await onSocket("alpha_app", "alpha_db")).toMatch(/^08P01/);
+    expect(await onSocket("alpha_app", "pgbouncer")).toMatch(/^08P01/);
+    expect(await onSocket("platform_admin", "pgbouncer")).toMatch(/^08P01/);
+    expect(await attempt("db_platform_monitor", "", "pgbouncer")).toBe("08P01");
+  });
+
+  it("reports each pool as its console counts it: clients active and waiting, server connections, the longest wait", async () => {
+    // Pool size 2: two clients hold a transaction each, three more wait for a server connection.
+    const holders = [through("alpha_app", "alpha-pass-1", "alpha_db"), through("alpha_app", "alpha-pass-1", "alpha_db")];
+    const waiters = Array.from({ length: 3 }, () => through("alpha_app", "alpha-pass-1", "alpha_db"));
+    await Promise.all([...holders, ...waiters].map((c) => c.connect()));
+    const before = (await pooler.readConsole()).stats.find((s) => s.database === "alpha_db");
+    try {
+      for (const h of holders) await h.query("BEGIN; SELECT 1");
+      const waiting = waiters.map((w) => w.query("SELECT 1"));
+      await new Promise((r) => setTimeout(r, 1200));
+      const { pools } = await pooler.readConsole();
+      const alpha = pools.find((p) => p.database === "alpha_db" && p.login === "alpha_app");
+      expect(alpha).toMatchObject({ clientsActive: 2, clientsWaiting: 3, serverActive: 2, serverIdle: 0, mode: "transaction" });
+      expect(alpha?.maxWaitSeconds).toBeGreaterThanOrEqual(1);
+      expect(alpha?.maxWaitSeconds).toBeLessThan(10);
+      expect(pools.some((p) => p.database === "pgbouncer")).toBe(false);
+      for (const h of holders) await h.query("COMMIT");
+      await Promise.all(waiting);
+    } finally {
+      await Promise.all([...holders, ...waiters].map((c) => c.end()));
+    }
+    const after = (await pooler.readConsole()).stats.find((s) => s.database === "alpha_db");
+    // Two transactions of two queries each, three of one.
+    expect((after?.transactions ?? 0) - (before?.transactions ?? 0)).toBe(5);
+    expect((after?.queries ?? 0) - (before?.queries ?? 0)).toBe(7);
+    expect(after?.waitMicros).toBeGreaterThan((before?.waitMicros ?? 0) + 1e6);
   });
 
   it("takes each declared login to its own database, as that login on the server", async () => {
@@ -144,7 +197,7 @@ describe("PgBouncer beside a local server", () => {
     expect(await attempt("beta_app", "beta-pass-2", "beta_db")).toBe("ok");
   });
 
-  it("refuses another database, a wrong password, undeclared logins, the admin and the console", async () => {
+  it("refuses another database, a wrong password, undeclared logins, the admin and the console over TCP", async () => {
     expect(await attempt("alpha_app", "alpha-pass-1", "beta_db")).toBe("08P01");
     expect(await attempt("alpha_app", "wrong", "alpha_db")).toBe("08P01");
     expect(await attempt("gamma_app", "gamma-pass-3", "gamma_db")).toBe("08P01");

@@ -8,6 +8,8 @@
  * the HTML page opens in headless Chromium with its four charts. The metrics publisher's task
  * (bin/stats-task.js, what ECS runs on AWS) measures the same server through the monitoring
  * login's secret and sends each service's metrics to a CloudWatch endpoint on 127.0.0.1.
+ * profile is pooled: its pool figures, with clients held and waiting, are those PgBouncer's own
+ * console reports.
  */
 import { spawn } from "node:child_process";
 import * as fs from "node:fs";
@@ -15,6 +17,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { Client } from "pg";
 import { afterAll, beforeAll, describe as describeAll, expect, it } from "vitest";
+import type { LocalServerSpec } from "../../components/spec";
 import type { ServiceStats, StatsReport } from "../../operations/stats/model";
 import { type AppliedStack, startAppliedDevStack } from "../helpers/appliedDevStack";
 import { inChromium } from "../helpers/browser";
@@ -23,6 +26,7 @@ import { runCli } from "../helpers/cli";
 import { ENGINE, SKIPPED_BECAUSE } from "../helpers/engine";
 import { ROOT } from "../helpers/synth";
 import { localRoot } from "../../operations/local/local";
+import { localPoolers } from "../../operations/local/pools";
 import { parse } from "yaml";
 
 const describe = ENGINE.ready ? describeAll : describeAll.skip;
@@ -72,7 +76,8 @@ const within5 = (got: number, want: number) => expect(Math.abs(got - want)).toBe
 
 beforeAll(async () => {
   if (!ENGINE.ready) return;
-  fixture = await startAppliedDevStack(STACK, { replica: true });
+  // profile's app and read-only logins through PgBouncer (pool 10), the rest direct.
+  fixture = await startAppliedDevStack(STACK, { replica: true, pooler: ["profile"] });
   replicaPort = (
     parse(fs.readFileSync(path.join(ROOT, `Pulumi.${STACK}.yaml`), "utf8")).config["db-platform:servers"].local.replicas[0] as {
       port: number;
@@ -227,11 +232,56 @@ describe("db-platform stats under load", () => {
     expect(window.services[0].service).toBe("profile");
     expect(byName(window, "profile").queries.calls).toBe(400);
     expect(byName(window, "orders").queries.calls).toBe(0);
+    // The same 400 through its pooler: a transaction each, counted by PgBouncer over the window.
+    expect(byName(window, "profile").pool).toMatchObject({ transactions: 400, queries: 400, sharedWith: [] });
+    expect(byName(window, "profile").pool?.transactionsPerSecond).toBeGreaterThan(50);
   });
 
-  it("writes an HTML page with four charts that opens in headless Chromium without errors", async () => {
+  it("shows a pooled service's pool as PgBouncer's console does, with clients held and waiting", async () => {
+    // Pool size 10: ten clients hold a transaction each, three more wait for a server connection.
+    const holders = await Promise.all(Array.from({ length: 10 }, () => login("profile")));
+    const waiters = await Promise.all(Array.from({ length: 3 }, () => login("profile")));
+    let waiting: Promise<unknown>[] = [];
+    try {
+      for (const h of holders) await h.query("BEGIN; SELECT 1");
+      waiting = waiters.map((w) => w.query("SELECT 1"));
+      await new Promise((r) => setTimeout(r, 1000));
+      const r = stats("--format", "json", "--service", "profile");
+      expect(r.code, r.stderr).toBe(0);
+      const pool = byName(JSON.parse(r.stdout) as StatsReport, "profile").pool;
+      const primary = localPoolers(fixture.ctx.spec.servers[0] as LocalServerSpec, localRoot(ROOT, STACK), ROOT).get("local");
+      const own = (await primary?.readConsole())?.pools.find((p) => p.database === "platform" && p.login === "profile_app");
+      expect(own).toMatchObject({ clientsActive: 10, clientsWaiting: 3, serverActive: 10 });
+      expect(pool).toMatchObject({
+        mode: "transaction",
+        size: 10,
+        poolers: ["local", "local-ro"],
+        clientsActive: own?.clientsActive,
+        clientsWaiting: own?.clientsWaiting,
+        serverActive: own?.serverActive,
+        unread: [],
+      });
+      expect(Math.abs((pool?.maxWaitSeconds ?? 0) - (own?.maxWaitSeconds ?? 0))).toBeLessThan(1.5);
+      expect(pool?.maxWaitSeconds).toBeGreaterThanOrEqual(1);
+      const text = stats("--service", "profile").stdout;
+      expect(text).toMatch(/10 active, 3 waiting; server 10\/10; wait \d+\.\d s/);
+      expect(stats("--format", "md", "--service", "profile").stdout).toContain("10 active, 3 waiting");
+      for (const h of holders) await h.query("COMMIT");
+      await Promise.all(waiting);
+    } finally {
+      await Promise.all([...holders, ...waiters].map((c) => c.end().catch(() => undefined)));
+    }
+    // Services without a pool have no pool figures.
+    expect(byName(report, "orders").pool).toBeUndefined();
+  });
+
+  it("writes an HTML page with its charts (the pooler's too) that opens in headless Chromium without errors", async () => {
     const file = path.join(out, "stats.html");
-    expect(stats("--format", "html", "--out", file).code).toBe(0);
+    // A client of profile's pool, idle: the pooler chart has its bar.
+    const pooled = await login("profile");
+    const r = stats("--format", "html", "--out", file);
+    await pooled.end();
+    expect(r.code).toBe(0);
     const page = fs.readFileSync(file, "utf8");
     expect(page).not.toMatch(/<script|<link|src=|@import/);
     await inChromium(file, async ({ tab, errors, requests, screenshot }) => {
@@ -249,6 +299,7 @@ describe("db-platform stats under load", () => {
         "Latency per service (ms, estimated percentiles)",
         "Connections per service",
         "Size per service",
+        "Pooler clients per pooled service",
       ]);
       for (const c of charts) expect(c.bars, c.title).toBeGreaterThan(0);
     });
