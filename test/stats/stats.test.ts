@@ -241,10 +241,9 @@ describe("db-platform stats under load", () => {
     // Pool size 10: ten clients hold a transaction each, three more wait for a server connection.
     const holders = await Promise.all(Array.from({ length: 10 }, () => login("profile")));
     const waiters = await Promise.all(Array.from({ length: 3 }, () => login("profile")));
-    let waiting: Promise<unknown>[] = [];
     try {
       for (const h of holders) await h.query("BEGIN; SELECT 1");
-      waiting = waiters.map((w) => w.query("SELECT 1"));
+      const waiting = waiters.map((w) => w.query("SELECT 1"));
       await new Promise((r) => setTimeout(r, 1000));
       const r = stats("--format", "json", "--service", "profile");
       expect(r.code, r.stderr).toBe(0);
