@@ -82,6 +82,7 @@ export class DatabasePlatform extends pulumi.ComponentResource {
         { parent: this },
       );
     }
+    this.admitToProxies();
     if (spec.backups?.storage === "s3") this.backups = this.createBackups(spec);
     for (const server of Object.values(this.servers)) {
       if (!(server instanceof RdsServer)) continue;
@@ -113,6 +114,22 @@ export class DatabasePlatform extends pulumi.ComponentResource {
     );
   }
 
+  /** Each RDS Proxy admits the logins whose URLs go through it, with their secrets. */
+  private admitToProxies(): void {
+    for (const server of Object.values(this.servers)) {
+      if (!(server instanceof RdsServer) || !server.proxy) continue;
+      server.proxy.admit(
+        Object.values(this.services)
+          .filter((s) => s.serving.server === server.spec.name)
+          .flatMap((s) =>
+            s.spec.logins
+              .filter((l) => s.routing[l.key]?.startsWith("pooler"))
+              .map((l) => ({ username: l.name, secretArn: s.secretArns[l.key], service: s.spec.name })),
+          ),
+      );
+    }
+  }
+
   /** Per server, the monitoring login's URL (secret): what `db-platform stats` connects with. */
   monitoringUrls(): Record<string, pulumi.Output<string>> {
     return Object.fromEntries(Object.entries(this.monitoring).map(([server, m]) => [server, m.url]));
@@ -125,7 +142,13 @@ export class DatabasePlatform extends pulumi.ComponentResource {
       case "rds":
         return new RdsServer(
           server.name,
-          { spec: server, environment: spec.environment, tags: spec.tags, alarmEmail: spec.alarmEmail },
+          {
+            spec: server,
+            environment: spec.environment,
+            tags: spec.tags,
+            alarmEmail: spec.alarmEmail,
+            pooled: spec.services.some((s) => s.server === server.name && s.pool),
+          },
           opts,
         );
       case "container":

@@ -43,7 +43,7 @@ export function serverDashboard(server: RdsServer, args: DashboardArgs): aws.clo
 
 /** The dashboard's JSON body: widgets in rows of two, placed left to right. */
 export function dashboardBody(spec: RdsServerSpec, args: DashboardArgs): { widgets: Array<Widget & { x: number; y: number }> } {
-  const widgets = [header(spec, args), ...rdsWidgets(spec, args.environment), ...serviceWidgets(spec, args)];
+  const widgets = [header(spec, args), ...rdsWidgets(spec, args.environment), ...proxyWidgets(spec, args), ...serviceWidgets(spec, args)];
   let x = 0;
   let y = 0;
   let rowHeight = 0;
@@ -134,6 +134,40 @@ function rdsWidgets(spec: RdsServerSpec, environment: string): Widget[] {
     );
   }
   return widgets;
+}
+
+/**
+ * RDS Proxy, where pooled services use one: clients against server connections, and how long
+ * clients waited for one (its alarm's metric). RDS Proxy has no per-login metric: the pooled
+ * services' own numbers are in the per-service widgets.
+ */
+function proxyWidgets(spec: RdsServerSpec, args: DashboardArgs): Widget[] {
+  if (!spec.pooler || !args.services.some((s) => s.pool)) return [];
+  const proxy = awsServerName(args.environment, spec.name);
+  const metric = (name: string, label: string): Metric => ["AWS/RDS", name, "ProxyName", proxy, { label }];
+  return [
+    metricWidget(
+      "RDS Proxy: clients and server connections",
+      spec.region,
+      [
+        metric("ClientConnections", "client connections"),
+        metric("DatabaseConnections", "server connections"),
+        metric("DatabaseConnectionsCurrentlyBorrowed", "borrowed"),
+        metric("DatabaseConnectionsCurrentlySessionPinned", "pinned to a session"),
+      ],
+      { stat: "Maximum", period: 60 },
+    ),
+    metricWidget(
+      "RDS Proxy: wait for a server connection (µs, p99)",
+      spec.region,
+      [metric("DatabaseConnectionsBorrowLatency", "p99 wait")],
+      {
+        stat: "p99",
+        period: 300,
+        annotations: threshold("alarm", spec.pooler.waitAlarmMs * 1000),
+      },
+    ),
+  ];
 }
 
 function serviceWidgets(spec: RdsServerSpec, args: DashboardArgs): Widget[] {

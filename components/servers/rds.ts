@@ -9,6 +9,7 @@ import type { RdsReplicaSpec, RdsServerSpec } from "../spec";
 import { awsServerName } from "../spec";
 import { STATS_SETTINGS } from "../spec/defaults";
 import { alarmTopic, customerManagedKey } from "./aws";
+import { admitDeclaredSources, RdsProxy } from "./rdsProxy";
 import { parameterGroupFamily, parameterGroupName, type RdsRender, rdsRender } from "./rdsUpgrade";
 import { ServerComponent, serverTags } from "./server";
 
@@ -21,6 +22,8 @@ export interface RdsServerArgs {
   readonly tags?: Readonly<Record<string, string>>;
   /** Subscribed to the alarm topic when set. @default none */
   readonly alarmEmail?: string;
+  /** Some service on it has a pool: RDS Proxy in front of it (with `pooler`). @default false */
+  readonly pooled?: boolean;
 }
 
 /**
@@ -90,6 +93,8 @@ export class RdsServer extends ServerComponent {
   readonly replicas: Record<string, aws.rds.Instance> = {};
   /** What this phase of a major upgrade declares (the steady state when none is in progress). */
   private readonly render: RdsRender;
+  /** RDS Proxy, where the server has a `pooler` and a service a pool. */
+  readonly proxy?: RdsProxy;
 
   constructor(name: string, args: RdsServerArgs, opts?: pulumi.ComponentResourceOptions) {
     super("db-platform:servers:RdsServer", name, {}, opts);
@@ -173,6 +178,23 @@ export class RdsServer extends ServerComponent {
     );
 
     this.createAlarms(name, id, tags);
+    if (spec.pooler && args.pooled) {
+      this.proxy = new RdsProxy(
+        name,
+        {
+          id,
+          spec: { ...spec, pooler: spec.pooler },
+          instance: this.instance,
+          instanceSecurityGroupId: securityGroup.id,
+          kmsKeyArn: key.arn,
+          region: spec.region,
+          alarmTopicArn: this.alarmTopic.arn,
+          tags,
+        },
+        parent,
+      );
+      this.pooler = { host: this.proxy.endpoint, port: pulumi.output(5432) };
+    }
     const sameRegion: ReplicaPlacement = { key, securityGroup, alarmTopic: this.alarmTopic, opts: parent };
     for (const replica of spec.replicas) {
       const placement = replica.crossRegion ? this.crossRegionPlacement(name, replica, tags, args.alarmEmail) : sameRegion;
@@ -330,25 +352,7 @@ export class RdsServer extends ServerComponent {
       { name: id, description: `db-platform ${id}: PostgreSQL from declared sources only`, vpcId: network.vpcId, egress: [], tags },
       opts,
     );
-    const sources = [
-      ...network.allowedCidrs.map((cidr, i) => ({ key: `cidr-${i}`, from: cidr, rule: { cidrIpv4: cidr } })),
-      ...network.allowedSecurityGroupIds.map((sg, i) => ({ key: `sg-${i}`, from: sg, rule: { referencedSecurityGroupId: sg } })),
-    ];
-    for (const source of sources) {
-      new aws.vpc.SecurityGroupIngressRule(
-        `${name}-ingress-${source.key}`,
-        {
-          securityGroupId: group.id,
-          ipProtocol: "tcp",
-          fromPort: 5432,
-          toPort: 5432,
-          ...source.rule,
-          description: `PostgreSQL from ${source.from}`,
-          tags,
-        },
-        opts,
-      );
-    }
+    admitDeclaredSources(name, group.id, network, tags, opts);
     return group;
   }
 

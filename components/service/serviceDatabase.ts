@@ -75,9 +75,15 @@ export function pooledTarget(
   server: ServerHandle,
   service: ServiceSpec,
 ): { label: string; endpoint: ReplicaEndpoint } | undefined {
-  const pooler = server.spec.hosting === "local" ? server.spec.pooler : undefined;
-  if (!service.pool || !pooler || !POOLED_KINDS.has(login.kind)) return undefined;
+  if (!service.pool || !POOLED_KINDS.has(login.kind)) return undefined;
   const direct = loginTarget(login, server);
+  if (server.pooler) {
+    // RDS Proxy serves the primary only: its read-only endpoints need an Aurora cluster, so a login reading from a replica stays direct.
+    if (direct.label !== "primary") return undefined;
+    return { label: "pooler → primary", endpoint: server.pooler };
+  }
+  const pooler = server.spec.hosting === "local" ? server.spec.pooler : undefined;
+  if (!pooler) return undefined;
   const reader = server.reader && readsOnly(login) ? server.spec.replicas.findIndex((r) => r.name === server.reader?.name) : -1;
   const port = reader >= 0 ? pooler.standbyPorts[reader] : pooler.port;
   return { label: `pooler → ${direct.label}`, endpoint: { host: direct.endpoint.host, port: pulumi.output(port) } };
@@ -369,7 +375,8 @@ export class ServiceDatabase extends pulumi.ComponentResource {
     const { spec, environment } = args;
     const tags = { ...serverTags(environment, server.spec.name, args.tags ?? {}), "db-platform:service": spec.name };
     for (const login of spec.logins) {
-      const { endpoint } = loginTarget(login, server);
+      // A pooled login's secret names where its URL points: RDS Proxy, which reads the same secret to log in as it.
+      const { endpoint } = pooledTarget(login, server, spec) ?? loginTarget(login, server);
       this.secretArns[login.key] = loginSecret(
         `${name}-${login.key}`,
         {

@@ -71,6 +71,15 @@ export function rdsDefaults(strict: boolean): RdsDefaults {
 export const LOCAL_MAX_CONNECTIONS = 200;
 
 /** A server's pooler, where it declares one (docs/pooling.md). */
+/** RDS Proxy (`servers.<name>.pooler` on rds): the AWS defaults, and a 500 ms alarm on waiting clients. */
+export const RDS_PROXY_DEFAULTS = {
+  maxConnectionsPercent: 90,
+  maxIdleConnectionsPercent: 50,
+  connectionBorrowTimeoutSeconds: 120,
+  idleClientTimeoutSeconds: 1800,
+  waitAlarmMs: 500,
+} as const;
+
 export const POOLER_DEFAULTS = { portOffset: 100, mode: "transaction", maxClientConnections: 1000, defaultPoolSize: 20 } as const;
 
 export const LOCAL_DEFAULTS = {

@@ -65,8 +65,18 @@ export interface RdsUpgradeSpec {
   readonly phase: RdsUpgradePhase;
 }
 
+/** RDS Proxy in front of an RDS server (`servers.<name>.pooler`), defaults applied. */
+export interface RdsProxySpec {
+  readonly maxConnectionsPercent: number;
+  readonly maxIdleConnectionsPercent: number;
+  readonly connectionBorrowTimeoutSeconds: number;
+  readonly idleClientTimeoutSeconds: number;
+  readonly waitAlarmMs: number;
+}
+
 export interface RdsServerSpec extends ServerBase {
   readonly hosting: "rds";
+  readonly pooler?: RdsProxySpec;
   readonly upgrade?: RdsUpgradeSpec;
   readonly region: string;
   readonly replicas: readonly RdsReplicaSpec[];
@@ -171,7 +181,11 @@ export interface ServiceSpec {
   readonly arrived?: boolean;
 }
 
-/** A service's pool (its server's pooler's defaults applied): server connections per pooled login, and the mode. */
+/**
+ * A service's pool (its server's pooler's defaults applied): server connections per pooled login,
+ * and the mode. Behind RDS Proxy: transaction (it multiplexes per transaction and pins a session
+ * that sets session state), up to the login's connection limit.
+ */
 export interface ServicePool {
   readonly size: number;
   readonly mode: PoolMode;

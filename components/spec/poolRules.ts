@@ -27,6 +27,29 @@ export function buildPooler(raw: RawServer, primaryPort: number, standbys: numbe
 
 const poolerOf = (server: ServerSpec | undefined) => (server?.hosting === "local" ? server.pooler : undefined);
 
+/**
+ * A pool behind RDS Proxy: it multiplexes per transaction (pinning a client whose session sets
+ * state) and opens server connections per login up to the login's connection limit, within the
+ * proxy's share of max_connections, so neither size nor mode is the service's to choose.
+ */
+function rdsProxyPool(service: ServiceSpec, raw: RawService): { service: ServiceSpec; problems: Problem[] } {
+  const at = (...p: PathSegment[]) => ["services", service.name, "pool", ...p];
+  const problems: Problem[] = [];
+  if (raw.pool?.size !== undefined)
+    problems.push({
+      path: at("size"),
+      message: `RDS Proxy has no pool size per service: it opens up to each login's connection limit, within servers.${service.server}.pooler.maxConnectionsPercent`,
+    });
+  if (raw.pool?.mode === "session")
+    problems.push({
+      path: at("mode"),
+      message:
+        "RDS Proxy multiplexes per transaction (a session that sets state is pinned to its connection): leave mode out, or connect directly",
+    });
+  const limits = service.logins.filter((l) => POOLED_KINDS.has(l.kind)).map((l) => l.connectionLimit);
+  return { service: { ...service, pool: { size: Math.min(...limits.filter((n) => n >= 0), 10_000), mode: "transaction" } }, problems };
+}
+
 /** A service's pool with its server's defaults, or the problem that refuses it. */
 export function withPool(
   service: ServiceSpec,
@@ -36,9 +59,10 @@ export function withPool(
   if (!raw.pool) return { service, problems: [] };
   const at = (...p: PathSegment[]) => ["services", service.name, "pool", ...p];
   const server = servers.find((s) => s.name === service.server);
+  if (server?.hosting === "rds" && server.pooler) return rdsProxyPool(service, raw);
   const pooler = poolerOf(server);
   if (!pooler) {
-    const why = server && server.hosting !== "local" ? ` (hosting ${server.hosting}: RDS Proxy is not built yet)` : "";
+    const why = server && server.hosting !== "local" && server.hosting !== "rds" ? ` (hosting ${server.hosting} has no pooler)` : "";
     return {
       service,
       problems: [{ path: at(), message: `server ${service.server} has no pooler${why}; declare servers.${service.server}.pooler` }],

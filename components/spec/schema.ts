@@ -118,9 +118,25 @@ export const rdsUpgradeSchema = z.strictObject({
   phase: z.enum(RDS_UPGRADE_PHASES, { message: `must be one of ${RDS_UPGRADE_PHASES.join(", ")}` }),
 });
 
+/** RDS Proxy in front of an RDS server (docs/pooling.md): its pool of server connections, shared by the pooled logins. */
+export const rdsProxySchema = z.strictObject({
+  /** Share of the instance's max_connections the proxy may open. @default 90 */
+  maxConnectionsPercent: z.number().int().min(1).max(100).optional(),
+  /** Share of max_connections it may keep idle; at most maxConnectionsPercent. @default 50 */
+  maxIdleConnectionsPercent: z.number().int().min(0).max(100).optional(),
+  /** Seconds a client waits for a server connection before its connection fails. @default 120 */
+  connectionBorrowTimeoutSeconds: z.number().int().min(0).max(3600).optional(),
+  /** Seconds an idle client connection is kept. @default 1800 */
+  idleClientTimeoutSeconds: z.number().int().min(1).max(28800).optional(),
+  /** The alarm when clients wait longer than this for a server connection (p99 over 5 min). @default 500 */
+  waitAlarmMs: z.number().int().min(1).optional(),
+});
+
 export const rdsServerSchema = z.strictObject({
   hosting: z.literal("rds"),
   ...common,
+  /** RDS Proxy in front of the primary, for the services with `pool`. @default none */
+  pooler: rdsProxySchema.optional(),
   /** Set and cleared by `db-platform upgrade apply|rollback`, never by hand. @default none */
   upgrade: rdsUpgradeSchema.optional(),
   instanceClass: z

@@ -11,6 +11,7 @@ import {
   LOCAL_DEFAULTS,
   type RdsDefaults,
   rdsDefaults,
+  RDS_PROXY_DEFAULTS,
 } from "./defaults";
 import type { ServerSpec } from "./model";
 import { identifierProblem } from "./naming";
@@ -55,6 +56,14 @@ export function checkServer(raw: RawServer, ctx: ServerContext): Problem[] {
       }
       for (const key of Object.keys(raw.parameters ?? {})) {
         if (key === "rds.force_ssl") out.push({ path: at("parameters", key), message: "set requireTls instead" });
+      }
+      if (raw.pooler) {
+        const p = { ...RDS_PROXY_DEFAULTS, ...raw.pooler };
+        if (p.maxIdleConnectionsPercent > p.maxConnectionsPercent)
+          out.push({
+            path: at("pooler", "maxIdleConnectionsPercent"),
+            message: `must be at most maxConnectionsPercent (${p.maxConnectionsPercent})`,
+          });
       }
       if (raw.masterUsername) {
         const p = identifierProblem(raw.masterUsername);
@@ -277,6 +286,7 @@ export function buildServer(raw: RawServer, ctx: ServerContext): ServerSpec {
         ...withDefaults(raw, d, RDS_SETTINGS),
         maxAllocatedStorage,
         ...(raw.upgrade ? { upgrade: raw.upgrade } : {}),
+        ...(raw.pooler ? { pooler: { ...RDS_PROXY_DEFAULTS, ...raw.pooler } } : {}),
         network: fullNetwork(net),
         parameters,
         alarms: { ...d.alarms, ...raw.alarms },

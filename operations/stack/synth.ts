@@ -42,6 +42,13 @@ function computedState(type: string, name: string, inputs: Record<string, unknow
         ],
       };
     }
+    case "aws:rds/proxy:Proxy":
+      return {
+        endpoint: `${String(inputs.name)}.proxy-synth.${region}.rds.invalid`,
+        arn: `arn:aws:rds:${region}:${SYNTH_ACCOUNT}:db-proxy:${String(inputs.name)}`,
+      };
+    case "aws:rds/proxyDefaultTargetGroup:ProxyDefaultTargetGroup":
+      return { name: "default", arn: `arn:aws:rds:${region}:${SYNTH_ACCOUNT}:target-group:${name}` };
     case "aws:kms/key:Key":
       return { arn: `arn:aws:kms:${region}:${SYNTH_ACCOUNT}:key/${name}`, keyId: name };
     case "random:index/randomPassword:RandomPassword":

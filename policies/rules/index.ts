@@ -3,11 +3,12 @@ import { BACKUP_RULES } from "./backups";
 import { DATA_RULES } from "./data";
 import { MONITORING_RULES } from "./monitoring";
 import { POSTGRESQL_RULES } from "./postgresql";
+import { PROXY_RULES } from "./proxy";
 import { RDS_RULES } from "./rds";
 import { SCHEMA_RULES } from "./schemas";
 import { STACK_RULES } from "./stack";
 
-export { BACKUP_RULES, DATA_RULES, POSTGRESQL_RULES, RDS_RULES, SCHEMA_RULES, STACK_RULES };
+export { BACKUP_RULES, DATA_RULES, POSTGRESQL_RULES, PROXY_RULES, RDS_RULES, SCHEMA_RULES, STACK_RULES };
 
 /** Every rule of the pack, isolation first. */
 export const ALL_RULES: readonly Rule[] = [
@@ -17,5 +18,6 @@ export const ALL_RULES: readonly Rule[] = [
   ...STACK_RULES,
   ...DATA_RULES,
   ...RDS_RULES,
+  ...PROXY_RULES,
   ...BACKUP_RULES,
 ];

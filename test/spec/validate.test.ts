@@ -130,7 +130,7 @@ const badInput: Array<[string, () => Values, string]> = [
   [
     "a pool on an RDS server",
     () => changed(prodValues(), (v) => (services(v).inventory.pool = { size: 10 })),
-    "services.inventory.pool: server main has no pooler (hosting rds: RDS Proxy is not built yet); declare servers.main.pooler",
+    "services.inventory.pool: server main has no pooler; declare servers.main.pooler",
   ],
   [
     "a pool larger than the read-only login's connection limit",
