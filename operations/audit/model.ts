@@ -146,6 +146,7 @@ export interface LiveServer {
 export const AUDIT_RULE_IDS = [
   "cross-service-access",
   "cross-service-membership",
+  "pooler-admission",
   "public-access",
   "powerful-role",
   "backdoor",

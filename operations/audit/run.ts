@@ -5,7 +5,8 @@
  * Connections: a `local` server is read over its private socket as the bootstrap superuser (the
  * same trust `db-platform local` uses); any server can be given as `--server-url name=URL`, which
  * wins. Every session is read-only (default_transaction_read_only) and only reads catalogs.
- * With backups configured, each service's latest backup manifest is checked against the RPO.
+ * With backups configured, each service's latest backup manifest is checked against the RPO; the
+ * local poolers' files are checked against what the stack pools (operations/audit/poolers.ts).
  */
 import * as path from "node:path";
 import type { Spec } from "../../components/spec";
@@ -20,6 +21,7 @@ import { backupFindings } from "./backups";
 import { ServerReadError as AuditError, serverConnector } from "../connect";
 import { collectServer } from "./catalog";
 import { declaredServers } from "./declared";
+import { poolerFindings } from "./poolers";
 import type { AuditReport } from "./model";
 import { buildReport, MOVE_STATES, type ServerResult } from "./report";
 
@@ -87,7 +89,7 @@ export async function runAudit(opts: AuditOptions): Promise<AuditReport> {
   return buildReport({
     stack: opts.stack,
     results,
-    extraFindings: backups,
+    extraFindings: [...backups, ...poolerFindings(spec, opts.stack, opts.projectDir)],
     durationMs: performance.now() - started,
     service: opts.service,
     moves: spec.services.flatMap((s) =>

@@ -5,6 +5,7 @@
  * person could make behind the platform's back, with plain SQL as a superuser, must be reported
  * with exactly the right severity, rule, object and subject, and disappear once undone.
  */
+import * as fs from "node:fs";
 import { DeleteObjectCommand, ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
 import { Client } from "pg";
 import { afterAll, beforeAll, describe as describeAll, expect, it } from "vitest";
@@ -16,6 +17,9 @@ import { loadSpec } from "../../components/spec";
 import { readConfigFile } from "../../operations/stack/stackConfig";
 import { type AppliedStack, startAppliedDevStack } from "../helpers/appliedDevStack";
 import { ROOT } from "../helpers/synth";
+import type { LocalServerSpec } from "../../components/spec";
+import { localRoot } from "../../operations/local/local";
+import { localPoolers } from "../../operations/local/pools";
 
 // What PostgreSQL allows is what the real engine applied: without it these are skipped, saying why.
 const describe = ENGINE.ready ? describeAll : describeAll.skip;
@@ -33,7 +37,8 @@ const brief = (f: AuditFinding) => ({ severity: f.severity, rule: f.rule, object
 
 beforeAll(async () => {
   if (!ENGINE.ready) return;
-  fixture = await startAppliedDevStack("audittest", { s3: true });
+  // Pooled as the dev stack is: orders and payments through the PgBouncer beside the server.
+  fixture = await startAppliedDevStack("audittest", { s3: true, pooler: ["orders", "payments"] });
   // A clean stack has fresh backups: the audit checks each service's latest one against the RPO.
   fixture.backUp();
 }, 180_000);
@@ -312,6 +317,32 @@ describe("backup freshness", () => {
     } finally {
       s3.destroy();
       fixture.backUp("orders");
+    }
+    expect((await audit()).findings).toEqual([]);
+  });
+
+  it("reads the pooler's files: a login it admits that the stack does not pool there, a trusted line, an admin user", async () => {
+    const pooler = localPoolers(fixture.ctx.spec.servers[0] as LocalServerSpec, localRoot(ROOT, fixture.stack), ROOT).get("local");
+    if (!pooler) throw new Error("no pooler beside local");
+    const saved = [pooler.hbaFile, pooler.authFile, pooler.configFile].map((f) => [f, fs.readFileSync(f, "utf8")] as const);
+    try {
+      // payments' app login to orders' database, anyone from anywhere, an undeclared login, a console admin.
+      fs.appendFileSync(pooler.hbaFile, "host orders_db payments_app 127.0.0.1/32 scram-sha-256\nhost all all 0.0.0.0/0 trust\n");
+      fs.appendFileSync(pooler.authFile, '"intruder" "SCRAM-SHA-256$4096:c2FsdA==$a2V5:a2V5"\n');
+      fs.writeFileSync(pooler.configFile, fs.readFileSync(pooler.configFile, "utf8").replace("admin_users =", "admin_users = intruder"));
+      const found = (await audit()).findings.filter((f) => f.rule === "pooler-admission");
+      const rows = found.map((f) => [f.severity, f.object, f.subject, f.services]).sort((a, b) => String(a[1]).localeCompare(String(b[1])));
+      expect(rows).toEqual([
+        ["critical", "pooler local: auth file intruder", "intruder", []],
+        ["critical", "pooler local: config admin_users", undefined, []],
+        ["critical", 'pooler local: hba "host all all 0.0.0.0/0 trust"', "all", []],
+        ["critical", 'pooler local: hba "host orders_db payments_app 127.0.0.1/32 scram-sha-256"', "payments_app", []],
+      ]);
+      expect(found.find((f) => f.subject === "payments_app")?.message).toBe(
+        `the pooler beside local (${pooler.hbaFile}) admits payments_app to orders_db (host, scram-sha-256), which the stack does not pool there`,
+      );
+    } finally {
+      for (const [f, text] of saved) fs.writeFileSync(f, text);
     }
     expect((await audit()).findings).toEqual([]);
   });

@@ -11,6 +11,7 @@ import { crossServiceMembership } from "./crossServiceMembership";
 import { drift } from "./drift";
 import { inspectionFailed } from "./inspectionFailed";
 import { passwordExpiry } from "./passwordExpiry";
+import { poolerAdmission } from "./poolerAdmission";
 import { powerfulRole } from "./powerfulRole";
 import { publicAccess } from "./publicAccess";
 import type { AuditRuleDef, ServerRule } from "./rule";
@@ -24,6 +25,7 @@ export { BACKDOOR_EXTENSIONS } from "./backdoor";
 export const AUDIT_RULES: readonly AuditRuleDef[] = [
   crossServiceAccess,
   crossServiceMembership,
+  poolerAdmission,
   publicAccess,
   powerfulRole,
   backdoor,

@@ -30,7 +30,12 @@ export interface BackupRule extends RuleBase {
   readonly source: "backups";
 }
 
-export type AuditRuleDef = ServerRule | BackupRule;
+/** A rule over the local poolers' files (operations/audit/poolers.ts runs it). */
+export interface PoolerRule extends RuleBase {
+  readonly source: "poolers";
+}
+
+export type AuditRuleDef = ServerRule | BackupRule | PoolerRule;
 
 /** A server rule that reports each live item `select` picks, as `describe` says. */
 export function perItem<T>(
