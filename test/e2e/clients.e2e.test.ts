@@ -68,6 +68,8 @@ const LOGINS: Record<string, string[]> = {
 };
 
 const VERSIONS = ["15", "16", "17", "18"];
+/** Services whose app and read-only logins go through PgBouncer (transaction mode): a shared database and several schemas. */
+const POOLED = ["payments", "sv-sdk"];
 
 if (!ENGINE.ready) {
   describe.skip("the client suite on PostgreSQL 15-18", () => {
@@ -85,7 +87,10 @@ describe.runIf(ENGINE.ready).each(VERSIONS)("service teams' tools on PostgreSQL 
     const reader = stack.url(service, "readonly");
     const primary = new URL(reader);
     primary.port = String(stack.server.opts.port);
-    return { app: stack.url(service, "app"), migrator: stack.url(service, "migrator"), reader, readonlyPrimary: primary.toString() };
+    const app = stack.url(service, "app");
+    // Through PgBouncer in transaction mode: the clients are configured for it (docs/pooling.md).
+    const pooled = app !== stack.directUrl(service, "app");
+    return { app, migrator: stack.url(service, "migrator"), reader, readonlyPrimary: primary.toString(), pooled };
   };
   const hashOf = async (s: Shape) => {
     const c = await stack.server.superuserClient(s.database);
@@ -133,6 +138,8 @@ describe.runIf(ENGINE.ready).each(VERSIONS)("service teams' tools on PostgreSQL 
       replica: true,
       s3: true,
       services: (services) => (services.payments.createSchemas = true),
+      // The app and read-only logins of these through the PgBouncer beside each instance, the others direct.
+      pooler: POOLED,
     });
   }, 600_000);
 
@@ -140,6 +147,15 @@ describe.runIf(ENGINE.ready).each(VERSIONS)("service teams' tools on PostgreSQL 
     await stack?.cleanup();
     console.log(`PostgreSQL ${version}: ${((Date.now() - started) / 1000).toFixed(0)} s\n  ${matrix.join("\n  ")}`);
   }, 300_000);
+
+  it("hands the pooled services' app and reader URLs through the poolers, the others direct", () => {
+    for (const s of [...SHAPES, PROFILE]) {
+      const u = urls(s.service);
+      expect(u.pooled, s.service).toBe(POOLED.includes(s.service));
+      expect(stack.outputs.services.value[s.service].routing.app).toBe(u.pooled ? "pooler → primary" : "primary");
+      expect(new URL(u.migrator).port).toBe(String(stack.server.opts.port));
+    }
+  });
 
   it.each(SHAPES)("Alembic + SQLAlchemy (psycopg), $shape ($service)", async (s) => {
     const u = urls(s.service);
@@ -149,12 +165,12 @@ describe.runIf(ENGINE.ready).each(VERSIONS)("service teams' tools on PostgreSQL 
     };
     await migrateTwice(s, "alembic", upgrade, upgrade);
     expect(await schemasOf(s, "alembic_version")).toEqual([s.schemas[0]]);
-    const app = pythonClient("sqlalchemy-app", u.app);
+    const app = pythonClient("sqlalchemy-app", u.app, u.pooled);
     expect(app).toMatchObject({ total: 12.5, view: 12.5, touched: true, matview_rows: 0, schema: s.schemas[0] });
     await replayed(s);
-    expect(pythonClient("sqlalchemy-read", u.reader)).toEqual({ orders: app.orders, totals: app.orders, write: READ_ONLY });
+    expect(pythonClient("sqlalchemy-read", u.reader, u.pooled)).toEqual({ orders: app.orders, totals: app.orders, write: READ_ONLY });
     expect(pythonClient("sqlalchemy-read", u.readonlyPrimary)).toMatchObject({ write: DENIED });
-    matrix.push(`alembic+sqlalchemy ${s.service}: ok`);
+    matrix.push(`alembic+sqlalchemy ${s.service}${u.pooled ? " (app and reader through PgBouncer)" : ""}: ok`);
   });
 
   it.each([...SHAPES, PROFILE])("Django migrate and ORM, $shape ($service)", async (s) => {
@@ -174,12 +190,12 @@ describe.runIf(ENGINE.ready).each(VERSIONS)("service teams' tools on PostgreSQL 
       },
     );
     expect(await schemasOf(s, "django_migrations")).toEqual([s.schemas[0]]);
-    const app = pythonClient("django-app", u.app);
+    const app = pythonClient("django-app", u.app, u.pooled);
     expect(app).toMatchObject({ notes: 1, schema: s.schemas[0] });
     await replayed(s);
-    expect(pythonClient("django-read", u.reader)).toEqual({ users: app.users, notes: app.users, write: READ_ONLY });
+    expect(pythonClient("django-read", u.reader, u.pooled)).toEqual({ users: app.users, notes: app.users, write: READ_ONLY });
     expect(pythonClient("django-read", u.readonlyPrimary)).toMatchObject({ write: DENIED });
-    matrix.push(`django ${s.service}: ok`);
+    matrix.push(`django ${s.service}${u.pooled ? " (app and reader through PgBouncer)" : ""}: ok`);
   });
 
   it.each(SHAPES)("Drizzle ORM on postgres.js: migrate() per schema, a transaction across them, $shape ($service)", async (s) => {
@@ -197,11 +213,11 @@ describe.runIf(ENGINE.ready).each(VERSIONS)("service teams' tools on PostgreSQL 
       expect(n, `${schema}: two migrations recorded once`).toBe(2);
     }
     const seen = Object.fromEntries(s.schemas.map((schema) => [schema, 1]));
-    expect(await drizzleApp(u.app, s.schemas)).toEqual(seen);
+    expect(await drizzleApp(u.app, s.schemas, u.pooled)).toEqual(seen);
     await replayed(s);
-    expect(await drizzleRead(u.reader, s.schemas)).toEqual({ seen, write: READ_ONLY });
+    expect(await drizzleRead(u.reader, s.schemas, u.pooled)).toEqual({ seen, write: READ_ONLY });
     expect((await drizzleRead(u.readonlyPrimary, s.schemas)).write).toBe(DENIED);
-    matrix.push(`drizzle ${s.service}: ok`);
+    matrix.push(`drizzle ${s.service}${u.pooled ? " (app and reader through PgBouncer)" : ""}: ok`);
   });
 
   it("Drizzle cannot migrate a schema-isolated service without createSchemas: CREATE SCHEMA IF NOT EXISTS needs CREATE on the database", async () => {
@@ -284,10 +300,18 @@ describe.runIf(ENGINE.ready).each(VERSIONS)("service teams' tools on PostgreSQL 
       expect(tables.length, `${s.service}: tables made by the tools`).toBeGreaterThan(5);
       for (const [other, logins] of Object.entries(LOGINS).filter(([o]) => o !== s.service)) {
         for (const login of logins) {
+          // Directly the server refuses (42501); a pooled login's pooler refuses another database
+          // before the server is asked (08P01), and in its own shared database the server refuses.
+          const pooled = stack.url(other, login) !== stack.directUrl(other, login);
+          const ownDatabase = [...SHAPES, PROFILE].find((x) => x.service === other)?.database ?? (other === "orders" ? "orders_db" : "");
           for (const { t } of tables) {
-            expect(
-              `${other}_${login} -> ${String(t)}: ${await attempt(stack.url(other, login), s.database, `SELECT 1 FROM ${String(t)}`)}`,
-            ).toBe(`${other}_${login} -> ${String(t)}: ${DENIED}`);
+            const who = `${other}_${login} -> ${String(t)}`;
+            const sql = `SELECT 1 FROM ${String(t)}`;
+            expect(`${who}: ${await attempt(stack.directUrl(other, login), s.database, sql)}`).toBe(`${who}: ${DENIED}`);
+            checked++;
+            if (!pooled) continue;
+            const refused = ownDatabase === s.database ? DENIED : "08P01";
+            expect(`${who} (pooled): ${await attempt(stack.url(other, login), s.database, sql)}`).toBe(`${who} (pooled): ${refused}`);
             checked++;
           }
         }

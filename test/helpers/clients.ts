@@ -58,8 +58,9 @@ export function djangoMigrate(url: string): ToolRun {
 }
 
 /** What the application or a reader does through SQLAlchemy or Django (test/clients/python/client.py); its JSON. */
-export function pythonClient(command: string, url: string): Record<string, unknown> {
-  const r = ok(`client.py ${command}`, run(path.join(pythonBin(), "python"), ["python/client.py", command], { DATABASE_URL: url }));
+export function pythonClient(command: string, url: string, pooled = false): Record<string, unknown> {
+  const env = { DATABASE_URL: url, ...(pooled ? { DB_POOL_MODE: "transaction" } : {}) };
+  const r = ok(`client.py ${command}`, run(path.join(pythonBin(), "python"), ["python/client.py", command], env));
   return JSON.parse(r.stdout.trim().split("\n").at(-1) ?? "{}") as Record<string, unknown>;
 }
 
@@ -120,6 +121,12 @@ export async function drizzleMigrate(url: string, schema: string, migrationsSche
   }
 }
 
+/**
+ * postgres.js through a transaction-mode PgBouncer: no named prepared statements (PgBouncer 1.18
+ * does not carry them from one server connection to the next; docs/pooling.md).
+ */
+const transactionPooled = (pooled: boolean) => (pooled ? { prepare: false } : {});
+
 /** The tables Drizzle's migrations make, as the application declares them with pgSchema(). */
 export function drizzleTables(schema: string) {
   const s = pgSchema(schema);
@@ -136,8 +143,8 @@ export function drizzleTables(schema: string) {
 }
 
 /** The application on postgres.js: one transaction writing an account and an entry in each schema; the rows it then sees. */
-export async function drizzleApp(url: string, schemas: readonly string[]): Promise<Record<string, number>> {
-  const client = postgres(url, { max: 1, onnotice: () => undefined });
+export async function drizzleApp(url: string, schemas: readonly string[], pooled = false): Promise<Record<string, number>> {
+  const client = postgres(url, { max: 1, onnotice: () => undefined, ...transactionPooled(pooled) });
   try {
     const db = drizzle(client);
     await db.transaction(async (tx) => {
@@ -167,8 +174,12 @@ export async function drizzleApp(url: string, schemas: readonly string[]): Promi
 }
 
 /** A reader on postgres.js: the entries it sees per schema, and the SQLSTATE of a write it must be refused. */
-export async function drizzleRead(url: string, schemas: readonly string[]): Promise<{ seen: Record<string, number>; write?: string }> {
-  const client = postgres(url, { max: 1, onnotice: () => undefined });
+export async function drizzleRead(
+  url: string,
+  schemas: readonly string[],
+  pooled = false,
+): Promise<{ seen: Record<string, number>; write?: string }> {
+  const client = postgres(url, { max: 1, onnotice: () => undefined, ...transactionPooled(pooled) });
   try {
     const db = drizzle(client);
     const seen: Record<string, number> = {};

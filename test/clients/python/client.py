@@ -14,7 +14,12 @@ import uuid
 def sqlalchemy_engine():
     from sqlalchemy import create_engine
 
-    return create_engine(os.environ["DATABASE_URL"].replace("postgresql://", "postgresql+psycopg://", 1))
+    # Through a transaction-mode PgBouncer: psycopg must not prepare statements by name (docs/pooling.md).
+    pooled = os.environ.get("DB_POOL_MODE") == "transaction"
+    return create_engine(
+        os.environ["DATABASE_URL"].replace("postgresql://", "postgresql+psycopg://", 1),
+        connect_args={"prepare_threshold": None} if pooled else {},
+    )
 
 
 def sqlalchemy_tables(conn):

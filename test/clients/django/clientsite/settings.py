@@ -11,6 +11,11 @@ _url = urlsplit(os.environ["DATABASE_URL"])
 _options = {"sslmode": parse_qs(_url.query).get("sslmode", ["prefer"])[0]}
 if os.environ.get("DJANGO_SEARCH_PATH"):
     _options["options"] = f"-c search_path={os.environ['DJANGO_SEARCH_PATH']}"
+# Through a transaction-mode PgBouncer (docs/pooling.md): no statements prepared by name, and no
+# server-side cursors, which live in a session the pooler does not keep.
+_pooled = os.environ.get("DB_POOL_MODE") == "transaction"
+if _pooled:
+    _options["prepare_threshold"] = None
 
 SECRET_KEY = "client-suite-only"
 USE_TZ = True
@@ -24,6 +29,7 @@ DATABASES = {
         "HOST": _url.hostname,
         "PORT": _url.port,
         "OPTIONS": _options,
+        "DISABLE_SERVER_SIDE_CURSORS": _pooled,
     }
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
