@@ -10,7 +10,11 @@
  * `destroy`, peak memory of the engine's process tree, and the ratios to the floor.
  * With `--backend s3` the state lives in a local MinIO bucket (the shared backend a platform team
  * uses, `DB_PLATFORM_BACKEND_URL=s3://…`) instead of the local file backend.
- * Usage: npm run bench:apply [-- [--backend file|s3] [--postgres 15|16|17|18] <services> …]
+ * With `--via pooler` the provider's connections go through a PgBouncer in session mode: the
+ * stack declares the server as `external` at the pooler's port, and this bench's own pooler admits
+ * the admin (by the SCRAM verifier the server holds; the platform's poolers never admit it), so
+ * the server forks a backend per pooled server connection instead of one per provider connection.
+ * Usage: npm run bench:apply [-- [--backend file|s3] [--postgres 15|16|17|18] [--via direct|pooler] <services> …]
  *   (default 10 50 200; needs the provider plugins)
  */
 import { execFile, execFileSync } from "node:child_process";
@@ -27,7 +31,9 @@ import { readConfigFile } from "../../operations/stack/stackConfig";
 import { synth } from "../../operations/stack/synth";
 import { loadSpec } from "../../components/spec";
 import { freePort } from "../../operations/local/ports";
-import { descendants, processes } from "../../operations/local/processes";
+import { pgbouncerBinary } from "../../operations/local/pooler";
+import { asServerUser } from "../../operations/local/postgres";
+import { descendants, isAlive, processes } from "../../operations/local/processes";
 import { materialize, materializeSql } from "./catalogFill";
 
 const ROOT = path.resolve(__dirname, "../..");
@@ -127,7 +133,53 @@ function kindOf(pid: number, name: string): string {
   return cmdline.includes("run-policy-pack") ? "policy pack" : cmdline.includes("db-platform.js") ? "CLI and program" : "other";
 }
 
-function stackConfig(services: number, port: number, version: string): Record<string, unknown> {
+/** The bench's PgBouncer for the admin (session mode, every database), beside the server; stopped by the returned function. */
+async function adminPooler(server: LocalPostgres, port: number): Promise<() => Promise<void>> {
+  const c = await server.superuserClient();
+  let verifier: string;
+  try {
+    verifier = (await c.query<{ v: string }>("SELECT rolpassword AS v FROM pg_authid WHERE rolname = 'platform_admin'")).rows[0].v;
+  } finally {
+    await c.end();
+  }
+  const dir = path.join(server.dir, "bench-pooler");
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const file = (name: string, text: string) => fs.writeFileSync(path.join(dir, name), text, { mode: 0o600 });
+  file("userlist.txt", `"platform_admin" "${verifier}"\n`);
+  file(
+    "pgbouncer.ini",
+    [
+      "[databases]",
+      `* = host=127.0.0.1 port=${server.opts.port}`,
+      "[pgbouncer]",
+      "listen_addr = 127.0.0.1",
+      `listen_port = ${port}`,
+      "unix_socket_dir =",
+      "auth_type = scram-sha-256",
+      `auth_file = ${dir}/userlist.txt`,
+      "pool_mode = session",
+      "default_pool_size = 20",
+      "max_client_conn = 1000",
+      "server_reset_query = DISCARD ALL",
+      "ignore_startup_parameters = extra_float_digits,options",
+      `logfile = ${dir}/pgbouncer.log`,
+      `pidfile = ${dir}/pgbouncer.pid`,
+      "",
+    ].join("\n"),
+  );
+  const runAs = asServerUser();
+  if (runAs.length > 0) execFileSync("chown", ["-R", "postgres:postgres", dir]);
+  const [cmd, ...prefix] = [...runAs, pgbouncerBinary(ROOT)];
+  execFileSync(cmd, [...prefix, "-d", path.join(dir, "pgbouncer.ini")]);
+  for (let i = 0; i < 100 && !fs.existsSync(path.join(dir, "pgbouncer.pid")); i++) await new Promise((r) => setTimeout(r, 50));
+  const pid = Number(fs.readFileSync(path.join(dir, "pgbouncer.pid"), "utf8").trim());
+  return async () => {
+    process.kill(pid, "SIGTERM");
+    for (let i = 0; i < 100 && isAlive(pid); i++) await new Promise((r) => setTimeout(r, 50));
+  };
+}
+
+function stackConfig(services: number, port: number, version: string, via: string): Record<string, unknown> {
   const entries: Array<[string, Record<string, unknown>]> = [];
   for (let i = 0; i < services; i++) {
     const name = `svc${String(i).padStart(3, "0")}`;
@@ -136,7 +188,12 @@ function stackConfig(services: number, port: number, version: string): Record<st
   return {
     config: {
       "db-platform:environment": "dev",
-      "db-platform:servers": { local: { hosting: "local", version, host: "127.0.0.1", port } },
+      "db-platform:servers": {
+        local:
+          via === "pooler"
+            ? { hosting: "external", version, host: "127.0.0.1", port, adminUser: "platform_admin", sslMode: "disable" }
+            : { hosting: "local", version, host: "127.0.0.1", port },
+      },
       "db-platform:services": Object.fromEntries(entries),
     },
   };
@@ -189,20 +246,26 @@ async function dropAll(server: LocalPostgres, databases: string[], roles: string
   }
 }
 
-async function measure(services: number, version: string): Promise<Row> {
+async function measure(services: number, version: string, via: string): Promise<Row> {
   const stack = `bench-apply-${services}`;
   const file = path.join(ROOT, `Pulumi.${stack}.yaml`);
   const port = await freePort();
-  fs.writeFileSync(file, stringify(stackConfig(services, port, version)));
+  // Through the pooler: the stack's server is the pooler's port; the server itself listens on another.
+  const poolerPort = await freePort();
+  fs.writeFileSync(file, stringify(stackConfig(services, via === "pooler" ? poolerPort : port, version, via)));
   const ws = await stackWorkspace(ROOT, stack);
   await ws.setConfig(stack, "db-platform:adminPasswords.local", { value: ADMIN_PASSWORD, secret: true }, true);
   const config = readConfigFile(file);
-  const spec = loadSpec(config);
-  const { primary: server } = localInstances(localServers(spec)[0], stack, ROOT, ADMIN_PASSWORD);
+  // The server the bench starts: the stack's own, or (through the pooler) a local one on `port`.
+  const servers = (stackConfig(services, port, version, "direct").config as Record<string, unknown>)["db-platform:servers"];
+  const local = loadSpec({ ...config, values: { ...config.values, servers } });
+  const { primary: server } = localInstances(localServers(local)[0], stack, ROOT, ADMIN_PASSWORD);
   const sampler = new TreeSampler();
+  let stopPooler: (() => Promise<void>) | undefined;
   try {
     await server.start();
     await logConnections(server);
+    if (via === "pooler") stopPooler = await adminPooler(server, poolerPort);
     const resources = await synth(config, "db-platform", stack);
     const databases = [...new Set(materializeSql(resources, "platform_admin").map((s) => s.database))].filter((d) => d !== "postgres");
     const roles = resources.filter((r) => r.type === "postgresql:index/role:Role").map((r) => String(r.props.name));
@@ -222,6 +285,9 @@ async function measure(services: number, version: string): Promise<Row> {
     const cpuSame = sampler.stop().cpu;
     if (!/: no changes/.test(same)) throw new Error(`second up changed something:\n${same}`);
     const [, preview] = await timed(() => cli(["preview", "--stack", stack, "--expect-no-changes"]));
+    console.error(
+      `${services} services: up cold ${upCold.toFixed(1)} s, up with no changes ${upSame.toFixed(1)} s, preview ${preview.toFixed(1)} s; destroying`,
+    );
     const [[, destroy], destroyWork] = await serverDelta(server, () => timed(() => cli(["destroy", "--stack", stack, "--yes"])));
     return {
       services,
@@ -238,6 +304,7 @@ async function measure(services: number, version: string): Promise<Row> {
       server: { floorUp: floorUpWork, floorDestroy: floorDestroyWork, upCold: upColdWork, upSame: upSameWork, destroy: destroyWork },
     };
   } finally {
+    await stopPooler?.();
     await server.destroy();
     await ws.removeStack(stack, { force: true }).catch(() => undefined);
     fs.rmSync(localRoot(ROOT, stack), { recursive: true, force: true });
@@ -261,11 +328,16 @@ async function s3Backend(): Promise<LocalS3> {
 
 async function main(): Promise<void> {
   const { values, positionals } = parseArgs({
-    options: { backend: { type: "string", default: "file" }, postgres: { type: "string", default: "16" } },
+    options: {
+      backend: { type: "string", default: "file" },
+      postgres: { type: "string", default: "16" },
+      via: { type: "string", default: "direct" },
+    },
     allowPositionals: true,
   });
   if (values.backend !== "file" && values.backend !== "s3") throw new Error(`--backend ${values.backend}: expected file or s3`);
   const version = values.postgres;
+  if (values.via !== "direct" && values.via !== "pooler") throw new Error(`--via ${values.via}: expected direct or pooler`);
   if (!["15", "16", "17", "18"].includes(version)) throw new Error(`--postgres ${version}: expected 15, 16, 17 or 18`);
   const sizes = positionals.map(Number);
   if (sizes.some((n) => !Number.isInteger(n) || n < 1))
@@ -279,9 +351,11 @@ async function main(): Promise<void> {
   const overrides = ["PULUMI_SKIP_CHECKPOINTS", "PULUMI_PARALLEL"]
     .filter((k) => process.env[k] !== undefined)
     .map((k) => `${k}=${process.env[k]}`);
+  // The stack's server is `external` through the pooler: the local-stack engine setting (state saved once per operation) by hand.
+  if (values.via === "pooler") process.env.PULUMI_SKIP_CHECKPOINTS ??= "true";
   const s3 = values.backend === "s3" ? await s3Backend() : undefined;
   console.log(
-    `bench:apply on ${cpu} cores, PostgreSQL ${version}, ${s3 ? "state in S3 (local MinIO)" : "local file backend"}; local-stack engine settings (state saved once per operation, --parallel ${LOCAL_PARALLEL})${overrides.length > 0 ? `, overridden: ${overrides.join(" ")}` : ""}`,
+    `bench:apply on ${cpu} cores, PostgreSQL ${version}, ${s3 ? "state in S3 (local MinIO)" : "local file backend"}, provider ${values.via === "pooler" ? "through a PgBouncer (session mode)" : "direct"}; local-stack engine settings (state saved once per operation, --parallel ${LOCAL_PARALLEL})${overrides.length > 0 ? `, overridden: ${overrides.join(" ")}` : ""}`,
   );
   console.log(
     "| services | resources | per service | up cold | up, no changes | preview | destroy | peak memory | SQL up | SQL destroy | up ÷ SQL | destroy ÷ SQL |",
@@ -290,7 +364,7 @@ async function main(): Promise<void> {
   const rows: Row[] = [];
   try {
     for (const n of sizes.length > 0 ? sizes : [10, 50, 200]) {
-      rows.push(await measure(n, version));
+      rows.push(await measure(n, version, values.via));
       report(rows[rows.length - 1]);
     }
   } finally {
