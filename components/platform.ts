@@ -147,7 +147,7 @@ export class DatabasePlatform extends pulumi.ComponentResource {
             environment: spec.environment,
             tags: spec.tags,
             alarmEmail: spec.alarmEmail,
-            pooled: spec.services.some((s) => s.server === server.name && s.pool),
+            pooledServices: spec.services.filter((s) => s.server === server.name && s.pool).map((s) => s.name),
           },
           opts,
         );

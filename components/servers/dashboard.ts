@@ -9,6 +9,7 @@
 import * as aws from "@pulumi/aws";
 import { awsServerName, type MonitoringSpec, type RdsServerSpec, type ServiceSpec } from "../spec";
 import { SERVICE_METRICS } from "../spec/defaults";
+import { proxyEndpointName } from "../spec/naming";
 import type { RdsServer } from "./rds";
 
 type Metric = Array<string | Record<string, string>>;
@@ -138,11 +139,12 @@ function rdsWidgets(spec: RdsServerSpec, environment: string): Widget[] {
 
 /**
  * RDS Proxy, where pooled services use one: clients against server connections, and how long
- * clients waited for one (its alarm's metric). RDS Proxy has no per-login metric: the pooled
- * services' own numbers are in the per-service widgets.
+ * each pooled service's clients waited for one, on the service's own endpoint (its alarm's
+ * metric).
  */
 function proxyWidgets(spec: RdsServerSpec, args: DashboardArgs): Widget[] {
-  if (!spec.pooler || !args.services.some((s) => s.pool)) return [];
+  const pooled = args.services.filter((s) => s.pool);
+  if (!spec.pooler || pooled.length === 0) return [];
   const proxy = awsServerName(args.environment, spec.name);
   const metric = (name: string, label: string): Metric => ["AWS/RDS", name, "ProxyName", proxy, { label }];
   return [
@@ -158,9 +160,17 @@ function proxyWidgets(spec: RdsServerSpec, args: DashboardArgs): Widget[] {
       { stat: "Maximum", period: 60 },
     ),
     metricWidget(
-      "RDS Proxy: wait for a server connection (µs, p99)",
+      "RDS Proxy: wait for a server connection per service (µs, p99)",
       spec.region,
-      [metric("DatabaseConnectionsBorrowLatency", "p99 wait")],
+      pooled.map((s) => [
+        "AWS/RDS",
+        "DatabaseConnectionsBorrowLatency",
+        "ProxyName",
+        proxy,
+        "EndpointName",
+        proxyEndpointName(proxy, s.name),
+        { label: s.name },
+      ]),
       {
         stat: "p99",
         period: 300,

@@ -22,8 +22,8 @@ export interface RdsServerArgs {
   readonly tags?: Readonly<Record<string, string>>;
   /** Subscribed to the alarm topic when set. @default none */
   readonly alarmEmail?: string;
-  /** Some service on it has a pool: RDS Proxy in front of it (with `pooler`). @default false */
-  readonly pooled?: boolean;
+  /** The services on it with a pool: RDS Proxy in front of it (with `pooler`), an endpoint each. @default [] */
+  readonly pooledServices?: readonly string[];
 }
 
 /**
@@ -178,8 +178,9 @@ export class RdsServer extends ServerComponent {
     );
 
     this.createAlarms(name, id, tags);
-    if (spec.pooler && args.pooled) {
-      this.proxy = new RdsProxy(
+    const pooledServices = args.pooledServices ?? [];
+    if (spec.pooler && pooledServices.length > 0) {
+      const proxy = new RdsProxy(
         name,
         {
           id,
@@ -189,11 +190,13 @@ export class RdsServer extends ServerComponent {
           kmsKeyArn: key.arn,
           region: spec.region,
           alarmTopicArn: this.alarmTopic.arn,
+          services: pooledServices,
           tags,
         },
         parent,
       );
-      this.pooler = { host: this.proxy.endpoint, port: pulumi.output(5432) };
+      this.proxy = proxy;
+      this.pooler = (service) => ({ host: proxy.serviceEndpoints[service] ?? proxy.endpoint, port: pulumi.output(5432) });
     }
     const sameRegion: ReplicaPlacement = { key, securityGroup, alarmTopic: this.alarmTopic, opts: parent };
     for (const replica of spec.replicas) {

@@ -7,12 +7,18 @@
  * them with the server's key through Secrets Manager only. Its security group admits the
  * server's declared sources and reaches the instance only; the instance admits it.
  *
+ * Each pooled service gets an endpoint of its own (RDS Proxy's per-application endpoints, up to
+ * 20 a proxy), so its clients' wait for a server connection is a metric of its own
+ * (`ProxyName`, `EndpointName`) with an alarm of its own; the proxy-wide figures stay on the
+ * dashboard.
+ *
  * The logins are known once the services exist, after the server: `admit` hands them over, and
  * the proxy's inputs wait for them (an output of a promise keeps their resources as dependencies).
  */
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import type { RdsProxySpec, RdsServerSpec } from "../spec";
+import { proxyEndpointName } from "../spec/naming";
 
 /** A pooled login the proxy admits: its name on the server, its secret, its service. */
 export interface ProxyLogin {
@@ -30,6 +36,8 @@ export interface RdsProxyArgs {
   readonly kmsKeyArn: pulumi.Output<string>;
   readonly region: string;
   readonly alarmTopicArn: pulumi.Output<string>;
+  /** The services on the server with a pool: an endpoint and an alarm each. */
+  readonly services: readonly string[];
   readonly tags: Record<string, string>;
 }
 
@@ -64,8 +72,10 @@ export function admitDeclaredSources(
 
 export class RdsProxy {
   readonly proxy: aws.rds.Proxy;
-  /** The endpoint pooled logins connect to, on 5432. */
+  /** The proxy's default endpoint, on 5432 (a service without an endpoint of its own, during a move). */
   readonly endpoint: pulumi.Output<string>;
+  /** Per pooled service, the endpoint its pooled logins connect to, on 5432. */
+  readonly serviceEndpoints: Readonly<Record<string, pulumi.Output<string>>>;
   private admitLogins!: (logins: readonly ProxyLogin[]) => void;
 
   constructor(name: string, args: RdsProxyArgs, opts: pulumi.CustomResourceOptions) {
@@ -193,28 +203,57 @@ export class RdsProxy {
       { dbProxyName: this.proxy.name, targetGroupName: targetGroup.name, dbInstanceIdentifier: args.instance.identifier },
       opts,
     );
-    new aws.cloudwatch.MetricAlarm(
-      `${name}-proxy-wait`,
+    this.serviceEndpoints = Object.fromEntries(
+      args.services.map((service) => [service, this.serviceEndpoint(name, args, group.id, service, opts).endpoint]),
+    );
+  }
+
+  /** A service's own endpoint to the primary, and the alarm on its clients' wait. */
+  private serviceEndpoint(
+    name: string,
+    args: RdsProxyArgs,
+    groupId: pulumi.Output<string>,
+    service: string,
+    opts: pulumi.CustomResourceOptions,
+  ): aws.rds.ProxyEndpoint {
+    const { id, spec, tags } = args;
+    const endpointName = proxyEndpointName(id, service);
+    const endpoint = new aws.rds.ProxyEndpoint(
+      `${name}-proxy-${service}`,
       {
-        name: `${id}-proxy-clients-waiting`,
+        dbProxyName: this.proxy.name,
+        dbProxyEndpointName: endpointName,
+        targetRole: "READ_WRITE",
+        vpcSubnetIds: spec.network.subnetIds,
+        vpcSecurityGroupIds: [groupId],
+        tags: { ...tags, "db-platform:service": service },
+      },
+      opts,
+    );
+    const waitMs = spec.pooler.waitAlarmMs;
+    new aws.cloudwatch.MetricAlarm(
+      `${name}-proxy-${service}-wait`,
+      {
+        name: `${id}-proxy-${service}-clients-waiting`,
         namespace: "AWS/RDS",
         metricName: "DatabaseConnectionsBorrowLatency",
-        dimensions: { ProxyName: this.proxy.name },
+        dimensions: { ProxyName: this.proxy.name, EndpointName: endpoint.dbProxyEndpointName },
         extendedStatistic: "p99",
         period: 300,
         evaluationPeriods: 1,
         comparisonOperator: "GreaterThanThreshold",
         // Microseconds.
-        threshold: pooler.waitAlarmMs * 1000,
+        threshold: waitMs * 1000,
         // No client borrowed a connection: nobody waited.
         treatMissingData: "notBreaching",
         alarmActions: [args.alarmTopicArn],
         okActions: [args.alarmTopicArn],
-        alarmDescription: `${id}: clients of RDS Proxy waited more than ${pooler.waitAlarmMs} ms for a server connection (p99, 5 min)`,
+        alarmDescription: `${id}: ${service}'s clients of RDS Proxy waited more than ${waitMs} ms for a server connection (p99, 5 min)`,
         tags,
       },
       opts,
     );
+    return endpoint;
   }
 
   /** The pooled logins it admits (once, after the services are created). */

@@ -36,8 +36,11 @@ export interface ServerHandle {
   readonly replicaEndpoints: Readonly<Record<string, ReplicaEndpoint>>;
   /** The replica that serves read-only logins (`servers.<name>.reader`), when there is one. */
   readonly reader?: ReaderEndpoint;
-  /** RDS only: RDS Proxy's endpoint, where pooled logins connect (local poolers: the spec's ports). */
-  readonly pooler?: ReplicaEndpoint;
+  /**
+   * RDS only: where a service's pooled logins connect, its own RDS Proxy endpoint (the proxy's
+   * default one for a service without) (local poolers: the spec's ports).
+   */
+  readonly pooler?: (service: string) => ReplicaEndpoint;
 }
 
 export interface ReplicaEndpoint {
@@ -118,7 +121,7 @@ export abstract class ServerComponent extends pulumi.ComponentResource implement
   abstract readonly spec: ServerSpec;
   readonly component: pulumi.ComponentResource = this;
   readonly replicaEndpoints: Record<string, ReplicaEndpoint> = {};
-  pooler?: ReplicaEndpoint;
+  pooler?: (service: string) => ReplicaEndpoint;
   private admin?: { host: pulumi.Output<string>; port: pulumi.Output<number>; role: string; sslMode: string; providers: ServerProviders };
 
   /** Connect the server's PostgreSQL providers as its admin login. */

@@ -80,7 +80,7 @@ export function pooledTarget(
   if (server.pooler) {
     // RDS Proxy serves the primary only: its read-only endpoints need an Aurora cluster, so a login reading from a replica stays direct.
     if (direct.label !== "primary") return undefined;
-    return { label: "pooler → primary", endpoint: server.pooler };
+    return { label: "pooler → primary", endpoint: server.pooler(service.name) };
   }
   const pooler = server.spec.hosting === "local" ? server.spec.pooler : undefined;
   if (!pooler) return undefined;

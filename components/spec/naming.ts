@@ -87,6 +87,14 @@ export function awsServerName(environment: string, server: string): string {
   return `${environment}-${server}`.toLowerCase().replace(/[^a-z0-9-]/g, "-");
 }
 
+/**
+ * A pooled service's RDS Proxy endpoint: `<environment>-<server>-<service>` (letters, digits and
+ * single hyphens, not ending with one, at most 63 characters: checked in poolRules.ts).
+ */
+export function proxyEndpointName(serverId: string, service: string): string {
+  return `${serverId}-${service}`;
+}
+
 /** The Secrets Manager secret name of a service login on a server. */
 export function loginSecretName(environment: string, service: string, role: string): string {
   return `db-platform/${environment}/${service}/${role}`;

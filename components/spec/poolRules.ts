@@ -4,6 +4,7 @@
  */
 import { LOCAL_MAX_CONNECTIONS, POOLER_DEFAULTS } from "./defaults";
 import type { PoolerSpec, ServerSpec, ServiceSpec } from "./model";
+import { awsServerName, proxyEndpointName } from "./naming";
 import type { PathSegment, Problem } from "./problems";
 import type { RawServer, RawService } from "./schema";
 
@@ -76,6 +77,32 @@ export function withPool(
       message: `${pool.size} server connections per login is above ${l.name}'s connection limit ${l.connectionLimit}: the pool could not open them`,
     }));
   return { service: { ...service, pool }, problems };
+}
+
+/** RDS Proxy's quota of endpoints beyond its default one. */
+export const RDS_PROXY_ENDPOINTS = 20;
+
+/** Each pooled service on an RDS Proxy gets an endpoint: within the quota, each a valid name. */
+export function checkProxyEndpoints(servers: readonly ServerSpec[], services: readonly ServiceSpec[], environment: string): Problem[] {
+  const out: Problem[] = [];
+  for (const server of servers) {
+    if (server.hosting !== "rds" || !server.pooler) continue;
+    const pooled = services.filter((s) => s.server === server.name && s.pool);
+    if (pooled.length > RDS_PROXY_ENDPOINTS)
+      out.push({
+        path: ["servers", server.name, "pooler"],
+        message: `${pooled.length} pooled services, each with an RDS Proxy endpoint of its own: a proxy has at most ${RDS_PROXY_ENDPOINTS}; pool at most ${RDS_PROXY_ENDPOINTS} services on ${server.name}`,
+      });
+    for (const service of pooled) {
+      const name = proxyEndpointName(awsServerName(environment, server.name), service.name);
+      if (name.length > 63 || name.includes("--") || name.endsWith("-"))
+        out.push({
+          path: ["services", service.name, "pool"],
+          message: `its RDS Proxy endpoint would be named ${name}: at most 63 characters, no double or trailing hyphen; rename the service or connect it directly`,
+        });
+    }
+  }
+  return out;
 }
 
 /** The server connections a server's pools may open in all stay below its max_connections less a reserve. */

@@ -16,7 +16,7 @@ import {
 } from "./serverRules";
 import { buildService, checkCollisions, checkMove, checkService, movedService } from "./serviceRules";
 import { buildMonitoring, checkMonitoring, withAlarms } from "./monitoringRules";
-import { checkPoolTotals, withPool } from "./poolRules";
+import { checkPoolTotals, checkProxyEndpoints, withPool } from "./poolRules";
 import { placesOf, type Spec, type ServerSpec, type ServiceSpec, type SharedDatabaseSpec } from "./model";
 import { backupDefaults, STRICT_ENVIRONMENTS } from "./defaults";
 import { fromZod, type PathSegment, type Problem, SpecError } from "./problems";
@@ -148,6 +148,7 @@ export function validateConfig(input: ConfigInput): ValidationResult {
     }
   }
   problems.push(...checkCollisions(services, servers, parsedServices), ...checkPoolTotals(servers, services));
+  problems.push(...checkProxyEndpoints(servers, services, environment));
   if (rawBackups) problems.push(...checkBackups(rawBackups, { strict, awsRegion: input.awsRegion, servers: parsedServers }));
   else if (top.success && strict && [...parsedServers.values()].some((s) => s.hosting === "rds")) {
     problems.push({

@@ -47,6 +47,11 @@ function computedState(type: string, name: string, inputs: Record<string, unknow
         endpoint: `${String(inputs.name)}.proxy-synth.${region}.rds.invalid`,
         arn: `arn:aws:rds:${region}:${SYNTH_ACCOUNT}:db-proxy:${String(inputs.name)}`,
       };
+    case "aws:rds/proxyEndpoint:ProxyEndpoint":
+      return {
+        endpoint: `${String(inputs.dbProxyEndpointName)}.endpoint.proxy-synth.${region}.rds.invalid`,
+        arn: `arn:aws:rds:${region}:${SYNTH_ACCOUNT}:db-proxy-endpoint:${String(inputs.dbProxyEndpointName)}`,
+      };
     case "aws:rds/proxyDefaultTargetGroup:ProxyDefaultTargetGroup":
       return { name: "default", arn: `arn:aws:rds:${region}:${SYNTH_ACCOUNT}:target-group:${name}` };
     case "aws:kms/key:Key":

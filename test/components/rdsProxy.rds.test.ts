@@ -3,7 +3,8 @@
  * mocks, input by input: with `servers.main.pooler` and pools for orders (its own database) and
  * payments (a schema of platform), the proxy requires TLS and admits exactly their app logins by
  * their own secrets with SCRAM; its role reads exactly those secrets; its security group admits
- * the declared sources and reaches the instance only; the pooled URLs and secrets point at it
+ * the declared sources and reaches the instance only; each pooled service has an endpoint and an
+ * alarm of its own; the pooled URLs and secrets point at the service's endpoint
  * while the read-only logins stay on the reader (RDS Proxy's read-only endpoints need Aurora).
  * The policy pack passes it and refuses a proxy without TLS or admitting the admin or the
  * monitoring login; validation refuses what RDS Proxy has no setting for.
@@ -20,7 +21,8 @@ import { fromSynth } from "../../policies/engine/sources";
 import { resolve, Resources, ROOT, T } from "../helpers/synth";
 
 const PROXY = "aws:rds/proxy:Proxy";
-const ENDPOINT = "prod-main.proxy-synth.eu-central-1.rds.invalid";
+/** A pooled service's own proxy endpoint under the mocks. */
+const endpointOf = (service: string) => `prod-main-${service}.endpoint.proxy-synth.eu-central-1.rds.invalid`;
 
 function prodWith(mutate: (servers: Record<string, Record<string, unknown>>, services: Record<string, Record<string, unknown>>) => void) {
   const input = readConfigFile(`${ROOT}/Pulumi.prod.yaml`);
@@ -146,20 +148,34 @@ describe("RDS Proxy in front of main", () => {
     expect(onProxy.sort()).toEqual(["main-proxy-egress-instance", "main-proxy-ingress-sg-0"]);
   });
 
-  it("alarms when clients wait longer than 500 ms (p99 over 5 min) for a server connection", () => {
-    const alarm = rs.one(T.alarm, "main-proxy-wait").props;
-    expect(alarm).toMatchObject({
-      name: "prod-main-proxy-clients-waiting",
-      namespace: "AWS/RDS",
-      metricName: "DatabaseConnectionsBorrowLatency",
-      dimensions: { ProxyName: "prod-main" },
-      extendedStatistic: "p99",
-      period: 300,
-      threshold: 500_000,
-      comparisonOperator: "GreaterThanThreshold",
-      treatMissingData: "notBreaching",
-      alarmActions: [arnOf("main-alarms")],
-    });
+  it("gives each pooled service an endpoint of its own in the proxy's subnets and group, and an alarm on its clients' wait above 500 ms (p99 over 5 min)", () => {
+    const endpoints = rs.ofType("aws:rds/proxyEndpoint:ProxyEndpoint");
+    expect(endpoints.map((e) => e.name)).toEqual(["main-proxy-orders", "main-proxy-payments"]);
+    for (const service of ["orders", "payments"]) {
+      expect(rs.one("aws:rds/proxyEndpoint:ProxyEndpoint", `main-proxy-${service}`).props).toMatchObject({
+        dbProxyName: "prod-main",
+        dbProxyEndpointName: `prod-main-${service}`,
+        targetRole: "READ_WRITE",
+        vpcSubnetIds: ["subnet-0a1b2c3d4e5f60001", "subnet-0a1b2c3d4e5f60002", "subnet-0a1b2c3d4e5f60003"],
+        vpcSecurityGroupIds: ["main-proxy-sg-id"],
+        tags: expect.objectContaining({ "db-platform:service": service }),
+      });
+      expect(rs.one(T.alarm, `main-proxy-${service}-wait`).props).toMatchObject({
+        name: `prod-main-proxy-${service}-clients-waiting`,
+        namespace: "AWS/RDS",
+        metricName: "DatabaseConnectionsBorrowLatency",
+        dimensions: { ProxyName: "prod-main", EndpointName: `prod-main-${service}` },
+        extendedStatistic: "p99",
+        period: 300,
+        threshold: 500_000,
+        comparisonOperator: "GreaterThanThreshold",
+        treatMissingData: "notBreaching",
+        alarmActions: [arnOf("main-alarms")],
+        okActions: [arnOf("main-alarms")],
+      });
+    }
+    // No alarm on the whole proxy: the services' alarms name who waits.
+    expect(rs.ofType(T.alarm).filter((a) => String(a.props.metricName).startsWith("DatabaseConnectionsBorrow"))).toHaveLength(2);
   });
 
   it("puts RDS Proxy's clients, server connections and wait on main's dashboard, with the alarm's threshold", () => {
@@ -172,14 +188,17 @@ describe("RDS Proxy in front of main", () => {
         ["AWS/RDS", "DatabaseConnectionsCurrentlyBorrowed", "ProxyName", "prod-main"],
         ["AWS/RDS", "DatabaseConnectionsCurrentlySessionPinned", "ProxyName", "prod-main"],
       ],
-      [["AWS/RDS", "DatabaseConnectionsBorrowLatency", "ProxyName", "prod-main"]],
+      ["orders", "payments"].map(() => ["AWS/RDS", "DatabaseConnectionsBorrowLatency", "ProxyName", "prod-main"]),
     ]);
+    expect(proxy[1].properties.metrics.map((m: unknown[]) => m.slice(4))).toEqual(
+      ["orders", "payments"].map((s) => ["EndpointName", `prod-main-${s}`, { label: s }]),
+    );
     expect(proxy[1].properties.annotations).toEqual({ horizontal: [{ label: "alarm", value: 500_000 }] });
     const studio = JSON.parse(String(rs.one("aws:cloudwatch/dashboard:Dashboard", "studio-dashboard").props.dashboardBody));
     expect(JSON.stringify(studio)).not.toContain("RDS Proxy");
   });
 
-  it("points the pooled app URLs at the proxy, keeps direct URLs, and leaves read-only logins on the reader", async () => {
+  it("points the pooled app URLs at the service's proxy endpoint, keeps direct URLs, and leaves read-only logins on the reader", async () => {
     for (const [service, database] of [
       ["orders", "orders_db"],
       ["payments", "platform"],
@@ -188,7 +207,7 @@ describe("RDS Proxy in front of main", () => {
       expect(out.routing).toEqual({ app: "pooler → primary", readonly: "replica main-ro-1", migrator: "primary" });
       const app = new URL((await resolve(out.urls.app)).value as string);
       expect([app.hostname, app.port, app.pathname, app.username, app.searchParams.get("sslmode")]).toEqual([
-        ENDPOINT,
+        endpointOf(service),
         "5432",
         `/${database}`,
         `${service}_app`,
@@ -258,6 +277,26 @@ describe("validation of RDS Proxy", () => {
     ).toEqual([
       "services.orders.pool.size: RDS Proxy has no pool size per service: it opens up to each login's connection limit, within servers.main.pooler.maxConnectionsPercent",
       "services.orders.pool.mode: RDS Proxy multiplexes per transaction (a session that sets state is pinned to its connection): leave mode out, or connect directly",
+    ]);
+  });
+  it("refuses more pooled services than RDS Proxy has endpoints, and a service whose endpoint name AWS would refuse", () => {
+    const many = problems((servers, services) => {
+      servers.main.pooler = {};
+      for (let i = 1; i <= 21; i++) services[`svc${i}`] = { server: "main", database: `svc${i}_db`, pool: {} };
+    });
+    expect(many).toEqual([
+      "servers.main.pooler: 21 pooled services, each with an RDS Proxy endpoint of its own: a proxy has at most 20; pool at most 20 services on main",
+    ]);
+    const long = `s${"x".repeat(53)}`;
+    expect(
+      problems((servers, services) => {
+        servers.main.pooler = {};
+        services[long] = { server: "main", database: "long_db", pool: {} };
+        services["trailing-"] = { server: "main", database: "trailing_db", pool: {} };
+      }),
+    ).toEqual([
+      `services.${long}.pool: its RDS Proxy endpoint would be named prod-main-${long}: at most 63 characters, no double or trailing hyphen; rename the service or connect it directly`,
+      "services.trailing-.pool: its RDS Proxy endpoint would be named prod-main-trailing-: at most 63 characters, no double or trailing hyphen; rename the service or connect it directly",
     ]);
   });
   it("refuses a pool on an RDS server without a pooler", () => {
