@@ -27,7 +27,9 @@ import { serverTags } from "../servers/server";
 import type { BackupsSpec, MonitoringSpec } from "../spec";
 import { awsServerName } from "../spec";
 import { BACKUP_METRICS } from "../spec/defaults";
+import { accessLogKeyGrant, accessLogs } from "./accessLogs";
 import { type BackedUpService, runnerNames, serverRunner } from "./runner";
+import { runnerImageTag } from "./runnerImage";
 import { policyDocument } from "./tasks";
 
 export type { BackedUpService } from "./runner";
@@ -52,6 +54,8 @@ export interface BackupsArgs {
 
 export class Backups extends pulumi.ComponentResource {
   readonly bucket: aws.s3.Bucket;
+  /** The backup bucket's server access logs (accessLogs.ts). */
+  readonly accessLogs: aws.s3.Bucket;
   readonly key: aws.kms.Key;
   readonly repository: aws.ecr.Repository;
   readonly images: Record<string, docker.Image> = {};
@@ -67,15 +71,26 @@ export class Backups extends pulumi.ComponentResource {
     const identity = aws.getCallerIdentityOutput({}, parent);
     const region = aws.getRegionOutput({}, parent).region;
 
-    this.key = customerManagedKey(name, id, `db-platform ${id}: backup bucket, runner images, alarms`, identity.accountId, tags, parent);
+    const logGroupName = `/db-platform/${environment}/backups`;
+    this.key = Backups.createKey(name, id, logGroupName, identity.accountId, region, tags, parent);
     this.bucket = this.createBucket(name, spec, identity.accountId, environment, tags);
+    this.accessLogs = accessLogs(name, {
+      spec,
+      environment,
+      accountId: identity.accountId,
+      source: this.bucket,
+      key: this.key,
+      tags,
+      parent: this,
+    });
     this.alarmTopic = alarmTopic(name, id, this.key, tags, args.alarmEmail, parent);
 
     this.repository = new aws.ecr.Repository(
       `${name}-runner-repository`,
       {
         name: `db-platform/${environment}/backup-runner`,
-        imageTagMutability: "MUTABLE",
+        // A tag names one image for good: task definitions never run an image swapped under them.
+        imageTagMutability: "IMMUTABLE",
         imageScanningConfiguration: { scanOnPush: true },
         encryptionConfigurations: [{ encryptionType: "KMS", kmsKey: this.key.arn }],
         forceDelete: false,
@@ -105,7 +120,7 @@ export class Backups extends pulumi.ComponentResource {
       this.images[major] = new docker.Image(
         `${name}-runner-pg${major}`,
         {
-          imageName: pulumi.interpolate`${this.repository.repositoryUrl}:pg${major}`,
+          imageName: pulumi.interpolate`${this.repository.repositoryUrl}:${runnerImageTag(major, RUNNER_DOCKERFILE)}`,
           build: { context: ".", dockerfile: RUNNER_DOCKERFILE, args: { PG_MAJOR: major }, platform: "linux/amd64" },
           registry: { server: this.repository.repositoryUrl, username: token.userName, password: pulumi.secret(token.password) },
           buildOnPreview: false,
@@ -122,7 +137,7 @@ export class Backups extends pulumi.ComponentResource {
     );
     const logGroup = new aws.cloudwatch.LogGroup(
       `${name}-logs`,
-      { name: `/db-platform/${environment}/backups`, retentionInDays: 90, tags },
+      { name: logGroupName, retentionInDays: spec.logRetentionDays, kmsKeyId: this.key.arn, tags },
       parent,
     );
     const schedulerRole = new aws.iam.Role(
@@ -140,6 +155,17 @@ export class Backups extends pulumi.ComponentResource {
           ]),
         ),
         tags,
+      },
+      parent,
+    );
+    // The schedules are encrypted with the backups' key: running one decrypts its target with the role.
+    new aws.iam.RolePolicy(
+      `${name}-scheduler-key`,
+      {
+        role: schedulerRole.id,
+        policy: this.key.arn.apply((key) =>
+          policyDocument([{ Sid: "DecryptSchedules", Effect: "Allow", Action: "kms:Decrypt", Resource: key }]),
+        ),
       },
       parent,
     );
@@ -169,6 +195,39 @@ export class Backups extends pulumi.ComponentResource {
     }
 
     this.registerOutputs({ bucket: this.bucket.bucket, repository: this.repository.repositoryUrl, cluster: this.cluster.arn });
+  }
+
+  /** The backups' customer-managed key: CloudWatch Logs may use it for the runner's log group only, S3's logging service for deliveries. */
+  private static createKey(
+    name: string,
+    id: string,
+    logGroupName: string,
+    accountId: pulumi.Output<string>,
+    region: pulumi.Output<string>,
+    tags: Record<string, string>,
+    parent: pulumi.CustomResourceOptions,
+  ): aws.kms.Key {
+    return customerManagedKey(
+      name,
+      id,
+      `db-platform ${id}: backup bucket and its access logs, runner images and logs, schedules, alarms`,
+      accountId,
+      tags,
+      parent,
+      [
+        {
+          sid: "CloudWatchLogsOfTheRunner",
+          service: pulumi.interpolate`logs.${region}.amazonaws.com`,
+          actions: ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+          condition: {
+            ArnEquals: {
+              "kms:EncryptionContext:aws:logs:arn": pulumi.interpolate`arn:aws:logs:${region}:${accountId}:log-group:${logGroupName}`,
+            },
+          },
+        },
+        accessLogKeyGrant(accountId),
+      ],
+    );
   }
 
   private createBucket(

@@ -191,6 +191,8 @@ export function scheduleTask(
       scheduleExpressionTimezone: "UTC",
       flexibleTimeWindow: { mode: "OFF" },
       state: "ENABLED",
+      // The schedule's target and input at rest under the backups' key, not AWS's.
+      kmsKeyArn: c.key.arn,
       target: {
         arn: c.cluster.arn,
         roleArn: c.schedulerRole.arn,

@@ -6,11 +6,12 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 
-/** A key statement for one AWS service principal, on this key only. */
+/** A key statement for one AWS service principal, on this key only, under its conditions. */
 export interface KeyGrant {
   readonly sid: string;
-  readonly service: string;
+  readonly service: pulumi.Input<string>;
   readonly actions: readonly string[];
+  readonly condition?: pulumi.Input<Record<string, Record<string, pulumi.Input<string>>>>;
 }
 
 export function customerManagedKey(
@@ -22,7 +23,7 @@ export function customerManagedKey(
   opts: pulumi.CustomResourceOptions,
   grants: readonly KeyGrant[] = [],
 ): aws.kms.Key {
-  const policy = accountId.apply((account) =>
+  const policy = pulumi.all([accountId, pulumi.output(grants)]).apply(([account, granted]) =>
     JSON.stringify({
       Version: "2012-10-17",
       Statement: [
@@ -34,7 +35,14 @@ export function customerManagedKey(
           Action: ["kms:Decrypt", "kms:GenerateDataKey*"],
           Resource: "*",
         },
-        ...grants.map((g) => ({ Sid: g.sid, Effect: "Allow", Principal: { Service: g.service }, Action: [...g.actions], Resource: "*" })),
+        ...granted.map((g) => ({
+          Sid: g.sid,
+          Effect: "Allow",
+          Principal: { Service: g.service },
+          Action: [...g.actions],
+          Resource: "*",
+          ...(g.condition && { Condition: g.condition }),
+        })),
       ],
     }),
   );

@@ -160,6 +160,16 @@ export class RdsServer extends ServerComponent {
     const masterPassword = aws.secretsmanager
       .getSecretVersionOutput({ secretId: this.masterSecretArn }, parent)
       .secretString.apply((s) => JSON.parse(s).password as string);
+    // The master user's secret is RDS's (managed rotation, no function of ours): its schedule stated, not left implicit.
+    new aws.secretsmanager.SecretRotation(
+      `${name}-master-rotation`,
+      {
+        secretId: this.masterSecretArn,
+        rotationRules: { automaticallyAfterDays: spec.masterPasswordRotationDays },
+        rotateImmediately: false,
+      },
+      parent,
+    );
 
     this.connectAdmin(
       name,

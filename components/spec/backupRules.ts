@@ -1,5 +1,5 @@
 /** Backup rules: the `backups` entry checked against the environment and its servers, and built with its defaults. */
-import { backupDefaults } from "./defaults";
+import { backupDefaults, STRICT_LOG_RETENTION_DAYS } from "./defaults";
 import type { BackupsSpec } from "./model";
 import { type PathSegment, type Problem } from "./problems";
 import { type RawBackups, type RawServer } from "./schema";
@@ -9,6 +9,7 @@ const S3_ONLY = [
   "expireAfterDays",
   "noncurrentExpireAfterDays",
   "objectLockDays",
+  "logRetentionDays",
   "replicaRegion",
 ] as const;
 
@@ -40,6 +41,12 @@ export function checkBackups(
   }
   const lock = raw.objectLockDays ?? d.objectLockDays;
   if (lock >= expire) out.push({ path: at("objectLockDays"), message: `must be less than expireAfterDays (${expire})` });
+  if (ctx.strict && raw.logRetentionDays !== undefined && raw.logRetentionDays < STRICT_LOG_RETENTION_DAYS) {
+    out.push({
+      path: at("logRetentionDays"),
+      message: `must be at least ${STRICT_LOG_RETENTION_DAYS} in strict environments: the runner's logs and the bucket's access logs are kept a year`,
+    });
+  }
   if (ctx.strict && rds.length > 0 && raw.replicaRegion === undefined) {
     out.push({
       path: at("replicaRegion"),
@@ -63,6 +70,7 @@ export function buildBackups(raw: RawBackups, strict: boolean, environment: stri
     expireAfterDays: raw.expireAfterDays ?? d.expireAfterDays,
     noncurrentExpireAfterDays: raw.noncurrentExpireAfterDays ?? d.noncurrentExpireAfterDays,
     objectLockDays: raw.storage === "local" ? 0 : (raw.objectLockDays ?? d.objectLockDays),
+    logRetentionDays: raw.logRetentionDays ?? d.logRetentionDays,
     replicaRegion: raw.replicaRegion,
     port: raw.port ?? d.port,
   };

@@ -18,6 +18,7 @@ export interface RdsDefaults {
   deletionProtection: boolean;
   skipFinalSnapshot: boolean;
   backupRetentionDays: number;
+  masterPasswordRotationDays: number;
   backupWindow: string;
   maintenanceWindow: string;
   performanceInsightsRetentionDays: number;
@@ -47,6 +48,8 @@ export function rdsDefaults(strict: boolean): RdsDefaults {
     // A final snapshot is taken everywhere; skipping it is a relaxation a stack must state.
     skipFinalSnapshot: false,
     backupRetentionDays: strict ? 14 : 7,
+    // RDS's own default for the master user's managed secret, stated in the stack.
+    masterPasswordRotationDays: 7,
     backupWindow: "02:00-03:00",
     maintenanceWindow: "sun:04:00-sun:05:00",
     performanceInsightsRetentionDays: 7,
@@ -166,6 +169,9 @@ export const ALLOWED_EXTENSIONS: readonly string[] = [
 ];
 
 /** Logical backups: keep a day's RPO everywhere; prod keeps a year, locks two weeks, archives after a month. */
+/** The least log retention strict environments accept (the runner's logs, the bucket's access logs). */
+export const STRICT_LOG_RETENTION_DAYS = 365;
+
 export function backupDefaults(strict: boolean, environment: string) {
   return {
     bucket: `db-platform-${environment}-backups`,
@@ -175,6 +181,7 @@ export function backupDefaults(strict: boolean, environment: string) {
     expireAfterDays: strict ? 365 : 35,
     noncurrentExpireAfterDays: 30,
     objectLockDays: strict ? 14 : 0,
+    logRetentionDays: strict ? 365 : 90,
     port: 9400,
   };
 }

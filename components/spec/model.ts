@@ -87,6 +87,8 @@ export interface RdsServerSpec extends ServerBase {
   readonly deletionProtection: boolean;
   readonly skipFinalSnapshot: boolean;
   readonly backupRetentionDays: number;
+  /** Days between RDS's rotations of the master user's managed secret. */
+  readonly masterPasswordRotationDays: number;
   readonly backupWindow: string;
   readonly maintenanceWindow: string;
   readonly performanceInsightsRetentionDays: number;
@@ -243,6 +245,8 @@ export interface BackupsSpec {
   readonly expireAfterDays: number;
   readonly noncurrentExpireAfterDays: number;
   readonly objectLockDays: number;
+  /** s3: days the runner's CloudWatch logs and the bucket's access logs are kept. */
+  readonly logRetentionDays: number;
   readonly replicaRegion?: string;
   /** local: the S3-compatible server's port on 127.0.0.1. */
   readonly port: number;

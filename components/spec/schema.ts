@@ -6,6 +6,11 @@
  */
 import { z } from "zod";
 
+/** CloudWatch Logs' retention values in days (PutRetentionPolicy), never-expire excluded. */
+export const LOG_RETENTION_DAYS: readonly number[] = [
+  1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
+];
+
 /** PostgreSQL major versions the platform knows how to host. */
 export const SUPPORTED_VERSIONS = ["14", "15", "16", "17", "18"] as const;
 export type PostgresVersion = (typeof SUPPORTED_VERSIONS)[number];
@@ -149,6 +154,8 @@ export const rdsServerSchema = z.strictObject({
   deletionProtection: z.boolean().optional(),
   skipFinalSnapshot: z.boolean().optional(),
   backupRetentionDays: z.number().int().min(0).max(35).optional(),
+  /** Days between rotations of the master user's RDS-managed secret (Secrets Manager's range). @default 7 */
+  masterPasswordRotationDays: z.number().int().min(1).max(1000).optional(),
   backupWindow: z
     .string()
     .regex(/^\d\d:\d\d-\d\d:\d\d$/, { message: "must look like 03:00-04:00 (UTC)" })
@@ -348,6 +355,17 @@ export const backupsSchema = z.strictObject({
   noncurrentExpireAfterDays: positiveInt.optional(),
   /** s3: Object Lock retention in days (COMPLIANCE mode); 0 turns it off. @default prod 14, else 0 */
   objectLockDays: z.number().int().min(0).max(3650).optional(),
+  /**
+   * s3: days the runner's CloudWatch logs and the backup bucket's access logs are kept (one of
+   * CloudWatch's retention values). @default prod 365, else 90; at least 365 in prod
+   */
+  logRetentionDays: z
+    .number()
+    .int()
+    .refine((d) => LOG_RETENTION_DAYS.includes(d), {
+      message: `must be one of CloudWatch Logs' retention values: ${LOG_RETENTION_DAYS.join(", ")}`,
+    })
+    .optional(),
   /** s3: region RDS automated backups are replicated to (cross-region). @default none; required in prod */
   replicaRegion: awsRegion.optional(),
   /** local: the S3-compatible server's port on 127.0.0.1. @default 9400 */

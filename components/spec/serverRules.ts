@@ -243,6 +243,7 @@ const RDS_SETTINGS = [
   "deletionProtection",
   "skipFinalSnapshot",
   "backupRetentionDays",
+  "masterPasswordRotationDays",
   "backupWindow",
   "maintenanceWindow",
   "performanceInsightsRetentionDays",

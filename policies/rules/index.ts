@@ -1,5 +1,6 @@
 import type { Rule } from "../engine/types";
 import { BACKUP_RULES } from "./backups";
+import { BASELINE_RULES } from "./baseline";
 import { DATA_RULES } from "./data";
 import { MONITORING_RULES } from "./monitoring";
 import { POSTGRESQL_RULES } from "./postgresql";
@@ -8,7 +9,7 @@ import { RDS_RULES } from "./rds";
 import { SCHEMA_RULES } from "./schemas";
 import { STACK_RULES } from "./stack";
 
-export { BACKUP_RULES, DATA_RULES, POSTGRESQL_RULES, PROXY_RULES, RDS_RULES, SCHEMA_RULES, STACK_RULES };
+export { BACKUP_RULES, BASELINE_RULES, DATA_RULES, POSTGRESQL_RULES, PROXY_RULES, RDS_RULES, SCHEMA_RULES, STACK_RULES };
 
 /** Every rule of the pack, isolation first. */
 export const ALL_RULES: readonly Rule[] = [
@@ -20,4 +21,5 @@ export const ALL_RULES: readonly Rule[] = [
   ...RDS_RULES,
   ...PROXY_RULES,
   ...BACKUP_RULES,
+  ...BASELINE_RULES,
 ];

@@ -129,6 +129,22 @@ describe("RdsServer in prod", () => {
     });
   });
 
+  it("states the master user's secret rotation: RDS-managed, every 7 days unless masterPasswordRotationDays says otherwise", async () => {
+    for (const server of ["main", "studio"]) {
+      expect(prod.one("aws:secretsmanager/secretRotation:SecretRotation", `${server}-master-rotation`).props).toEqual({
+        secretId: `arn:aws:secretsmanager:eu-central-1:000000000000:secret:rds!db-prod-${server}`,
+        rotationRules: { automaticallyAfterDays: 7 },
+        rotateImmediately: false,
+      });
+    }
+    // Managed rotation: no rotation function of the platform's.
+    expect(prod.ofType("aws:lambda/function:Function")).toEqual([]);
+    const every30 = await synthInput(input(changed(prodValues(), (v) => (servers(v).main.masterPasswordRotationDays = 30))), "prod");
+    expect(every30.one("aws:secretsmanager/secretRotation:SecretRotation", "main-master-rotation").props.rotationRules).toEqual({
+      automaticallyAfterDays: 30,
+    });
+  });
+
   it("stores one RDS-shaped secret per login, encrypted with the server key", () => {
     const secrets = prod.ofType(T.secret).filter((s) => s.name.startsWith("inventory-"));
     expect(secrets.map((s) => s.props.name)).toEqual([

@@ -298,6 +298,11 @@ describe("backup buckets", () => {
       bucket: bucketName,
       rules: [{ id: "archive", status: "Enabled" }],
     }),
+    raw("aws:s3/bucketLogging:BucketLogging", "log", null, {
+      bucket: bucketName,
+      targetBucket: "db-platform-prod-backup-logs",
+      targetPrefix: "prod/",
+    }),
   ];
 
   it("a compliant bucket passes", () => {
@@ -318,6 +323,7 @@ describe("backup buckets", () => {
       `bucket "${bucketName}" must have a bucket policy that denies requests with aws:SecureTransport "false"`,
     ],
     ["l", "backup-bucket-lifecycle", `bucket "${bucketName}" must have a lifecycle configuration (archive, expiry, noncurrent versions)`],
+    ["log", "bucket-access-logging", `bucket "${bucketName}" must log its requests to a log bucket (aws.s3.BucketLogging)`],
   ])("without %s", (name, policy, message) => {
     const rs = [...base, ...compliant().filter((r) => r.name !== name)];
     expect(summary(check(rs, PROD_CONFIG))).toEqual([[policy, "mandatory", message]]);

@@ -657,7 +657,7 @@ describe("backups", () => {
     expect(problemsOf(make())).toContain(expected);
   });
 
-  it("defaults prod to a year's retention, a two-week Object Lock and a day's RPO", () => {
+  it("defaults prod to a year's retention (dumps and logs), a two-week Object Lock and a day's RPO", () => {
     expect(loadSpec(input(withBackups(prodValues(), prodS3))).backups).toEqual({
       storage: "s3",
       bucket: undefined,
@@ -667,6 +667,7 @@ describe("backups", () => {
       expireAfterDays: 365,
       noncurrentExpireAfterDays: 30,
       objectLockDays: 14,
+      logRetentionDays: 365,
       replicaRegion: "eu-west-1",
       port: 9400,
     });
