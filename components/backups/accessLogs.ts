@@ -9,6 +9,7 @@ import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import type { BackupsSpec } from "../spec";
 import type { KeyGrant } from "../servers/aws";
+import { denyPlainHttp } from "./bucket";
 import { policyDocument } from "./tasks";
 
 /** The key statement the logging service needs to write SSE-KMS objects into the log bucket. */
@@ -25,21 +26,20 @@ export interface AccessLogsArgs {
   readonly spec: BackupsSpec;
   readonly environment: string;
   readonly accountId: pulumi.Output<string>;
+  /** The log bucket's name (in the source bucket's region: S3 delivers within a region). */
+  readonly bucketName: pulumi.Input<string>;
   /** The bucket whose requests are logged. */
   readonly source: aws.s3.Bucket;
   readonly key: aws.kms.Key;
   readonly tags: Record<string, string>;
-  readonly parent: pulumi.Resource;
+  /** Parent, and the provider of the source bucket's region. */
+  readonly opts: pulumi.CustomResourceOptions;
 }
 
 /** The log bucket and the source bucket's logging into it; returns the log bucket. */
 export function accessLogs(name: string, a: AccessLogsArgs): aws.s3.Bucket {
-  const opts = { parent: a.parent };
-  const bucket = new aws.s3.Bucket(
-    `${name}-access-logs`,
-    { bucket: pulumi.interpolate`db-platform-${a.environment}-backup-logs-${a.accountId}`, forceDestroy: false, tags: a.tags },
-    opts,
-  );
+  const opts = a.opts;
+  const bucket = new aws.s3.Bucket(`${name}-access-logs`, { bucket: a.bucketName, forceDestroy: false, tags: a.tags }, opts);
   const b = { bucket: bucket.bucket };
   new aws.s3.BucketVersioning(`${name}-access-logs-versioning`, { ...b, versioningConfiguration: { status: "Enabled" } }, opts);
   new aws.s3.BucketServerSideEncryptionConfiguration(
@@ -64,14 +64,7 @@ export function accessLogs(name: string, a: AccessLogsArgs): aws.s3.Bucket {
       ...b,
       policy: pulumi.all([bucket.arn, a.source.arn, a.accountId]).apply(([arn, source, account]) =>
         policyDocument([
-          {
-            Sid: "DenyPlainHttp",
-            Effect: "Deny",
-            Principal: "*",
-            Action: "s3:*",
-            Resource: [arn, `${arn}/*`],
-            Condition: { Bool: { "aws:SecureTransport": "false" } },
-          },
+          denyPlainHttp(arn),
           {
             Sid: "S3ServerAccessLogsOfTheBackupBucket",
             Effect: "Allow",

@@ -1,13 +1,16 @@
 /**
  * Logical backups on AWS, for `backups.storage: s3` (docs/backups.md):
  *
- * - the backup bucket: versioned, SSE-KMS with its own rotating key, all four public-access
- *   blocks, a bucket policy that refuses plain HTTP, a lifecycle (Glacier Instant Retrieval after
- *   `archiveAfterDays`, expiry after `expireAfterDays`, older versions after
+ * - the backup bucket (bucket.ts): versioned, SSE-KMS with its own rotating key, all four
+ *   public-access blocks, a bucket policy that refuses plain HTTP, a lifecycle (Glacier Instant
+ *   Retrieval after `archiveAfterDays`, expiry after `expireAfterDays`, older versions after
  *   `noncurrentExpireAfterDays`, abandoned multipart uploads after a day) and, when
  *   `objectLockDays` > 0, Object Lock in COMPLIANCE mode; one prefix per environment and service;
+ *   its server access logs in a log bucket of its own (accessLogs.ts) and, with `replicaRegion`,
+ *   its replica in that region (replica.ts);
  * - the runner image (docker/backup-runner.Dockerfile, one per PostgreSQL major in use, client
- *   tools of that major) built with @pulumi/docker and pushed to an encrypted ECR repository;
+ *   tools of that major) built with @pulumi/docker and pushed to an ECR repository with immutable
+ *   tags (runnerImage.ts) under the backups' key; its log group and schedules under that key;
  * - per RDS server, an ECS Fargate task in the server's private subnets, started by an EventBridge
  *   Scheduler schedule, that runs `db-platform backup run --server <server>`. Each service is dumped
  *   with its own read-only login: the task receives exactly those logins' secrets, and may write
@@ -28,6 +31,8 @@ import type { BackupsSpec, MonitoringSpec } from "../spec";
 import { awsServerName } from "../spec";
 import { BACKUP_METRICS } from "../spec/defaults";
 import { accessLogKeyGrant, accessLogs } from "./accessLogs";
+import { backupBucket, serviceRole } from "./bucket";
+import { replicateBackups } from "./replica";
 import { type BackedUpService, runnerNames, serverRunner } from "./runner";
 import { runnerImageTag } from "./runnerImage";
 import { policyDocument } from "./tasks";
@@ -56,6 +61,8 @@ export class Backups extends pulumi.ComponentResource {
   readonly bucket: aws.s3.Bucket;
   /** The backup bucket's server access logs (accessLogs.ts). */
   readonly accessLogs: aws.s3.Bucket;
+  /** With `replicaRegion`: the bucket the backups are replicated to there (replica.ts). */
+  readonly replica?: aws.s3.Bucket;
   readonly key: aws.kms.Key;
   readonly repository: aws.ecr.Repository;
   readonly images: Record<string, docker.Image> = {};
@@ -73,16 +80,11 @@ export class Backups extends pulumi.ComponentResource {
 
     const logGroupName = `/db-platform/${environment}/backups`;
     this.key = Backups.createKey(name, id, logGroupName, identity.accountId, region, tags, parent);
-    this.bucket = this.createBucket(name, spec, identity.accountId, environment, tags);
-    this.accessLogs = accessLogs(name, {
-      spec,
-      environment,
-      accountId: identity.accountId,
-      source: this.bucket,
-      key: this.key,
-      tags,
-      parent: this,
-    });
+    ({
+      bucket: this.bucket,
+      accessLogs: this.accessLogs,
+      replica: this.replica,
+    } = this.createBuckets(name, id, spec, environment, identity.accountId, region, tags));
     this.alarmTopic = alarmTopic(name, id, this.key, tags, args.alarmEmail, parent);
 
     this.repository = new aws.ecr.Repository(
@@ -140,22 +142,12 @@ export class Backups extends pulumi.ComponentResource {
       { name: logGroupName, retentionInDays: spec.logRetentionDays, kmsKeyId: this.key.arn, tags },
       parent,
     );
-    const schedulerRole = new aws.iam.Role(
+    const schedulerRole = serviceRole(
       `${name}-scheduler-role`,
-      {
-        name: `${id}-scheduler`,
-        assumeRolePolicy: identity.accountId.apply((account) =>
-          policyDocument([
-            {
-              Effect: "Allow",
-              Principal: { Service: "scheduler.amazonaws.com" },
-              Action: "sts:AssumeRole",
-              Condition: { StringEquals: { "aws:SourceAccount": account } },
-            },
-          ]),
-        ),
-        tags,
-      },
+      `${id}-scheduler`,
+      "scheduler.amazonaws.com",
+      identity.accountId,
+      tags,
       parent,
     );
     // The schedules are encrypted with the backups' key: running one decrypts its target with the role.
@@ -197,6 +189,54 @@ export class Backups extends pulumi.ComponentResource {
     this.registerOutputs({ bucket: this.bucket.bucket, repository: this.repository.repositoryUrl, cluster: this.cluster.arn });
   }
 
+  /** The backup bucket, its access logs and, with `replicaRegion`, its replica there. */
+  private createBuckets(
+    name: string,
+    id: string,
+    spec: BackupsSpec,
+    environment: string,
+    accountId: pulumi.Output<string>,
+    region: pulumi.Output<string>,
+    tags: Record<string, string>,
+  ): { bucket: aws.s3.Bucket; accessLogs: aws.s3.Bucket; replica?: aws.s3.Bucket } {
+    const parent = { parent: this };
+    const primary = backupBucket(`${name}-bucket`, {
+      bucketName: spec.bucket ?? pulumi.interpolate`db-platform-${environment}-backups-${accountId}`,
+      spec,
+      environment,
+      key: this.key,
+      tags,
+      opts: parent,
+    });
+    const bucket = primary.bucket;
+    const logs = accessLogs(name, {
+      spec,
+      environment,
+      accountId: accountId,
+      bucketName: pulumi.interpolate`db-platform-${environment}-backup-logs-${accountId}`,
+      source: bucket,
+      key: this.key,
+      tags,
+      opts: parent,
+    });
+    let replica: aws.s3.Bucket | undefined;
+    if (spec.replicaRegion) {
+      replica = replicateBackups(name, {
+        id,
+        spec,
+        region: spec.replicaRegion,
+        environment,
+        accountId: accountId,
+        sourceRegion: region,
+        source: primary,
+        sourceKey: this.key,
+        tags,
+        parent: this,
+      });
+    }
+    return { bucket, accessLogs: logs, replica };
+  }
+
   /** The backups' customer-managed key: CloudWatch Logs may use it for the runner's log group only, S3's logging service for deliveries. */
   private static createKey(
     name: string,
@@ -228,95 +268,6 @@ export class Backups extends pulumi.ComponentResource {
         accessLogKeyGrant(accountId),
       ],
     );
-  }
-
-  private createBucket(
-    name: string,
-    spec: BackupsSpec,
-    accountId: pulumi.Output<string>,
-    environment: string,
-    tags: Record<string, string>,
-  ): aws.s3.Bucket {
-    const parent = { parent: this };
-    const bucket = new aws.s3.Bucket(
-      `${name}-bucket`,
-      {
-        bucket: spec.bucket ?? pulumi.interpolate`db-platform-${environment}-backups-${accountId}`,
-        objectLockEnabled: spec.objectLockDays > 0,
-        forceDestroy: false,
-        tags,
-      },
-      { ...parent, protect: spec.objectLockDays > 0 },
-    );
-    const b = { bucket: bucket.bucket };
-    new aws.s3.BucketVersioning(`${name}-bucket-versioning`, { ...b, versioningConfiguration: { status: "Enabled" } }, parent);
-    new aws.s3.BucketServerSideEncryptionConfiguration(
-      `${name}-bucket-encryption`,
-      {
-        ...b,
-        rules: [{ applyServerSideEncryptionByDefault: { sseAlgorithm: "aws:kms", kmsMasterKeyId: this.key.arn }, bucketKeyEnabled: true }],
-      },
-      parent,
-    );
-    new aws.s3.BucketPublicAccessBlock(
-      `${name}-bucket-public-access-block`,
-      { ...b, blockPublicAcls: true, blockPublicPolicy: true, ignorePublicAcls: true, restrictPublicBuckets: true },
-      parent,
-    );
-    new aws.s3.BucketOwnershipControls(`${name}-bucket-ownership`, { ...b, rule: { objectOwnership: "BucketOwnerEnforced" } }, parent);
-    new aws.s3.BucketPolicy(
-      `${name}-bucket-policy`,
-      {
-        ...b,
-        policy: bucket.arn.apply((arn) =>
-          policyDocument([
-            {
-              Sid: "DenyPlainHttp",
-              Effect: "Deny",
-              Principal: "*",
-              Action: "s3:*",
-              Resource: [arn, `${arn}/*`],
-              Condition: { Bool: { "aws:SecureTransport": "false" } },
-            },
-            {
-              Sid: "DenyUploadsWithoutKms",
-              Effect: "Deny",
-              Principal: "*",
-              Action: "s3:PutObject",
-              Resource: `${arn}/*`,
-              Condition: { StringNotEqualsIfExists: { "s3:x-amz-server-side-encryption": "aws:kms" } },
-            },
-          ]),
-        ),
-      },
-      parent,
-    );
-    new aws.s3.BucketLifecycleConfiguration(
-      `${name}-bucket-lifecycle`,
-      {
-        ...b,
-        rules: [
-          {
-            id: "backups",
-            status: "Enabled",
-            filter: { prefix: `${environment}/` },
-            transitions: [{ days: spec.archiveAfterDays, storageClass: "GLACIER_IR" }],
-            expiration: { days: spec.expireAfterDays },
-            noncurrentVersionExpiration: { noncurrentDays: spec.noncurrentExpireAfterDays },
-            abortIncompleteMultipartUpload: { daysAfterInitiation: 1 },
-          },
-        ],
-      },
-      parent,
-    );
-    if (spec.objectLockDays > 0) {
-      new aws.s3.BucketObjectLockConfiguration(
-        `${name}-bucket-object-lock`,
-        { ...b, rule: { defaultRetention: { mode: "COMPLIANCE", days: spec.objectLockDays } } },
-        parent,
-      );
-    }
-    return bucket;
   }
 
   /** No completed backup within the RPO (missing data counts), or any failed run. */

@@ -16,7 +16,7 @@ const S3_ONLY = [
 /** Where backups go must fit the stack's servers; prod replicates RDS backups to another region. */
 export function checkBackups(
   raw: RawBackups,
-  ctx: { strict: boolean; awsRegion?: string; servers: ReadonlyMap<string, RawServer> },
+  ctx: { strict: boolean; environment: string; awsRegion?: string; servers: ReadonlyMap<string, RawServer> },
 ): Problem[] {
   const out: Problem[] = [];
   const at = (...p: PathSegment[]) => ["backups", ...p];
@@ -56,7 +56,26 @@ export function checkBackups(
   if (raw.replicaRegion !== undefined && raw.replicaRegion === ctx.awsRegion) {
     out.push({ path: at("replicaRegion"), message: `must differ from aws:region (${ctx.awsRegion})` });
   }
+  if (raw.replicaRegion !== undefined) out.push(...checkReplicaNames(raw.bucket, ctx.environment, raw.replicaRegion));
   return out;
+}
+
+/** The buckets made in the replica region (components/backups/replica.ts) must have names S3 accepts: at most 63 characters. */
+function checkReplicaNames(bucket: string | undefined, environment: string, region: string): Problem[] {
+  const account = "0".repeat(12);
+  const names = [
+    {
+      name: `${bucket ?? `db-platform-${environment}-backups-${account}`}-${region}`,
+      shorter: bucket ? "backups.bucket" : "environment name",
+    },
+    { name: `db-platform-${environment}-backup-logs-${account}-${region}`, shorter: "environment name" },
+  ];
+  return names
+    .filter((n) => n.name.length > 63)
+    .map((n) => ({
+      path: n.shorter === "backups.bucket" ? ["backups", "bucket"] : ["backups", "replicaRegion"],
+      message: `a bucket in ${region} would be named ${n.name} (${n.name.length} characters with the 12-digit account id): S3 allows 63; choose a shorter ${n.shorter}`,
+    }));
 }
 
 export function buildBackups(raw: RawBackups, strict: boolean, environment: string): BackupsSpec {

@@ -149,7 +149,7 @@ export function validateConfig(input: ConfigInput): ValidationResult {
   }
   problems.push(...checkCollisions(services, servers, parsedServices), ...checkPoolTotals(servers, services));
   problems.push(...checkProxyEndpoints(servers, services, environment));
-  if (rawBackups) problems.push(...checkBackups(rawBackups, { strict, awsRegion: input.awsRegion, servers: parsedServers }));
+  if (rawBackups) problems.push(...checkBackups(rawBackups, { strict, environment, awsRegion: input.awsRegion, servers: parsedServers }));
   else if (top.success && strict && [...parsedServers.values()].some((s) => s.hosting === "rds")) {
     problems.push({
       path: ["backups"],

@@ -14,6 +14,8 @@ export const S3 = {
   publicAccessBlock: "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",
   policy: "aws:s3/bucketPolicy:BucketPolicy",
   lifecycle: "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration",
+  replication: "aws:s3/bucketReplicationConfig:BucketReplicationConfig",
+  logging: "aws:s3/bucketLogging:BucketLogging",
 } as const;
 
 function buckets(graph: StackGraph): PolicyInputResource[] {
@@ -113,4 +115,62 @@ export const bucketLifecycle = bucketRule(
   "have a lifecycle configuration (archive, expiry, noncurrent versions)",
 );
 
-export const BACKUP_RULES: readonly Rule[] = [bucketVersioning, bucketSseKms, bucketPublicAccessBlock, bucketTlsOnly, bucketLifecycle];
+interface ReplicationRule {
+  status?: string;
+  destination?: { bucket?: string; encryptionConfiguration?: { replicaKmsKeyId?: string } };
+}
+
+/**
+ * Backups survive the loss of a region: every bucket that is neither a replica (a replication
+ * destination) nor a log bucket (a logging target) replicates, under a customer-managed key of
+ * the destination's region. Advisory; mandatory where the policy config says so (prod).
+ */
+export const bucketReplication: Rule = {
+  name: "backup-bucket-replication",
+  description: "Backup buckets must replicate to a bucket in another region, encrypted there with a customer-managed key.",
+  enforcementLevel: "advisory",
+  check(graph: StackGraph) {
+    const out: Finding[] = [];
+    const replications = graph.ofType(S3.replication);
+    const exempt = new Set<unknown>([
+      ...graph.ofType(S3.logging).map((l) => l.props.targetBucket),
+      ...replications.flatMap((r) => ((r.props.rules as ReplicationRule[] | undefined) ?? []).map((rule) => rule.destination?.bucket)),
+    ]);
+    for (const b of buckets(graph)) {
+      const name = b.props.bucket;
+      if (anyUnknown(name) || [...exempt].some((x) => anyUnknown(x))) {
+        out.push({
+          urn: b.urn,
+          message: `bucket ${b.name}: cannot verify backup-bucket-replication during preview (bucket name unknown)`,
+          unverifiable: true,
+        });
+        continue;
+      }
+      if (exempt.has(name) || exempt.has(`arn:aws:s3:::${String(name)}`)) continue;
+      const rules = replications
+        .filter((r) => r.props.bucket === name)
+        .flatMap((r) => (r.props.rules as ReplicationRule[] | undefined) ?? [])
+        .filter((rule) => rule.status === "Enabled");
+      if (rules.length === 0)
+        out.push({
+          urn: b.urn,
+          message: `bucket "${String(name)}" must replicate to a bucket in another region (aws.s3.BucketReplicationConfig)`,
+        });
+      else if (!rules.every((rule) => Boolean(rule.destination?.encryptionConfiguration?.replicaKmsKeyId)))
+        out.push({
+          urn: b.urn,
+          message: `bucket "${String(name)}" must encrypt its replicas with a customer-managed key (destination.encryptionConfiguration.replicaKmsKeyId)`,
+        });
+    }
+    return out;
+  },
+};
+
+export const BACKUP_RULES: readonly Rule[] = [
+  bucketVersioning,
+  bucketSseKms,
+  bucketPublicAccessBlock,
+  bucketTlsOnly,
+  bucketLifecycle,
+  bucketReplication,
+];

@@ -303,6 +303,15 @@ describe("backup buckets", () => {
       targetBucket: "db-platform-prod-backup-logs",
       targetPrefix: "prod/",
     }),
+    raw("aws:s3/bucketReplicationConfig:BucketReplicationConfig", "rep", null, {
+      bucket: bucketName,
+      rules: [
+        {
+          status: "Enabled",
+          destination: { bucket: "arn:aws:s3:::db-platform-prod-backups-eu-west-1", encryptionConfiguration: { replicaKmsKeyId: key } },
+        },
+      ],
+    }),
   ];
 
   it("a compliant bucket passes", () => {
@@ -324,6 +333,11 @@ describe("backup buckets", () => {
     ],
     ["l", "backup-bucket-lifecycle", `bucket "${bucketName}" must have a lifecycle configuration (archive, expiry, noncurrent versions)`],
     ["log", "bucket-access-logging", `bucket "${bucketName}" must log its requests to a log bucket (aws.s3.BucketLogging)`],
+    [
+      "rep",
+      "backup-bucket-replication",
+      `bucket "${bucketName}" must replicate to a bucket in another region (aws.s3.BucketReplicationConfig)`,
+    ],
   ])("without %s", (name, policy, message) => {
     const rs = [...base, ...compliant().filter((r) => r.name !== name)];
     expect(summary(check(rs, PROD_CONFIG))).toEqual([[policy, "mandatory", message]]);
