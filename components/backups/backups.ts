@@ -29,6 +29,7 @@ import { alarmTopic, customerManagedKey } from "../servers/aws";
 import { serverTags } from "../servers/server";
 import type { BackupsSpec, MonitoringSpec } from "../spec";
 import { awsServerName } from "../spec";
+import { accessLogBucketName, backupBucketName } from "../spec/naming";
 import { BACKUP_METRICS } from "../spec/defaults";
 import { accessLogKeyGrant, accessLogs } from "./accessLogs";
 import { backupBucket, serviceRole } from "./bucket";
@@ -201,7 +202,7 @@ export class Backups extends pulumi.ComponentResource {
   ): { bucket: aws.s3.Bucket; accessLogs: aws.s3.Bucket; replica?: aws.s3.Bucket } {
     const parent = { parent: this };
     const primary = backupBucket(`${name}-bucket`, {
-      bucketName: spec.bucket ?? pulumi.interpolate`db-platform-${environment}-backups-${accountId}`,
+      bucketName: spec.bucket ?? accountId.apply((account) => backupBucketName(environment, account)),
       spec,
       environment,
       key: this.key,
@@ -213,7 +214,7 @@ export class Backups extends pulumi.ComponentResource {
       spec,
       environment,
       accountId: accountId,
-      bucketName: pulumi.interpolate`db-platform-${environment}-backup-logs-${accountId}`,
+      bucketName: accountId.apply((account) => accessLogBucketName(environment, account)),
       source: bucket,
       key: this.key,
       tags,

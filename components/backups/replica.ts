@@ -12,6 +12,7 @@ import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { customerManagedKey } from "../servers/aws";
 import type { BackupsSpec } from "../spec";
+import { accessLogBucketName, replicaBucketName } from "../spec/naming";
 import { accessLogKeyGrant, accessLogs } from "./accessLogs";
 import { backupBucket, serviceRole } from "./bucket";
 import { policyDocument } from "./tasks";
@@ -30,11 +31,6 @@ export interface ReplicaArgs {
   readonly parent: pulumi.Resource;
 }
 
-/** The replica bucket's name: the backup bucket's with the region appended. */
-export function replicaBucketName(source: pulumi.Input<string>, region: string): pulumi.Output<string> {
-  return pulumi.interpolate`${source}-${region}`;
-}
-
 /** The replica bucket in `region`, and the source bucket's replication into it; returns the replica. */
 export function replicateBackups(name: string, a: ReplicaArgs): aws.s3.Bucket {
   const { region, environment, tags } = a;
@@ -50,7 +46,7 @@ export function replicateBackups(name: string, a: ReplicaArgs): aws.s3.Bucket {
     [accessLogKeyGrant(a.accountId)],
   );
   const replica = backupBucket(`${name}-replica-bucket`, {
-    bucketName: replicaBucketName(a.source.bucket.bucket, region),
+    bucketName: a.source.bucket.bucket.apply((source) => replicaBucketName(source, region)),
     spec: a.spec,
     environment,
     key,
@@ -61,7 +57,7 @@ export function replicateBackups(name: string, a: ReplicaArgs): aws.s3.Bucket {
     spec: a.spec,
     environment,
     accountId: a.accountId,
-    bucketName: pulumi.interpolate`db-platform-${environment}-backup-logs-${a.accountId}-${region}`,
+    bucketName: a.accountId.apply((account) => accessLogBucketName(environment, account, region)),
     source: replica.bucket,
     key,
     tags,

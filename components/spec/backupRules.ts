@@ -1,6 +1,7 @@
 /** Backup rules: the `backups` entry checked against the environment and its servers, and built with its defaults. */
 import { backupDefaults, STRICT_LOG_RETENTION_DAYS } from "./defaults";
 import type { BackupsSpec } from "./model";
+import { accessLogBucketName, backupBucketName, replicaBucketName } from "./naming";
 import { type PathSegment, type Problem } from "./problems";
 import { type RawBackups, type RawServer } from "./schema";
 const S3_ONLY = [
@@ -65,10 +66,10 @@ function checkReplicaNames(bucket: string | undefined, environment: string, regi
   const account = "0".repeat(12);
   const names = [
     {
-      name: `${bucket ?? `db-platform-${environment}-backups-${account}`}-${region}`,
+      name: replicaBucketName(bucket ?? backupBucketName(environment, account), region),
       shorter: bucket ? "backups.bucket" : "environment name",
     },
-    { name: `db-platform-${environment}-backup-logs-${account}-${region}`, shorter: "environment name" },
+    { name: accessLogBucketName(environment, account, region), shorter: "environment name" },
   ];
   return names
     .filter((n) => n.name.length > 63)

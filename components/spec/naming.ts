@@ -95,6 +95,21 @@ export function proxyEndpointName(serverId: string, service: string): string {
   return `${serverId}-${service}`;
 }
 
+/** The backup bucket's name when `backups.bucket` is not set (bucket names are global: the account id makes it unique). */
+export function backupBucketName(environment: string, accountId: string): string {
+  return `db-platform-${environment}-backups-${accountId}`;
+}
+
+/** The backup bucket's replica in `backups.replicaRegion`: its name with the region appended. */
+export function replicaBucketName(bucket: string, region: string): string {
+  return `${bucket}-${region}`;
+}
+
+/** The log bucket of a backup bucket's server access logs (in the bucket's region: S3 delivers within a region). */
+export function accessLogBucketName(environment: string, accountId: string, region?: string): string {
+  return `db-platform-${environment}-backup-logs-${accountId}${region ? `-${region}` : ""}`;
+}
+
 /** The Secrets Manager secret name of a service login on a server. */
 export function loginSecretName(environment: string, service: string, role: string): string {
   return `db-platform/${environment}/${service}/${role}`;
