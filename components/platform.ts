@@ -14,7 +14,7 @@ import { RdsServer } from "./servers/rds";
 import type { ServerHandle } from "./servers/server";
 import { ServiceDatabase } from "./service/serviceDatabase";
 import { monitorConnect, type ServerMonitoring, serverMonitoring } from "./monitoring";
-import type { ServerSpec, SharedDatabaseSpec, Spec } from "./spec";
+import { currentRoleName, type ServerSpec, type SharedDatabaseSpec, type Spec } from "./spec";
 
 export interface DatabasePlatformArgs {
   readonly spec: Spec;
@@ -29,6 +29,10 @@ export interface ServiceOutputs {
   readonly urls: Record<string, pulumi.Output<string>>;
   /** The direct URLs of the logins whose `urls` go through the server's pooler (docs/pooling.md). */
   readonly directUrls?: Record<string, pulumi.Output<string>>;
+  /** Logins that have rotated: the previous generation's URLs, valid until the next rotation (docs/rotation.md). */
+  readonly previousUrls?: Record<string, pulumi.Output<string>>;
+  /** The previous generation's direct URLs of pooled logins. */
+  readonly previousDirectUrls?: Record<string, pulumi.Output<string>>;
   /** Per login key: `primary`, or `replica <name>` where its URL points at the server's reader; `pooler → …` when pooled. */
   readonly routing: Record<string, string>;
   readonly secretArns: Record<string, pulumi.Output<string>>;
@@ -107,6 +111,8 @@ export class DatabasePlatform extends pulumi.ComponentResource {
           schemas: s.schemas,
           urls: s.urls,
           ...(Object.keys(s.directUrls).length > 0 && { directUrls: s.directUrls }),
+          ...(Object.keys(s.previousUrls).length > 0 && { previousUrls: s.previousUrls }),
+          ...(Object.keys(s.previousDirectUrls).length > 0 && { previousDirectUrls: s.previousDirectUrls }),
           routing: s.routing,
           secretArns: s.secretArns,
         },
@@ -124,7 +130,7 @@ export class DatabasePlatform extends pulumi.ComponentResource {
           .flatMap((s) =>
             s.spec.logins
               .filter((l) => s.routing[l.key]?.startsWith("pooler"))
-              .map((l) => ({ username: l.name, secretArn: s.secretArns[l.key], service: s.spec.name })),
+              .map((l) => ({ username: currentRoleName(l), secretArn: s.secretArns[l.key], service: s.spec.name })),
           ),
       );
     }

@@ -56,6 +56,7 @@ describe("README", () => {
       "db-platform backup drill",
       "db-platform export",
       "db-platform import",
+      "db-platform rotate",
     ])
       expect(readme).toContain(cmd);
   });

@@ -3,7 +3,7 @@
  * which of its own objects. Pure, so the isolation promise can be tested without Pulumi: every
  * entry names only the service's own database, schemas and roles (or PUBLIC, to revoke).
  */
-import type { RoleSpec, ServiceSpec } from "../spec";
+import { loginRoleNames, type RoleSpec, type ServiceSpec } from "../spec";
 
 export type GrantObjectType = "database" | "schema" | "table" | "sequence" | "function";
 
@@ -117,5 +117,5 @@ export function planService(service: ServiceSpec): ServicePlan {
 
 /** Every role name a service owns: the isolation boundary the policy pack checks. */
 export function serviceRoleNames(service: ServiceSpec): string[] {
-  return [service.owner.name, ...service.logins.map((r) => r.name)];
+  return [service.owner.name, ...service.logins.flatMap(loginRoleNames)];
 }

@@ -6,14 +6,14 @@
 import { moveTargetPrefix, serviceDatabaseResource, serviceSchemaResource } from "../dataResources";
 import * as postgresql from "@pulumi/postgresql";
 import * as pulumi from "@pulumi/pulumi";
-import * as random from "@pulumi/random";
 import type { ReplicaEndpoint, ServerHandle } from "../servers/server";
 import { loginSecret } from "../servers/aws";
 import { serverTags } from "../servers/server";
 import { loginSecretName, type RoleSpec, type ServiceSpec } from "../spec";
 import { POOLED_KINDS } from "../spec/poolRules";
+import { currentRoleName, slotRoleName } from "../spec/rotation";
 import { planService } from "./plan";
-import { scramVerifier } from "./scram";
+import { createLoginRoles, loginPasswords, servingSlots, type SlotPasswords, UNPRIVILEGED } from "./credentials";
 import { monitorConnect, type ServerMonitoring } from "../monitoring";
 
 export interface ServiceDatabaseArgs {
@@ -32,14 +32,7 @@ export interface ServiceDatabaseArgs {
   readonly target?: { server: ServerHandle; sharedDatabase?: postgresql.Database; monitoring?: ServerMonitoring };
 }
 
-/** Attributes every service role states explicitly, so the policy pack sees them. */
-export const UNPRIVILEGED = {
-  superuser: false,
-  createDatabase: false,
-  createRole: false,
-  replication: false,
-  bypassRowLevelSecurity: false,
-} as const;
+export { UNPRIVILEGED } from "./credentials";
 
 export function connectionUrl(
   user: string,
@@ -113,6 +106,8 @@ interface Identity {
   readonly ownerRole: postgresql.Role;
   readonly adminMembership: postgresql.GrantRole;
   readonly loginRoles: Record<string, postgresql.Role>;
+  /** The alternate login roles of the logins that have rotated (docs/rotation.md). */
+  readonly alternates: postgresql.Role[];
 }
 
 export class ServiceDatabase extends pulumi.ComponentResource {
@@ -125,24 +120,22 @@ export class ServiceDatabase extends pulumi.ComponentResource {
   readonly urls: Record<string, pulumi.Output<string>> = {};
   /** The direct URLs of the logins whose `urls` go through the pooler. */
   readonly directUrls: Record<string, pulumi.Output<string>> = {};
+  /** Logins that have rotated: the previous generation's URL, valid until the next rotation (docs/rotation.md). */
+  readonly previousUrls: Record<string, pulumi.Output<string>> = {};
+  /** The previous generation's direct URLs of the logins whose `previousUrls` go through the pooler. */
+  readonly previousDirectUrls: Record<string, pulumi.Output<string>> = {};
   /** RDS only: Secrets Manager secret ARN by login key. */
   readonly secretArns: Record<string, pulumi.Output<string>> = {};
   /** Where each login's URL points: `primary`, or `replica <name>` for read-only logins on a server with a reader. */
   readonly routing: Record<string, string> = {};
-  private readonly passwords: Record<string, random.RandomPassword> = {};
+  private readonly passwords: Record<string, SlotPasswords> = {};
 
   constructor(name: string, args: ServiceDatabaseArgs, opts?: pulumi.ComponentResourceOptions) {
     super("db-platform:service:ServiceDatabase", name, {}, opts);
     const { spec, server } = args;
     this.spec = spec;
     // Passwords belong to the service, not to a server: a login keeps its password when it moves.
-    for (const login of spec.logins) {
-      this.passwords[login.key] = new random.RandomPassword(
-        `${name}-${login.key}-password`,
-        { length: 40, special: false },
-        { parent: this },
-      );
-    }
+    for (const login of spec.logins) this.passwords[login.key] = loginPasswords(name, login, this);
     const move = spec.move;
     // Aliases only where a move has just ended: each costs the SDK work on every registration.
     const own = new Slot(name, spec.arrived ? moveTargetPrefix(name) : undefined);
@@ -171,10 +164,10 @@ export class ServiceDatabase extends pulumi.ComponentResource {
     this.schemas = served.place.schemas.map((schema) => pulumi.output(schema));
 
     for (const login of spec.logins) {
-      const url = (t: { endpoint: ReplicaEndpoint }) =>
+      const url = (slot: "a" | "b", t: { endpoint: ReplicaEndpoint }) =>
         connectionUrl(
-          login.name,
-          this.passwords[login.key].result,
+          slotRoleName(login, slot),
+          this.password(login, slot),
           t.endpoint.host,
           t.endpoint.port,
           served.place.database,
@@ -182,9 +175,12 @@ export class ServiceDatabase extends pulumi.ComponentResource {
         );
       const direct = loginTarget(login, served.server);
       const pooled = pooledTarget(login, served.server, spec);
+      const { current, previous } = servingSlots(login);
       this.routing[login.key] = (pooled ?? direct).label;
-      this.urls[login.key] = url(pooled ?? direct);
-      if (pooled) this.directUrls[login.key] = url(direct);
+      this.urls[login.key] = url(current, pooled ?? direct);
+      if (pooled) this.directUrls[login.key] = url(current, direct);
+      if (previous) this.previousUrls[login.key] = url(previous, pooled ?? direct);
+      if (previous && pooled) this.previousDirectUrls[login.key] = url(previous, direct);
     }
     if (served.server.spec.hosting === "rds" && served.server.kmsKeyArn) {
       this.createSecrets(name, args, served.server, served.place);
@@ -195,6 +191,8 @@ export class ServiceDatabase extends pulumi.ComponentResource {
       schemas: this.schemas,
       urls: this.urls,
       ...(Object.keys(this.directUrls).length > 0 && { directUrls: this.directUrls }),
+      ...(Object.keys(this.previousUrls).length > 0 && { previousUrls: this.previousUrls }),
+      ...(Object.keys(this.previousDirectUrls).length > 0 && { previousDirectUrls: this.previousDirectUrls }),
       routing: this.routing,
       secretArns: this.secretArns,
     });
@@ -227,14 +225,18 @@ export class ServiceDatabase extends pulumi.ComponentResource {
       { ...pg, ...slot.opts("admin-member"), ignoreChanges: ["withAdminOption"] },
     );
     const loginRoles: Record<string, postgresql.Role> = {};
+    const alternates: postgresql.Role[] = [];
     for (const login of spec.logins) {
-      const password = this.passwords[login.key].result;
-      // A pooled login's role gets the verifier its pooler holds too (components/service/scram.ts).
-      const pooled = server.spec.hosting === "local" && server.spec.pooler && spec.pool && POOLED_KINDS.has(login.kind);
-      const secret = pooled ? pulumi.secret(password.apply((p) => scramVerifier(p, login.name))) : password;
-      loginRoles[login.key] = this.createLogin(slot, login, ownerRole, secret, pg);
+      const pooled = Boolean(server.spec.hosting === "local" && server.spec.pooler && spec.pool && POOLED_KINDS.has(login.kind));
+      const { role, alternate } = createLoginRoles(
+        slot,
+        { login, owner: ownerRole, schemas: this.spec.schemas, passwords: this.passwords[login.key], pooled },
+        pg,
+      );
+      loginRoles[login.key] = role;
+      if (alternate) alternates.push(alternate);
     }
-    return { server, ownerRole, adminMembership, loginRoles };
+    return { server, ownerRole, adminMembership, loginRoles, alternates };
   }
 
   /** The service's place: its database (or schemas in a shared one), grants and default privileges. Returns the database. */
@@ -252,7 +254,7 @@ export class ServiceDatabase extends pulumi.ComponentResource {
     // Containers outlive the logins' privileges in them: the database (or, under schema isolation,
     // the schemas) is dropped before any login role, and takes every grant and default privilege
     // inside it along. Those are then not revoked one by one (`deletedWith`); removed alone, they are.
-    const logins = Object.values(identity.loginRoles);
+    const logins = [...Object.values(identity.loginRoles), ...identity.alternates];
 
     let database: postgresql.Database | undefined = sharedDatabase;
     if (spec.isolation === "database") {
@@ -342,32 +344,10 @@ export class ServiceDatabase extends pulumi.ComponentResource {
     return database;
   }
 
-  private createLogin(
-    slot: Slot,
-    login: RoleSpec,
-    owner: postgresql.Role,
-    password: pulumi.Output<string>,
-    opts: pulumi.CustomResourceOptions,
-  ): postgresql.Role {
-    const isMigrator = login.kind === "migrator";
-    return new postgresql.Role(
-      slot.name(login.key),
-      {
-        name: login.name,
-        login: true,
-        password,
-        inherit: true,
-        connectionLimit: login.connectionLimit,
-        // Unqualified names resolve to the service's own schemas.
-        searchPaths: isMigrator ? [...this.spec.schemas] : [...login.read],
-        // The migrator works as the owner, so every object it creates is owned by the owner role
-        // and picks up the default privileges.
-        roles: isMigrator ? [owner.name] : [],
-        assumeRole: isMigrator ? owner.name : undefined,
-        ...UNPRIVILEGED,
-      },
-      { ...opts, ...slot.opts(login.key) },
-    );
+  private password(login: RoleSpec, slot: "a" | "b"): pulumi.Output<string> {
+    const p = this.passwords[login.key][slot];
+    if (!p) throw new pulumi.ResourceError(`service ${this.spec.name}: login ${login.key} has no credential in slot ${slot}`, this);
+    return p.result;
   }
 
   /** One Secrets Manager secret per login in the standard RDS secret JSON shape, pointing at the serving place. */
@@ -387,8 +367,8 @@ export class ServiceDatabase extends pulumi.ComponentResource {
           tags,
           host: endpoint.host,
           port: endpoint.port,
-          username: login.name,
-          password: this.passwords[login.key].result,
+          username: currentRoleName(login),
+          password: this.password(login, servingSlots(login).current),
           dbname: place.database,
         },
         { parent: this },

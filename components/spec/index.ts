@@ -1,6 +1,7 @@
 export * from "./model";
 export * from "./naming";
 export * from "./problems";
+export * from "./rotation";
 export { loadSpec, validateConfig, type ConfigInput, type ValidationResult } from "./validate";
 export {
   HOSTING_KINDS,

@@ -154,6 +154,18 @@ export interface RoleSpec {
   readonly read: readonly string[];
   readonly write: readonly string[];
   readonly connectionLimit: number;
+  /** Login roles after `db-platform rotate`: the credential generation in use (components/spec/rotation.ts). */
+  readonly credential?: LoginCredential;
+}
+
+/** `services.<name>.credentials.<key>`: a login's rotation, written by `db-platform rotate`. */
+export interface LoginCredential {
+  /** 1 after the first rotation; the slot `generation % 2` holds the current password. */
+  readonly generation: number;
+  /** When the current generation was made (ISO 8601). */
+  readonly rotatedAt: string;
+  /** The rotation was written but not yet applied and verified: `rotate` resumes it. */
+  readonly pending?: boolean;
 }
 
 export interface ServiceSpec {
@@ -170,6 +182,8 @@ export interface ServiceSpec {
   /** Login roles: app, readonly, migrator, then scoped roles in declaration order. */
   readonly logins: readonly RoleSpec[];
   readonly extensions: readonly string[];
+  /** Days after which a login's credential is due for rotation (`services.<name>.rotation`); the audit reports older ones. */
+  readonly rotationDays?: number;
   /** Services on rds servers: the thresholds of its alarms (its own, else the server's). */
   readonly alarms?: ServiceAlarmThresholds;
   /** Its app and read-only logins go through the server's pooler with this pool (`services.<name>.pool`). */

@@ -277,6 +277,16 @@ export const moveSchema = z.strictObject({
   export: z.string().min(1).optional(),
 });
 
+/** A login's rotation (`db-platform rotate`, docs/rotation.md): written by the command, not by hand. */
+export const credentialSchema = z.strictObject({
+  /** 1 after the first rotation. */
+  generation: z.number().int().min(1),
+  /** When the current generation was made (ISO 8601). */
+  rotatedAt: z.iso.datetime({ offset: true }),
+  /** Written but not yet applied and verified: `db-platform rotate` resumes it. */
+  pending: z.boolean().optional(),
+});
+
 export const serviceSchema = z.strictObject({
   server: z.string().min(1),
   /** @default database */
@@ -311,6 +321,13 @@ export const serviceSchema = z.strictObject({
   pool: servicePoolSchema.optional(),
   /** A move in progress, written by `db-platform move` (docs/data-moves.md). */
   move: moveSchema.optional(),
+  /** How often the service's logins are due for rotation, in days (`90d`); the audit reports an older credential (docs/rotation.md). */
+  rotation: z
+    .string()
+    .regex(/^[1-9][0-9]{0,3}d$/, { message: 'must be a period in days, such as "90d"' })
+    .optional(),
+  /** Each login's credential generation by login key, written by `db-platform rotate` (docs/rotation.md). */
+  credentials: z.record(z.string(), credentialSchema).optional(),
 });
 
 export const alarmsSchema = z.strictObject({

@@ -6,6 +6,7 @@ import { ALLOWED_EXTENSIONS, FORBIDDEN_EXTENSIONS, ROLE_CONNECTION_LIMITS } from
 import type { RoleSpec, ServerSpec, ServiceSpec } from "./model";
 import { BUILTIN_ROLE_SUFFIXES, identifierProblem, serviceDatabaseName, serviceRoleName, serviceSchemaName, toIdentifier } from "./naming";
 import { type PathSegment, type Problem, suggestion } from "./problems";
+import { alternateRoleName, loginRoleNames, periodDays } from "./rotation";
 import { type RawService } from "./schema";
 export function checkService(name: string, raw: RawService, servers: ReadonlySet<string>): Problem[] {
   const at = (...p: PathSegment[]) => ["services", name, ...p];
@@ -39,6 +40,26 @@ export function checkService(name: string, raw: RawService, servers: ReadonlySet
   for (const [path, id] of identifierChecks) {
     const p = identifierProblem(id);
     if (p) out.push({ path, message: p });
+  }
+
+  const loginKeys = [BUILTIN_ROLE_SUFFIXES.app, BUILTIN_ROLE_SUFFIXES.readonly, BUILTIN_ROLE_SUFFIXES.migrator, ...roleKeys];
+  for (const key of Object.keys(raw.credentials ?? {})) {
+    if (!loginKeys.includes(key)) {
+      out.push({
+        path: at("credentials", key),
+        message: `"${key}" is not a login of service ${name} (its logins: ${[...new Set(loginKeys)].join(", ")})${suggestion(key, loginKeys)}`,
+      });
+    } else {
+      const alternate = alternateRoleName(serviceRoleName(name, key));
+      const p = identifierProblem(alternate);
+      if (p) out.push({ path: at("credentials", key), message: `its alternate login for rotation: ${p}` });
+      const taken = roleKeys.find((k) => serviceRoleName(name, k) === alternate);
+      if (taken)
+        out.push({
+          path: at("credentials", key),
+          message: `its alternate login for rotation, ${alternate}, is the role of roles.${taken}: rename that role`,
+        });
+    }
   }
 
   const schemas = raw.schemas ?? [serviceSchemaName(name)];
@@ -136,6 +157,7 @@ export function buildService(name: string, raw: RawService): ServiceSpec {
     read: [...new Set([...read, ...write])],
     write,
     connectionLimit: limit,
+    ...(login && raw.credentials?.[key] && { credential: raw.credentials[key] }),
   });
   const scoped = raw.roles ?? {};
   const app = scoped.app
@@ -164,6 +186,7 @@ export function buildService(name: string, raw: RawService): ServiceSpec {
     owner: role("owner", "owner", [...schemas], [...schemas], -1, false),
     logins,
     extensions: raw.extensions ?? [],
+    ...(raw.rotation && { rotationDays: periodDays(raw.rotation) }),
     allowDataLoss: raw.allowDataLoss ?? false,
     createSchemas: raw.createSchemas ?? false,
   };
@@ -207,7 +230,9 @@ export function checkCollisions(
     const owner = `services.${s.name}`;
     for (const r of [s.owner, ...s.logins]) {
       const path = r.kind === "scoped" || raws.get(s.name)?.roles?.[r.key] ? at("roles", r.key) : at();
-      claim(`${s.server}/role/${r.name}`, owner, path, `role "${r.name}" on server ${s.server}`);
+      for (const role of r.login ? loginRoleNames(r) : [r.name]) {
+        claim(`${s.server}/role/${role}`, owner, path, `role "${role}" on server ${s.server}`);
+      }
     }
     if (s.isolation === "database") {
       claim(`${s.server}/db/${s.database}`, owner, at("database"), `database "${s.database}" on server ${s.server}`);

@@ -156,6 +156,7 @@ export const AUDIT_RULE_IDS = [
   "backup-freshness",
   "unmanaged-role",
   "undeclared-database",
+  "credential-age",
   "password-expiry",
 ] as const;
 export type AuditRule = (typeof AUDIT_RULE_IDS)[number];

@@ -8,7 +8,7 @@
  * it is a door the stack did not declare and the server's HBA does not see).
  */
 import * as fs from "node:fs";
-import type { LocalServerSpec, Spec } from "../../components/spec";
+import { type LocalServerSpec, loginRoleNames, type Spec } from "../../components/spec";
 import { MONITOR_ROLE } from "../../components/spec/defaults";
 import { POOLED_KINDS } from "../../components/spec/poolRules";
 import { localRoot } from "../local/local";
@@ -23,7 +23,7 @@ function declaredAdmissions(spec: Spec, server: LocalServerSpec): Map<string, Ma
     if (service.server !== server.name || !service.pool) continue;
     for (const login of service.logins.filter((l) => POOLED_KINDS.has(l.kind))) {
       const instance = login.kind === "readonly" && server.reader ? server.reader : server.name;
-      out.get(instance)?.set(`${service.database} ${login.name}`, service.name);
+      for (const role of loginRoleNames(login)) out.get(instance)?.set(`${service.database} ${role}`, service.name);
     }
   }
   return out;

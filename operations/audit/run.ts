@@ -22,6 +22,7 @@ import { ServerReadError as AuditError, serverConnector } from "../connect";
 import { collectServer } from "./catalog";
 import { declaredServers } from "./declared";
 import { poolerFindings } from "./poolers";
+import { credentialFindings } from "./rules/credentialAge";
 import type { AuditReport } from "./model";
 import { buildReport, MOVE_STATES, type ServerResult } from "./report";
 
@@ -34,6 +35,8 @@ export interface AuditOptions {
   readonly file: string;
   readonly stack: string;
   readonly project: string;
+  /** The time credentials are aged against (`credential-age`). @default new Date() */
+  readonly now?: Date;
   readonly projectDir: string;
   /** A `pulumi stack export` document or `synth --json` output to read the declared side from. */
   readonly state?: string;
@@ -89,7 +92,7 @@ export async function runAudit(opts: AuditOptions): Promise<AuditReport> {
   return buildReport({
     stack: opts.stack,
     results,
-    extraFindings: [...backups, ...poolerFindings(spec, opts.stack, opts.projectDir)],
+    extraFindings: [...backups, ...poolerFindings(spec, opts.stack, opts.projectDir), ...credentialFindings(audited, opts.now)],
     durationMs: performance.now() - started,
     service: opts.service,
     moves: spec.services.flatMap((s) =>

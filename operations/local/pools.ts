@@ -7,7 +7,7 @@
  */
 import * as path from "node:path";
 import { Client } from "pg";
-import type { LocalServerSpec, Spec } from "../../components/spec";
+import { type LocalServerSpec, loginRoleNames, type Spec } from "../../components/spec";
 import { scramVerifier } from "../../components/service/scram";
 import { LOCAL_BOOTSTRAP_SUPERUSER } from "../../components/spec/defaults";
 import { POOLED_KINDS } from "../../components/spec/poolRules";
@@ -46,6 +46,8 @@ export function localPoolers(s: LocalServerSpec, root: string, projectDir: strin
 interface ServiceOutput {
   readonly database: string;
   readonly directUrls?: Readonly<Record<string, string>>;
+  /** Logins that have rotated: the previous generation's direct URLs (docs/rotation.md). */
+  readonly previousDirectUrls?: Readonly<Record<string, string>>;
 }
 
 /**
@@ -62,17 +64,20 @@ export function poolEntries(
     const output = services[service.name];
     if (service.server !== server.name || !service.pool || !output?.directUrls) continue;
     for (const login of service.logins.filter((l) => POOLED_KINDS.has(l.kind))) {
-      const direct = output.directUrls[login.key];
-      if (!direct) continue;
-      const url = new URL(direct);
-      const instance = server.replicas.find((r) => String(r.port) === url.port)?.name ?? server.name;
-      out.get(instance)?.push({
-        database: output.database,
-        login: login.name,
-        verifier: scramVerifier(decodeURIComponent(url.password), login.name),
-        mode: service.pool.mode,
-        size: service.pool.size,
-      });
+      // Both credentials of a rotated login: the current one and the previous, still valid (docs/rotation.md).
+      for (const direct of [output.directUrls[login.key], output.previousDirectUrls?.[login.key]]) {
+        if (!direct) continue;
+        const url = new URL(direct);
+        const user = decodeURIComponent(url.username);
+        const instance = server.replicas.find((r) => String(r.port) === url.port)?.name ?? server.name;
+        out.get(instance)?.push({
+          database: output.database,
+          login: user,
+          verifier: scramVerifier(decodeURIComponent(url.password), user),
+          mode: service.pool.mode,
+          size: service.pool.size,
+        });
+      }
     }
   }
   return out;
@@ -92,7 +97,9 @@ export async function prunePoolers(spec: Spec, root: string, projectDir: string,
         ? []
         : spec.services
             .filter((s) => s.server === server.name && s.pool)
-            .flatMap((s) => s.logins.filter((l) => POOLED_KINDS.has(l.kind)).map((l) => `${s.database}/${l.name}`)),
+            .flatMap((s) =>
+              s.logins.filter((l) => POOLED_KINDS.has(l.kind)).flatMap((l) => loginRoleNames(l).map((n) => `${s.database}/${n}`)),
+            ),
     );
     for (const [instance, pooler] of localPoolers(server, root, projectDir)) {
       const before = pooler.entries();

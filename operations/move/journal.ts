@@ -15,7 +15,7 @@ const servicesKey = `${NAMESPACE}:services`;
  * The stack file's entry of the service, refused when other entries share it through a YAML
  * anchor: an edit there would move them too.
  */
-function ownEntry(doc: Document, file: string, service: string): void {
+export function ownEntry(doc: Document, file: string, service: string): void {
   const node = doc.getIn(["config", servicesKey, service], true);
   const anchor = isNode(node) ? node.anchor : undefined;
   if (!anchor) return;

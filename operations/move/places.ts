@@ -5,7 +5,7 @@
  */
 import { Client, escapeIdentifier } from "pg";
 import { serviceDatabaseResource, serviceSchemaResource, sharedDatabaseResource } from "../../components/dataResources";
-import { placesOf, type ServiceSpec, type Spec } from "../../components/spec";
+import { loginRoleNames, placesOf, type ServiceSpec, type Spec } from "../../components/spec";
 import { type BackupContext, serverAdminConnection, serverOf } from "../backup/command";
 import { BackupError, type Connection, message, pgConfig } from "../backup/runner";
 import { countDifferences, schemaHash, tableCounts } from "../backup/snapshot";
@@ -41,7 +41,7 @@ export function adminOf(ctx: MoveContext, spec: Spec, place: ServiceSpec): Conne
 
 /** Sessions of the service's logins on a place's server, by login. */
 export async function openSessions(ctx: MoveContext, spec: Spec, place: ServiceSpec): Promise<string[]> {
-  const logins = place.logins.map((l) => l.name);
+  const logins = place.logins.flatMap(loginRoleNames);
   return session(adminOf(ctx, spec, place), "postgres", async (c) => {
     const { rows } = await c.query<{ usename: string; n: string }>(
       "SELECT usename, count(*) AS n FROM pg_stat_activity WHERE usename = ANY($1::text[]) GROUP BY usename ORDER BY usename",

@@ -12,7 +12,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { escapeIdentifier } from "pg";
-import type { Spec } from "../../components/spec";
+import { loginRoleNames, type Spec } from "../../components/spec";
 import { MONITOR_ROLE } from "../../components/spec/defaults";
 import { localInstances, localServers } from "../local/local";
 import { isAlive } from "../local/processes";
@@ -105,7 +105,7 @@ export async function findOrphans(spec: Spec, stack: string, projectDir: string,
       const roles = (await c.query<{ rolname: string }>("SELECT rolname FROM pg_roles")).rows.map((r) => r.rolname);
       const databases = (await c.query<{ datname: string }>("SELECT datname FROM pg_database")).rows.map((r) => r.datname);
       // The services' roles and the server's monitoring login (components/monitoring.ts).
-      const declaredRoles = [...services.flatMap((s) => [s.owner.name, ...s.logins.map((l) => l.name)]), MONITOR_ROLE];
+      const declaredRoles = [...services.flatMap((s) => [s.owner.name, ...s.logins.flatMap(loginRoleNames)]), MONITOR_ROLE];
       const declaredDatabases = [...new Set(services.map((s) => s.database))];
       const orphanDatabases = declaredDatabases.filter((d) => databases.includes(d) && !known.databases.has(d));
       const schemas: Array<[string, string]> = [];

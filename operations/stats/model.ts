@@ -11,7 +11,7 @@
  * [min, max]), weighted by calls. Statement texts are normalized by PostgreSQL and scrubbed again
  * here: no literal value reaches a report.
  */
-import type { ServerSpec, ServiceSpec, Spec } from "../../components/spec";
+import { loginRoleNames, type ServerSpec, type ServiceSpec, type Spec } from "../../components/spec";
 import { type IndexRow, relationKey, type Snapshot, type StatementRow, type TableRow } from "./collect";
 import { type PoolStats, poolStatsOf } from "./pools";
 
@@ -212,7 +212,7 @@ function serviceOf(
   seconds: number,
   pool: PoolStats | undefined,
 ): Omit<ServiceStats, "rank" | "queries"> & { queries: Omit<ServiceStats["queries"], "share"> } {
-  const roles = new Set([service.owner.name, ...service.logins.map((l) => l.name)]);
+  const roles = new Set([service.owner.name, ...service.logins.flatMap(loginRoleNames)]);
   const mine = statements.filter((s) => roles.has(s.role));
   const calls = mine.reduce((n, s) => n + s.calls, 0);
   const totalMs = mine.reduce((n, s) => n + s.totalMs, 0);
@@ -306,7 +306,7 @@ export function buildStats(
     const from = prior ? prior.takenAt : snap.statementsSince;
     const seconds = Math.max(0.001, (snap.takenAt.getTime() - from.getTime()) / 1000);
     const services = spec.services.filter((s) => s.server === name);
-    const serviceRoles = new Set(services.flatMap((s) => [s.owner.name, ...s.logins.map((l) => l.name)]));
+    const serviceRoles = new Set(services.flatMap((s) => [s.owner.name, ...s.logins.flatMap(loginRoleNames)]));
     const other = statements.filter((s) => !serviceRoles.has(s.role));
     windows.push({
       server: name,

@@ -6,7 +6,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { LOCAL_POSTGRES_VERSIONS, type LocalServerSpec, type ServerSpec, type Spec } from "../../components/spec";
+import { LOCAL_POSTGRES_VERSIONS, loginRoleNames, type LocalServerSpec, type ServerSpec, type Spec } from "../../components/spec";
 import { NAMESPACE } from "../../components/spec/naming";
 import { runAudit } from "../audit/run";
 import { backupRun, selectServices } from "../backup/command";
@@ -205,7 +205,7 @@ async function prepare(ctx: UpgradeContext, plan: UpgradePlan, ignoreSessions: b
   const services = selectServices(spec, { server: plan.server });
   const open = await openServiceSessions(
     primary,
-    services.flatMap((s) => s.logins.map((l) => l.name)),
+    services.flatMap((s) => s.logins.flatMap(loginRoleNames)),
   );
   if (open.length > 0 && !ignoreSessions) {
     throw new UpgradeError(

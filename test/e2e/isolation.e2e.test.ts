@@ -12,7 +12,7 @@
  * Run by `npm run test:e2e`; skipped, saying why, where the engine or the plugins are missing.
  */
 import * as postgresql from "@pulumi/postgresql";
-import { LocalWorkspace } from "@pulumi/pulumi/automation";
+import { LocalWorkspace, type OutputMap } from "@pulumi/pulumi/automation";
 import * as fs from "node:fs";
 import { parse, stringify } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -25,6 +25,9 @@ import { configFromPulumi } from "../../components/spec/pulumiConfig";
 import { type AppliedStack, FIXTURE_ADMIN_PASSWORD, startAppliedDevStack } from "../helpers/appliedDevStack";
 import { ENGINE, SKIPPED_BECAUSE } from "../helpers/engine";
 import { attempt } from "../helpers/sql";
+import { credentialUrls, type LoginUrls, startLoad } from "../helpers/rotationLoad";
+import { rotateApply } from "../../operations/rotate/rotate";
+import { runAudit } from "../../operations/audit/run";
 import { ROOT } from "../helpers/synth";
 
 const DENIED = "42501";
@@ -274,17 +277,24 @@ describe.each(["15", "16", "17", "18"])("PostgreSQL %s, applied by the real engi
     return;
   }
   let stack: AppliedStack;
+  /** The stack's outputs after the rotations. */
+  let rotated: OutputMap;
   const passed: string[] = [];
 
-  /** Each check through the login's direct URL, or its pooled one (where PgBouncer refuses what it must not pass: 08P01). */
-  async function verify(checks: readonly Check[], via: "direct" | "pooled" = "direct"): Promise<void> {
+  /**
+   * Each check through the login's direct URL, or its pooled one (where PgBouncer refuses what it
+   * must not pass: 08P01); with `urls`, those of a credential after rotation.
+   */
+  async function verify(checks: readonly Check[], via: "direct" | "pooled" = "direct", urls?: LoginUrls, tag = ""): Promise<void> {
     const got: string[] = [];
     const want: string[] = [];
+    const urlOf = (service: string, login: string, pooled: boolean) =>
+      urls ? urls(service, login, pooled) : pooled ? stack.url(service, login) : stack.directUrl(service, login);
     for (const check of checks) {
       const pooled = via === "pooled" && POOLED.has(check.login);
       const c = pooled && check.expect === DENIED && check.what === "connect" ? { ...check, expect: REFUSED_BY_POOLER } : check;
-      const outcome = await attempt(pooled ? stack.url(c.service, c.login) : stack.directUrl(c.service, c.login), c.database, c.sql);
-      const label = `${c.service}_${c.login} ${c.what} in ${c.database}${c.sql ? `: ${c.sql}` : ""}${pooled ? " (pooled)" : ""}`;
+      const outcome = await attempt(urlOf(c.service, c.login, pooled), c.database, c.sql);
+      const label = `${c.service}_${c.login}${tag} ${c.what} in ${c.database}${c.sql ? `: ${c.sql}` : ""}${pooled ? " (pooled)" : ""}`;
       const ok = c.expect.split("|").includes(outcome);
       got.push(`${label} -> ${ok ? c.expect : outcome}`);
       want.push(`${label} -> ${c.expect}`);
@@ -393,6 +403,68 @@ describe.each(["15", "16", "17", "18"])("PostgreSQL %s, applied by the real engi
     const outcome = await attempt(stack.url("inventory", "app"), "inventory_db", "SELECT inventory.digest('x', 'sha256')");
     expect(outcome).toBe("ok");
   });
+
+  it("rotates every login twice with no failed connection or query under load, and refuses a credential two rotations old", async () => {
+    const ctx = { file: stack.file, stack: stack.stack, project: "db-platform", projectDir: ROOT, progress: () => undefined };
+    const first = credentialUrls(stack.outputs, "current");
+    let published = first;
+    const targets = Object.entries(SERVICES).flatMap(([service, s]) =>
+      s.logins.map((login) => ({
+        service,
+        login,
+        pooled: POOLED.has(login),
+        // 20 through the pooler; a direct login holds what its connection limit leaves beside the new connections and the verification.
+        held: POOLED.has(login) ? 20 : login === "migrator" ? 2 : 15,
+      })),
+    );
+    const load = await startLoad(targets, () => published);
+    const timings: string[] = [];
+    for (const generation of [1, 2]) {
+      await new Promise((r) => setTimeout(r, 1000));
+      const started = performance.now();
+      const r = await rotateApply(ctx);
+      timings.push(`generation ${generation}: ${((performance.now() - started) / 1000).toFixed(1)} s`);
+      expect(r.plan.logins.map((l) => l.generation)).toEqual(targets.map(() => generation));
+      rotated = r.outputs;
+      published = credentialUrls(r.outputs, "current");
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+    const report = await load.stop();
+    console.log(
+      `PostgreSQL ${version}: rotation under load of ${targets.length} logins: ${report.connections} new connections, ${report.queries} queries on held ones, ${report.failures.length} failed; slowest connection ${report.slowestMs} ms; ${timings.join(", ")}`,
+    );
+    expect(report.failures).toEqual([]);
+    expect(report.connections).toBeGreaterThan(targets.length * 20);
+    const doc = parse(fs.readFileSync(stack.file, "utf8"));
+    expect(doc.config["db-platform:services"].inventory.credentials.app).toEqual({ generation: 2, rotatedAt: expect.any(String) });
+    // The credential from before both rotations: its password is gone (directly 28P01; the pooler refuses it, 08P01).
+    for (const t of targets) {
+      const direct = await attempt(first(t.service, t.login, false), SERVICES[t.service].database, "SELECT 1");
+      expect(`${t.service} ${t.login}: ${direct}`).toBe(`${t.service} ${t.login}: 28P01`);
+      if (t.pooled)
+        expect(await attempt(first(t.service, t.login, true), SERVICES[t.service].database, "SELECT 1")).toBe(REFUSED_BY_POOLER);
+    }
+  }, 600_000);
+
+  it("after two rotations: both credentials of every login reach exactly what the login reaches, directly and through the pooler", async () => {
+    // The migrator's CREATE TABLE ran before: a second one reaches the name check, past the privilege check (42P07).
+    const again = (checks: readonly Check[]) => checks.map((c) => (c.what === "migrate" ? { ...c, expect: "ok|42P07" } : c));
+    const pooledOnly = (checks: readonly Check[]) => checks.filter((c) => POOLED.has(c.login));
+    for (const which of ["current", "previous"] as const) {
+      const urls = credentialUrls(rotated, which);
+      await verify(connectChecks(), "direct", urls, ` (${which})`);
+      await verify(again(PRIVILEGE_CHECKS), "direct", urls, ` (${which})`);
+      await verify(pooledOnly(connectChecks()), "pooled", urls, ` (${which})`);
+      await verify(pooledOnly(PRIVILEGE_CHECKS), "pooled", urls, ` (${which})`);
+    }
+    expect(new URL(credentialUrls(rotated, "current")("sv-sdk", "auditor", false)).username).toBe("sv_sdk_auditor");
+    expect(new URL(credentialUrls(rotated, "previous")("sv-sdk", "auditor", false)).username).toBe("sv_sdk_auditor_alt");
+  });
+
+  it("after two rotations: the audit finds nothing", async () => {
+    const report = await runAudit({ file: stack.file, stack: stack.stack, project: "db-platform", projectDir: ROOT, backups: false });
+    expect(report.findings.map((f) => `${f.rule} ${f.object}: ${f.message}`)).toEqual([]);
+  }, 300_000);
 
   it("changes nothing on a second preview with the policy pack", async () => {
     const changes = await previewStack(stack.ctx, true);

@@ -6,6 +6,7 @@
 import type { AuditRule } from "../model";
 import { backdoor } from "./backdoor";
 import { backupFreshness } from "./backupFreshness";
+import { credentialAge } from "./credentialAge";
 import { crossServiceAccess } from "./crossServiceAccess";
 import { crossServiceMembership } from "./crossServiceMembership";
 import { drift } from "./drift";
@@ -35,6 +36,7 @@ export const AUDIT_RULES: readonly AuditRuleDef[] = [
   backupFreshness,
   unmanagedRole,
   undeclaredDatabase,
+  credentialAge,
   passwordExpiry,
 ];
 

@@ -35,7 +35,12 @@ export interface PoolerRule extends RuleBase {
   readonly source: "poolers";
 }
 
-export type AuditRuleDef = ServerRule | BackupRule | PoolerRule;
+/** A rule over the stack file's credentials (operations/audit/rules/credentialAge.ts runs it). */
+export interface CredentialRule extends RuleBase {
+  readonly source: "credentials";
+}
+
+export type AuditRuleDef = ServerRule | BackupRule | PoolerRule | CredentialRule;
 
 /** A server rule that reports each live item `select` picks, as `describe` says. */
 export function perItem<T>(
