@@ -14,7 +14,7 @@ import { RdsServer } from "./servers/rds";
 import type { ServerHandle } from "./servers/server";
 import { ServiceDatabase } from "./service/serviceDatabase";
 import { monitorConnect, type ServerMonitoring, serverMonitoring } from "./monitoring";
-import { currentRoleName, type ServerSpec, type SharedDatabaseSpec, type Spec } from "./spec";
+import { currentRoleName, previousRoleName, type ServerSpec, type SharedDatabaseSpec, type Spec } from "./spec";
 
 export interface DatabasePlatformArgs {
   readonly spec: Spec;
@@ -130,7 +130,13 @@ export class DatabasePlatform extends pulumi.ComponentResource {
           .flatMap((s) =>
             s.spec.logins
               .filter((l) => s.routing[l.key]?.startsWith("pooler"))
-              .map((l) => ({ username: currentRoleName(l), secretArn: s.secretArns[l.key], service: s.spec.name })),
+              .flatMap((l) => [
+                { username: currentRoleName(l), secretArn: s.secretArns[l.key], service: s.spec.name },
+                // A rotated login's previous credential, admitted until the next rotation (docs/rotation.md).
+                ...(s.previousSecretArns[l.key]
+                  ? [{ username: previousRoleName(l) as string, secretArn: s.previousSecretArns[l.key], service: s.spec.name }]
+                  : []),
+              ]),
           ),
       );
     }

@@ -11,7 +11,7 @@ import { loginSecret } from "../servers/aws";
 import { serverTags } from "../servers/server";
 import { loginSecretName, type RoleSpec, type ServiceSpec } from "../spec";
 import { POOLED_KINDS } from "../spec/poolRules";
-import { currentRoleName, slotRoleName } from "../spec/rotation";
+import { slotRoleName } from "../spec/rotation";
 import { planService } from "./plan";
 import { createLoginRoles, loginPasswords, servingSlots, type SlotPasswords, UNPRIVILEGED } from "./credentials";
 import { monitorConnect, type ServerMonitoring } from "../monitoring";
@@ -126,6 +126,8 @@ export class ServiceDatabase extends pulumi.ComponentResource {
   readonly previousDirectUrls: Record<string, pulumi.Output<string>> = {};
   /** RDS only: Secrets Manager secret ARN by login key. */
   readonly secretArns: Record<string, pulumi.Output<string>> = {};
+  /** RDS only, pooled logins that have rotated: the previous generation's secret, which RDS Proxy admits beside the current one. */
+  readonly previousSecretArns: Record<string, pulumi.Output<string>> = {};
   /** Where each login's URL points: `primary`, or `replica <name>` for read-only logins on a server with a reader. */
   readonly routing: Record<string, string> = {};
   private readonly passwords: Record<string, SlotPasswords> = {};
@@ -350,29 +352,38 @@ export class ServiceDatabase extends pulumi.ComponentResource {
     return p.result;
   }
 
-  /** One Secrets Manager secret per login in the standard RDS secret JSON shape, pointing at the serving place. */
+  /**
+   * One Secrets Manager secret per login in the standard RDS secret JSON shape, pointing at the
+   * serving place with the current slot's credential; a rotated login behind RDS Proxy also the
+   * previous slot's (`<name>/previous`), which the proxy admits until the next rotation.
+   */
   private createSecrets(name: string, args: ServiceDatabaseArgs, server: ServerHandle, place: ServiceSpec): void {
     const { spec, environment } = args;
     const tags = { ...serverTags(environment, server.spec.name, args.tags ?? {}), "db-platform:service": spec.name };
     for (const login of spec.logins) {
       // A pooled login's secret names where its URL points: RDS Proxy, which reads the same secret to log in as it.
-      const { endpoint } = pooledTarget(login, server, spec) ?? loginTarget(login, server);
-      this.secretArns[login.key] = loginSecret(
-        `${name}-${login.key}`,
-        {
-          secretName: loginSecretName(environment, spec.name, login.key),
-          description: `${spec.name} ${login.key} login for ${place.database}`,
-          kmsKeyId: server.kmsKeyArn,
-          recoveryWindowInDays: args.strict ? 30 : 7,
-          tags,
-          host: endpoint.host,
-          port: endpoint.port,
-          username: currentRoleName(login),
-          password: this.password(login, servingSlots(login).current),
-          dbname: place.database,
-        },
-        { parent: this },
-      );
+      const proxied = pooledTarget(login, server, spec);
+      const { endpoint } = proxied ?? loginTarget(login, server);
+      const { current, previous } = servingSlots(login);
+      const secret = (slot: "a" | "b", suffix: string) =>
+        loginSecret(
+          `${name}-${login.key}${suffix}`,
+          {
+            secretName: `${loginSecretName(environment, spec.name, login.key)}${suffix ? "/previous" : ""}`,
+            description: `${spec.name} ${login.key} login for ${place.database}${suffix ? " (previous credential, valid until the next rotation)" : ""}`,
+            kmsKeyId: server.kmsKeyArn,
+            recoveryWindowInDays: args.strict ? 30 : 7,
+            tags,
+            host: endpoint.host,
+            port: endpoint.port,
+            username: slotRoleName(login, slot),
+            password: this.password(login, slot),
+            dbname: place.database,
+          },
+          { parent: this },
+        );
+      this.secretArns[login.key] = secret(current, "");
+      if (proxied && previous) this.previousSecretArns[login.key] = secret(previous, "-previous");
     }
   }
 }

@@ -4,14 +4,16 @@
  * rotated login registers — its alternate role, the passwords' keepers, the URLs and RDS secrets
  * that follow the current slot — and the pack's `rotation-alternates` rule.
  */
+import * as fs from "node:fs";
 import { describe, expect, it } from "vitest";
+import { readConfigFile } from "../../operations/stack/stackConfig";
 import { formatProblem, validateConfig } from "../../components/spec";
 import { currentRoleName, loginRoleNames, previousRoleName, slotGeneration, type RoleSpec } from "../../components/spec";
 import { synthProgram } from "../../operations/stack/synth";
 import { changed, devValues, input, prodValues, services, type Values } from "../helpers/config";
 import { check, find } from "../helpers/policy";
 import { credentialFindings } from "../../operations/audit/rules/credentialAge";
-import { resolve, synthInput, T } from "../helpers/synth";
+import { resolve, ROOT, synthInput, T } from "../helpers/synth";
 
 const AT = "2026-12-01T10:00:00Z";
 const login = (generation: number): RoleSpec => ({
@@ -149,6 +151,29 @@ describe("a rotated login under mocks", () => {
     const version = r.one(T.secretVersion, "inventory-app-secret-version");
     expect(String(version.props.secretString)).toBe("[secret]");
     expect(r.one(T.role, "inventory-app-alt").props.roles).toEqual(["inventory_app"]);
+  });
+});
+
+describe("a rotated login behind RDS Proxy", () => {
+  it("gets a second secret with the previous credential, and the proxy admits both roles, each by its own secret", async () => {
+    const file = readConfigFile(`${ROOT}/Pulumi.prod.yaml`);
+    const values = structuredClone(file.values) as Values;
+    services(values).orders.pool = {};
+    (values.servers as Record<string, Record<string, unknown>>).main.pooler = {};
+    services(values).orders.credentials = { app: { generation: 1, rotatedAt: AT } };
+    const r = await synthInput({ ...file, values }, "prod");
+    const auths = (r.one("aws:rds/proxy:Proxy", "main-proxy").props.auths as Array<Record<string, unknown>>).map((a) => [
+      a.username,
+      a.secretArn,
+    ]);
+    const arn = (name: string) => r.one(T.secret, name).urn;
+    expect(auths.map(([u]) => u)).toEqual(["orders_app_alt", "orders_app"]);
+    expect(r.one(T.secret, "orders-app-previous-secret").props).toMatchObject({ name: "db-platform/prod/orders/app/previous" });
+    expect(r.one(T.secret, "orders-app-secret").props).toMatchObject({ name: "db-platform/prod/orders/app" });
+    expect(auths.every(([, secretArn]) => typeof secretArn === "string" && secretArn !== "")).toBe(true);
+    expect(arn("orders-app-secret")).not.toBe(arn("orders-app-previous-secret"));
+    expect(r.all.some((x) => x.name === "orders-readonly-previous-secret")).toBe(false);
+    expect(check(r.all, JSON.parse(fs.readFileSync(`${ROOT}/policies/config/prod.json`, "utf8")))).toEqual([]);
   });
 });
 
