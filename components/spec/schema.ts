@@ -277,12 +277,21 @@ export const moveSchema = z.strictObject({
   export: z.string().min(1).optional(),
 });
 
+/**
+ * The engine reads stack files as YAML 1.1: an unquoted ISO 8601 time there is a timestamp, which
+ * reaches the program in Go's format (`2026-12-03 13:19:23.379 +0000 UTC`). Read back as ISO.
+ */
+function fromEngineTime(v: unknown): unknown {
+  const m = typeof v === "string" ? /^(\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}:\d{2}(?:\.\d+)?) ([+-]\d{2})(\d{2}) [A-Z]+$/.exec(v) : null;
+  return m ? `${m[1]}T${m[2]}${m[3]}:${m[4]}` : v;
+}
+
 /** A login's rotation (`db-platform rotate`, docs/rotation.md): written by the command, not by hand. */
 export const credentialSchema = z.strictObject({
   /** 1 after the first rotation. */
   generation: z.number().int().min(1),
   /** When the current generation was made (ISO 8601). */
-  rotatedAt: z.iso.datetime({ offset: true }),
+  rotatedAt: z.preprocess(fromEngineTime, z.iso.datetime({ offset: true })),
   /** Written but not yet applied and verified: `db-platform rotate` resumes it. */
   pending: z.boolean().optional(),
 });

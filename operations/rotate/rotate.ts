@@ -14,7 +14,7 @@
  */
 import type { OutputMap } from "@pulumi/pulumi/automation";
 import { Client } from "pg";
-import type { Document } from "yaml";
+import { type Document, isScalar } from "yaml";
 import * as fs from "node:fs";
 import {
   currentRoleName,
@@ -132,7 +132,13 @@ const servicesKey = `${NAMESPACE}:services`;
 function writeCredentials(ctx: RotateContext, logins: readonly LoginRotation[], credential: (l: LoginRotation) => LoginCredential): void {
   editConfigFile(ctx.file, (doc: Document) => {
     for (const service of new Set(logins.map((l) => l.service))) ownEntry(doc, ctx.file, service);
-    for (const l of logins) doc.setIn(["config", servicesKey, l.service, "credentials", l.login], doc.createNode(credential(l)));
+    for (const l of logins) {
+      const node = doc.createNode(credential(l));
+      // Quoted: YAML 1.1 readers (the engine's) would take a bare ISO time for a timestamp and rewrite it.
+      const at = node.get("rotatedAt", true);
+      if (isScalar(at)) at.type = "QUOTE_DOUBLE";
+      doc.setIn(["config", servicesKey, l.service, "credentials", l.login], node);
+    }
   });
 }
 
@@ -169,7 +175,9 @@ export async function rotateApply(ctx: RotateContext, req: RotateRequest = {}): 
     log.push(`up: ${describeChanges(r.changes)} in ${seconds(started)}`);
   } catch (e) {
     const lines = message(e).split("\n");
-    const errors = [...new Set(lines.filter((l) => /\berror:/.test(l)).map((l) => l.trim()))];
+    // The engine's error lines, with what follows the first (the program's own message: a config problem, a provider error).
+    const first = lines.findIndex((l) => /\berror:/.test(l));
+    const errors = first < 0 ? [] : [...new Set(lines.slice(first, first + 12).map((l) => l.trim()).filter(Boolean))];
     throw new RotateError(
       `the engine failed; the rotation stays pending in ${ctx.file} and \`db-platform rotate --stack ${ctx.stack}\` resumes it:\n  ${(errors.length > 0 ? errors : lines.slice(-12)).join("\n  ")}`,
     );

@@ -85,6 +85,17 @@ describe("config", () => {
     ]);
   });
 
+  it("reads a rotation time the engine's YAML 1.1 reader turned into Go's time format, as the ISO time it was", () => {
+    const values = changed(devValues(), (v) => {
+      services(v).inventory.credentials = { app: { generation: 1, rotatedAt: "2026-12-03 13:19:23.379 +0000 UTC" } };
+    });
+    const r = validateConfig(input(values));
+    expect(r.ok && r.spec.services.find((x) => x.name === "inventory")?.logins[0].credential).toEqual({
+      generation: 1,
+      rotatedAt: "2026-12-03T13:19:23.379+00:00",
+    });
+  });
+
   it("refuses a rotation whose alternate role would be too long, or taken by another role", () => {
     const long = "s".repeat(51);
     const tooLong = changed(devValues(), (v) => {
