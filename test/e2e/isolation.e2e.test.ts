@@ -8,7 +8,10 @@
  * same address), and `destroy` must leave no database, schema or role behind. Every service has a
  * pool, so the same matrix runs again through the server's PgBouncer with the pooled URLs: no
  * login reaches another service's database through it, nor a wrong password, the admin or an
- * undeclared login (docs/pooling.md).
+ * undeclared login (docs/pooling.md). Then every login is rotated twice (docs/rotation.md) under a
+ * client load on each, with no failed connection or query; the credential two rotations old is
+ * refused, the matrix passes again for the current and the previous credential of every login,
+ * directly and through the pooler, and the audit finds nothing.
  * Run by `npm run test:e2e`; skipped, saying why, where the engine or the plugins are missing.
  */
 import * as postgresql from "@pulumi/postgresql";
@@ -540,11 +543,17 @@ describe.each(["15", "16", "17", "18"])("PostgreSQL %s, applied by the real engi
     } finally {
       await c.end();
     }
-    await verify(connectChecks().filter((k) => k.service !== "orders" && k.service !== "payments" && k.database !== "orders_db"));
-    expect(await attempt(stack.url("profile", "app"), "platform", "INSERT INTO profile.profiles (email) VALUES ('x@example.com')")).toBe(
+    // The logins' credentials since the rotations above.
+    const urls = credentialUrls(rotated, "current");
+    await verify(
+      connectChecks().filter((k) => k.service !== "orders" && k.service !== "payments" && k.database !== "orders_db"),
+      "direct",
+      urls,
+    );
+    expect(await attempt(urls("profile", "app", true), "platform", "INSERT INTO profile.profiles (email) VALUES ('x@example.com')")).toBe(
       "ok",
     );
-    expect(await attempt(stack.url("inventory", "readonly"), "inventory_db", "SELECT count(*) FROM inventory.items")).toBe("ok");
+    expect(await attempt(urls("inventory", "readonly", true), "inventory_db", "SELECT count(*) FROM inventory.items")).toBe("ok");
     expect((await previewStack(stack.ctx, true)).same).toBeGreaterThan(120);
   }, 300_000);
 
