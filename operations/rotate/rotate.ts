@@ -177,7 +177,17 @@ export async function rotateApply(ctx: RotateContext, req: RotateRequest = {}): 
     const lines = message(e).split("\n");
     // The engine's error lines, with what follows the first (the program's own message: a config problem, a provider error).
     const first = lines.findIndex((l) => /\berror:/.test(l));
-    const errors = first < 0 ? [] : [...new Set(lines.slice(first, first + 12).map((l) => l.trim()).filter(Boolean))];
+    const errors =
+      first < 0
+        ? []
+        : [
+            ...new Set(
+              lines
+                .slice(first, first + 12)
+                .map((l) => l.trim())
+                .filter(Boolean),
+            ),
+          ];
     throw new RotateError(
       `the engine failed; the rotation stays pending in ${ctx.file} and \`db-platform rotate --stack ${ctx.stack}\` resumes it:\n  ${(errors.length > 0 ? errors : lines.slice(-12)).join("\n  ")}`,
     );
