@@ -29,22 +29,15 @@ import { NAMESPACE } from "../../components/spec/naming";
 import { BackupCommandError, selectServices } from "../backup/command";
 import { BackupError, message } from "../backup/runner";
 import { ownEntry } from "../move/journal";
-import { loadSpec } from "../move/plan";
+import { loadSpec, type MoveContext } from "../move/plan";
 import { describeChanges, upStack } from "../stack/stackApply";
 import { editConfigFile } from "../stack/stackConfig";
 
 /** A step of a rotation failed: the journal says where it stands, and `rotate` resumes it. */
 export class RotateError extends BackupError {}
 
-export interface RotateContext {
-  /** The stack file: the rotation's journal. */
-  readonly file: string;
-  readonly stack: string;
-  readonly project: string;
-  readonly projectDir: string;
-  readonly progress: (s: string) => void;
-  readonly tty?: boolean;
-}
+/** The stack (its file is the rotation's journal) and where progress goes, as a move has them. */
+export type RotateContext = Pick<MoveContext, "file" | "stack" | "project" | "projectDir" | "progress" | "tty">;
 
 export interface RotateRequest {
   /** Only this service's logins (`--service`). */
