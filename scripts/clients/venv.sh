@@ -3,16 +3,20 @@
 # client suite: a virtual environment made once per requirements file (every package pinned in
 # test/clients/python/requirements.txt) and cached in ~/.cache/db-platform/clients (or
 # $DB_PLATFORM_CLIENTS_CACHE). Prints the environment's bin folder.
+#   venv.sh [--quiet] [requirements file]   (another file: another environment, e.g. the AWS
+#   API emulator's, test/aws/requirements.txt)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-requirements=test/clients/python/requirements.txt
+quiet=
+[ "${1:-}" = --quiet ] && { quiet=1; shift; }
+requirements=${1:-test/clients/python/requirements.txt}
 digest=$(sha256sum "$requirements" | cut -c1-12)
 cache="${DB_PLATFORM_CLIENTS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/db-platform/clients}"
 venv="$cache/python-$digest"
 # A virtual environment cannot be moved once made (its scripts name their interpreter by path):
 # it is made in place, and only a finished one carries the marker.
 if [ ! -f "$venv/.complete" ]; then
-  [ "${1:-}" = --quiet ] || echo "clients: creating the Python virtual environment $venv (once, about 30 s)" >&2
+  [ -n "$quiet" ] || echo "clients: creating the Python virtual environment $venv (once, about 30 s)" >&2
   rm -rf "$venv"
   mkdir -p "$cache"
   python3 -m venv "$venv"

@@ -1,0 +1,275 @@
+/**
+ * Secrets Manager's rotation of a service login's secret on AWS (docs/rotation.md, "On AWS"): the
+ * four steps of a rotation function, over the same two credential slots `db-platform rotate` uses
+ * (components/spec/rotation.ts). The secret names one slot's role; a rotation gives the *other*
+ * slot a new password and points the secret at it, so the credential a client holds keeps working
+ * until the next rotation, as in AWS's alternating-users rotation:
+ *
+ * - createSecret: the pending version, the other slot's role with a new generated password;
+ * - setSecret: that role's password set by the server's master user (from the RDS-managed master
+ *   secret), as a SCRAM verifier so no plaintext password reaches the server's logs; only a role of
+ *   the login's own slot pair (the login from the secret's `db-platform:login` tag, which the stack
+ *   sets), unprivileged, is ever altered;
+ * - testSecret: the pending credential logs in to the server directly, as its role;
+ * - finishSecret: the pending version becomes current; behind RDS Proxy, the login's `…/previous`
+ *   secret takes the credential that was current, so the proxy admits both until the next one.
+ *
+ * Each step can be run again (Secrets Manager retries a failed step): it does nothing twice.
+ */
+import { randomInt } from "node:crypto";
+import {
+  DescribeSecretCommand,
+  GetSecretValueCommand,
+  PutSecretValueCommand,
+  ResourceNotFoundException,
+  type SecretsManagerClient,
+  UpdateSecretVersionStageCommand,
+} from "@aws-sdk/client-secrets-manager";
+import { Client, escapeIdentifier, escapeLiteral } from "pg";
+import { scramVerifier } from "../../components/service/scram";
+import { ALTERNATE_SUFFIX } from "../../components/spec/rotation";
+import { pgConfig } from "../backup/runner";
+
+export const ROTATION_STEPS = ["createSecret", "setSecret", "testSecret", "finishSecret"] as const;
+export type RotationStep = (typeof ROTATION_STEPS)[number];
+
+/** What Secrets Manager invokes the function with. */
+export interface RotationEvent {
+  readonly Step: RotationStep;
+  readonly SecretId: string;
+  readonly ClientRequestToken: string;
+}
+
+/** The function's environment: one function per RDS server (components/servers/loginRotation.ts). */
+export interface RotationTarget {
+  /** The server's own endpoint, never its proxy: setSecret and testSecret connect there. */
+  readonly host: string;
+  readonly port: number;
+  readonly sslMode: string;
+  /** The server's RDS-managed master user secret: the login that sets the slots' passwords. */
+  readonly masterSecretArn: string;
+}
+
+/** The environment variables the function reads (set by components/servers/loginRotation.ts). */
+export const ROTATION_ENV = {
+  host: "DB_PLATFORM_SERVER_HOST",
+  port: "DB_PLATFORM_SERVER_PORT",
+  sslMode: "DB_PLATFORM_SSLMODE",
+  masterSecretArn: "DB_PLATFORM_MASTER_SECRET_ARN",
+} as const;
+
+export class RotationError extends Error {}
+
+/** The standard RDS secret JSON every login secret holds (components/servers/aws.ts). */
+interface LoginSecretValue {
+  readonly engine: string;
+  readonly host: string;
+  readonly port: number;
+  readonly username: string;
+  readonly password: string;
+  readonly dbname: string;
+}
+
+/** The tag of a login secret naming its login role (components/servers/aws.ts). */
+export const LOGIN_TAG = "db-platform:login";
+const PENDING = "AWSPENDING";
+const CURRENT = "AWSCURRENT";
+const PASSWORD_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+const ROLE_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
+
+export function rotationTargetFromEnv(env: NodeJS.ProcessEnv): RotationTarget {
+  const read = (name: string) => {
+    const v = env[name];
+    if (!v) throw new RotationError(`rotation function: environment variable ${name} is not set`);
+    return v;
+  };
+  return {
+    host: read(ROTATION_ENV.host),
+    port: Number(read(ROTATION_ENV.port)),
+    sslMode: read(ROTATION_ENV.sslMode),
+    masterSecretArn: read(ROTATION_ENV.masterSecretArn),
+  };
+}
+
+/** The other slot of a login's slot pair: `<login>` ↔ `<login>_alt`. */
+export function otherSlotRole(username: string): string {
+  return username.endsWith(ALTERNATE_SUFFIX) ? username.slice(0, -ALTERNATE_SUFFIX.length) : `${username}${ALTERNATE_SUFFIX}`;
+}
+
+/** 40 characters of [A-Za-z0-9], as the logins' generated passwords are. */
+export function generatePassword(length = 40): string {
+  return Array.from({ length }, () => PASSWORD_ALPHABET[randomInt(PASSWORD_ALPHABET.length)]).join("");
+}
+
+/** One step of a rotation of the login secret `event.SecretId`. */
+export async function rotationStep(event: RotationEvent, target: RotationTarget, sm: SecretsManagerClient): Promise<void> {
+  const { SecretId: secretId, ClientRequestToken: token, Step: step } = event;
+  if (!ROTATION_STEPS.includes(step)) throw new RotationError(`secret ${secretId}: unknown rotation step ${String(step)}`);
+  const described = await sm.send(new DescribeSecretCommand({ SecretId: secretId }));
+  if (!described.RotationEnabled) throw new RotationError(`secret ${secretId}: rotation is not enabled`);
+  const stages = described.VersionIdsToStages?.[token];
+  if (stages?.includes(CURRENT)) return; // this rotation is already finished
+  // Secrets Manager makes the token's version (labelled pending) before it invokes createSecret.
+  if (stages ? !stages.includes(PENDING) : step !== "createSecret")
+    throw new RotationError(`secret ${secretId}: version ${token} is not pending rotation`);
+  // The login comes from the secret's tag, which the stack sets, never from its value: a value
+  // naming another login's role (another service's) is refused, not rotated.
+  const login = described.Tags?.find((t) => t.Key === LOGIN_TAG)?.Value;
+  if (!login || !ROLE_NAME.test(login)) throw new RotationError(`secret ${secretId}: no ${LOGIN_TAG} tag naming its login`);
+  const slots = [login, `${login}${ALTERNATE_SUFFIX}`];
+  const read = async (version: { VersionId?: string; VersionStage: string }) => {
+    const value = await readSecret(sm, secretId, version);
+    if (!slots.includes(value.username))
+      throw new RotationError(
+        `secret ${secretId} (${version.VersionStage}) names ${value.username}, not a slot of login ${login} (${slots.join(", ")})`,
+      );
+    return value;
+  };
+  const current = await read({ VersionStage: CURRENT });
+  switch (step) {
+    case "createSecret":
+      return createSecret(sm, secretId, token, current);
+    case "setSecret":
+      return setSecret(sm, target, current, await read({ VersionId: token, VersionStage: PENDING }));
+    case "testSecret":
+      return testSecret(target, await read({ VersionId: token, VersionStage: PENDING }));
+    case "finishSecret":
+      return finishSecret(sm, secretId, token, described, current);
+  }
+}
+
+async function readSecret(
+  sm: SecretsManagerClient,
+  secretId: string,
+  version: { VersionId?: string; VersionStage: string },
+): Promise<LoginSecretValue> {
+  const { SecretString: text } = await sm.send(new GetSecretValueCommand({ SecretId: secretId, ...version }));
+  let value: Partial<LoginSecretValue>;
+  try {
+    value = JSON.parse(text ?? "") as Partial<LoginSecretValue>;
+  } catch {
+    throw new RotationError(`secret ${secretId} (${version.VersionStage}): not the RDS secret JSON of a login`);
+  }
+  for (const key of ["host", "port", "username", "password", "dbname"] as const)
+    if (value[key] === undefined || value[key] === "") throw new RotationError(`secret ${secretId} (${version.VersionStage}): no ${key}`);
+  if (!ROLE_NAME.test(String(value.username)))
+    throw new RotationError(`secret ${secretId}: username ${String(value.username)} is not a service login's role name`);
+  return value as LoginSecretValue;
+}
+
+async function createSecret(sm: SecretsManagerClient, secretId: string, token: string, current: LoginSecretValue): Promise<void> {
+  try {
+    await sm.send(new GetSecretValueCommand({ SecretId: secretId, VersionId: token, VersionStage: PENDING }));
+    return; // made by an earlier attempt of this step
+  } catch (e) {
+    if (!(e instanceof ResourceNotFoundException)) throw e;
+  }
+  const pending: LoginSecretValue = { ...current, username: otherSlotRole(current.username), password: generatePassword() };
+  await sm.send(
+    new PutSecretValueCommand({
+      SecretId: secretId,
+      ClientRequestToken: token,
+      SecretString: JSON.stringify(pending),
+      VersionStages: [PENDING],
+    }),
+  );
+}
+
+async function connect(target: RotationTarget, user: string, password: string, database: string): Promise<Client> {
+  const config = pgConfig({ host: target.host, port: target.port, user, password, sslMode: target.sslMode }, database);
+  const client = new Client({ ...config, application_name: "db-platform-rotation", connectionTimeoutMillis: 15_000 });
+  await client.connect();
+  return client;
+}
+
+async function logsIn(target: RotationTarget, login: LoginSecretValue): Promise<boolean> {
+  try {
+    const client = await connect(target, login.username, login.password, login.dbname);
+    await client.end();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function setSecret(
+  sm: SecretsManagerClient,
+  target: RotationTarget,
+  current: LoginSecretValue,
+  pending: LoginSecretValue,
+): Promise<void> {
+  if (pending.username === current.username) throw new RotationError(`pending credential names the current slot ${current.username}`);
+  if (await logsIn(target, pending)) return; // set by an earlier attempt of this step
+  const { SecretString: masterText } = await sm.send(new GetSecretValueCommand({ SecretId: target.masterSecretArn }));
+  const master = JSON.parse(masterText ?? "{}") as { username?: string; password?: string };
+  if (!master.username || !master.password) throw new RotationError(`master secret ${target.masterSecretArn}: no username or password`);
+  const client = await connect(target, master.username, master.password, "postgres");
+  try {
+    await checkSlotRole(client, pending.username);
+    await client.query(
+      `ALTER ROLE ${escapeIdentifier(pending.username)} WITH PASSWORD ${escapeLiteral(scramVerifier(pending.password, pending.username))}`,
+    );
+  } finally {
+    await client.end();
+  }
+}
+
+/** Only an unprivileged login role of a slot pair (the login, or its alternate that is a member of it) is ever altered. */
+async function checkSlotRole(client: Client, role: string): Promise<void> {
+  const { rows } = await client.query<{ unprivileged: boolean; slot: boolean }>(
+    `SELECT rolcanlogin AND NOT (rolsuper OR rolcreaterole OR rolcreatedb OR rolreplication OR rolbypassrls) AS unprivileged,
+            $2 = '' OR EXISTS (SELECT 1 FROM pg_auth_members m JOIN pg_roles b ON b.oid = m.roleid
+                                WHERE m.member = r.oid AND b.rolname = $2) AS slot
+       FROM pg_roles r WHERE rolname = $1`,
+    [role, role.endsWith(ALTERNATE_SUFFIX) ? otherSlotRole(role) : ""],
+  );
+  if (rows.length === 0) throw new RotationError(`role ${role} does not exist on the server (has the stack been applied?)`);
+  if (!rows[0].unprivileged) throw new RotationError(`role ${role} is not an unprivileged login: its password is not rotated`);
+  if (!rows[0].slot) throw new RotationError(`role ${role} is not a member of ${otherSlotRole(role)}: not an alternate login`);
+}
+
+async function testSecret(target: RotationTarget, pending: LoginSecretValue): Promise<void> {
+  let client: Client;
+  try {
+    client = await connect(target, pending.username, pending.password, pending.dbname);
+  } catch (e) {
+    throw new RotationError(`pending credential of ${pending.username} does not log in to ${pending.dbname}: ${(e as Error).message}`);
+  }
+  try {
+    const { rows } = await client.query<{ who: string }>("SELECT current_user AS who");
+    if (rows[0]?.who !== pending.username)
+      throw new RotationError(`pending credential logs in as ${rows[0]?.who}, not ${pending.username}`);
+  } finally {
+    await client.end();
+  }
+}
+
+async function finishSecret(
+  sm: SecretsManagerClient,
+  secretId: string,
+  token: string,
+  described: { Name?: string; VersionIdsToStages?: Record<string, string[]> },
+  current: LoginSecretValue,
+): Promise<void> {
+  // Behind RDS Proxy the previous credential has a secret of its own, which the proxy logs in with:
+  // written first (with this rotation's token, so a retry writes nothing new), as the step ends once current moves.
+  const previousId = `${described.Name}/previous`;
+  let proxied = true;
+  try {
+    await sm.send(new DescribeSecretCommand({ SecretId: previousId }));
+  } catch (e) {
+    if (!(e instanceof ResourceNotFoundException)) throw e;
+    proxied = false;
+  }
+  if (proxied)
+    await sm.send(new PutSecretValueCommand({ SecretId: previousId, ClientRequestToken: token, SecretString: JSON.stringify(current) }));
+  const currentVersion = Object.entries(described.VersionIdsToStages ?? {}).find(([, s]) => s.includes(CURRENT))?.[0];
+  await sm.send(
+    new UpdateSecretVersionStageCommand({
+      SecretId: secretId,
+      VersionStage: CURRENT,
+      MoveToVersionId: token,
+      RemoveFromVersionId: currentVersion,
+    }),
+  );
+}

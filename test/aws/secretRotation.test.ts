@@ -1,0 +1,247 @@
+/**
+ * The login rotation function's four steps (operations/rotate/secretsManager.ts) for real against
+ * a local PostgreSQL of each major, its admin deliberately not a superuser (standing in for the
+ * RDS master user), with the Secrets Manager calls answered by a local AWS API emulator (moto,
+ * from PyPI: test/helpers/awsEmulator.ts) — an emulator, labelled as such, not AWS. Secrets
+ * Manager's part (invoking the steps in order, retrying one) is played by the test.
+ */
+import { randomUUID } from "node:crypto";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import {
+  CreateSecretCommand,
+  DescribeSecretCommand,
+  GetSecretValueCommand,
+  RotateSecretCommand,
+  SecretsManagerClient,
+} from "@aws-sdk/client-secrets-manager";
+import { Client } from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ROTATION_STEPS, type RotationTarget, rotationStep } from "../../operations/rotate/secretsManager";
+import { LocalPostgres } from "../../operations/local/postgres";
+import { type AwsEmulator, startAwsEmulator } from "../helpers/awsEmulator";
+import { freePort } from "../helpers/ports";
+import { ROOT } from "../helpers/synth";
+
+const ADMIN = { user: "platform_admin", password: "s3cret-admin-pass" };
+let emulator: AwsEmulator;
+let sm: SecretsManagerClient;
+
+beforeAll(async () => {
+  emulator = await startAwsEmulator();
+  sm = new SecretsManagerClient(emulator.clientConfig);
+}, 120_000);
+afterAll(async () => {
+  sm?.destroy();
+  await emulator?.stop();
+});
+
+interface Login {
+  username: string;
+  password: string;
+}
+
+/** The SQLSTATE a login fails with, or `ok <current_user>`. */
+async function attempt(port: number, login: Login, database: string): Promise<string> {
+  const c = new Client({
+    host: "127.0.0.1",
+    port,
+    user: login.username,
+    password: login.password,
+    database,
+    connectionTimeoutMillis: 5000,
+  });
+  try {
+    await c.connect();
+    const { rows } = await c.query<{ who: string }>("SELECT current_user AS who");
+    return `ok ${rows[0].who}`;
+  } catch (e) {
+    return (e as { code?: string }).code ?? (e as Error).message;
+  } finally {
+    await c.end().catch(() => undefined);
+  }
+}
+
+async function current(secretId: string, stage = "AWSCURRENT"): Promise<Login & Record<string, unknown>> {
+  const { SecretString } = await sm.send(new GetSecretValueCommand({ SecretId: secretId, VersionStage: stage }));
+  return JSON.parse(SecretString as string);
+}
+
+/** Secrets Manager's part: the four steps in order with one token, each invoked twice (a retry must change nothing). */
+async function rotate(secretId: string, target: RotationTarget): Promise<string> {
+  const token = randomUUID();
+  for (const Step of ROTATION_STEPS) {
+    await rotationStep({ Step, SecretId: secretId, ClientRequestToken: token }, target, sm);
+    await rotationStep({ Step, SecretId: secretId, ClientRequestToken: token }, target, sm);
+  }
+  return token;
+}
+
+/** A login secret in the RDS secret JSON shape, with rotation turned on (moto: no function, value unchanged). */
+async function loginSecret(
+  name: string,
+  port: number,
+  username: string,
+  options: { login: string; password?: string; previous?: boolean },
+) {
+  const value = JSON.stringify({
+    engine: "postgres",
+    host: "127.0.0.1",
+    port,
+    username,
+    password: options.password ?? "unused",
+    dbname: "orders",
+  });
+  const { ARN } = await sm.send(
+    new CreateSecretCommand({ Name: name, SecretString: value, Tags: [{ Key: "db-platform:login", Value: options.login }] }),
+  );
+  await sm.send(new RotateSecretCommand({ SecretId: name, RotationRules: { AutomaticallyAfterDays: 30 }, RotateImmediately: false }));
+  if (options.previous) await sm.send(new CreateSecretCommand({ Name: `${name}/previous`, SecretString: value }));
+  return ARN as string;
+}
+
+describe.each(["15", "16", "17", "18"])("rotation function steps on PostgreSQL %s (Secrets Manager: moto, a local emulator)", (major) => {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), `db-platform-rotation-fn-${major}-`));
+  fs.chmodSync(root, 0o755);
+  let server: LocalPostgres;
+  let port: number;
+  let target: RotationTarget;
+  const env = `pg${major}`;
+
+  beforeAll(async () => {
+    port = await freePort();
+    server = new LocalPostgres({
+      name: "pg",
+      version: major,
+      host: "127.0.0.1",
+      port,
+      adminUser: ADMIN.user,
+      adminPassword: ADMIN.password,
+      root,
+      projectDir: ROOT,
+    });
+    await server.start();
+    // As the platform's admin (CREATEROLE, not a superuser): a login, its alternate, and two roles the function must never alter.
+    const admin = new Client({ host: "127.0.0.1", port, user: ADMIN.user, password: ADMIN.password, database: "postgres" });
+    await admin.connect();
+    for (const sql of [
+      "CREATE DATABASE orders",
+      "REVOKE ALL ON DATABASE orders FROM PUBLIC",
+      "CREATE ROLE orders_app LOGIN PASSWORD 'generation-0-password'",
+      "CREATE ROLE orders_app_alt LOGIN IN ROLE orders_app PASSWORD 'generation-0-alt-password'",
+      "GRANT CONNECT ON DATABASE orders TO orders_app",
+      "CREATE ROLE wide_app LOGIN CREATEDB PASSWORD 'wide-password'",
+      "CREATE ROLE wide_app_alt LOGIN IN ROLE wide_app PASSWORD 'wide-alt-password'",
+      "CREATE ROLE stray_app LOGIN PASSWORD 'stray-password'",
+      "CREATE ROLE stray_app_alt LOGIN PASSWORD 'stray-alt-password'",
+      "CREATE ROLE lonely_app LOGIN PASSWORD 'lonely-password'",
+      "GRANT CONNECT ON DATABASE orders TO wide_app, stray_app, stray_app_alt",
+    ])
+      await admin.query(sql);
+    await admin.end();
+    const masterSecretArn = (
+      await sm.send(
+        new CreateSecretCommand({
+          Name: `rds!db-${env}`,
+          SecretString: JSON.stringify({ username: ADMIN.user, password: ADMIN.password }),
+        }),
+      )
+    ).ARN as string;
+    target = { host: "127.0.0.1", port, sslMode: "disable", masterSecretArn };
+  }, 120_000);
+  afterAll(async () => {
+    await server?.destroy();
+    fs.rmSync(root, { recursive: true, force: true });
+  });
+
+  it("alternates the slots: the held credential works until the next rotation, one two rotations old is refused, RDS Proxy's previous secret follows", async () => {
+    const name = `db-platform/${env}/orders/app`;
+    await loginSecret(name, port, "orders_app", { login: "orders_app", password: "generation-0-password", previous: true });
+    const generation0 = await current(name);
+
+    await rotate(name, target);
+    const generation1 = await current(name);
+    expect(generation1.username).toBe("orders_app_alt");
+    expect(generation1.password).toMatch(/^[A-Za-z0-9]{40}$/);
+    expect({ host: generation1.host, port: generation1.port, dbname: generation1.dbname }).toEqual({
+      host: "127.0.0.1",
+      port,
+      dbname: "orders",
+    });
+    expect(await attempt(port, generation1, "orders")).toBe("ok orders_app_alt");
+    expect(await attempt(port, generation0, "orders")).toBe("ok orders_app");
+    expect(await current(`${name}/previous`)).toEqual(generation0);
+    // Stored as a SCRAM verifier, never the password itself.
+    const c = await server.superuserClient();
+    const { rows } = await c.query<{ p: string }>("SELECT rolpassword AS p FROM pg_authid WHERE rolname = 'orders_app_alt'");
+    await c.end();
+    expect(rows[0].p.startsWith("SCRAM-SHA-256$4096:")).toBe(true);
+    expect(rows[0].p).not.toContain(generation1.password);
+
+    await rotate(name, target);
+    const generation2 = await current(name);
+    expect(generation2.username).toBe("orders_app");
+    expect(generation2.password).not.toBe(generation0.password);
+    expect(await attempt(port, generation2, "orders")).toBe("ok orders_app");
+    expect(await attempt(port, generation1, "orders")).toBe("ok orders_app_alt");
+    expect(await attempt(port, generation0, "orders")).toBe("28P01");
+    expect(await current(`${name}/previous`)).toEqual(generation1);
+    const { VersionIdsToStages } = await sm.send(new DescribeSecretCommand({ SecretId: name }));
+    expect(Object.values(VersionIdsToStages ?? {}).filter((s) => s.includes("AWSCURRENT"))).toHaveLength(1);
+  });
+
+  it("alters only an unprivileged login of the secret's own slot pair, and a credential that does not log in never becomes current", async () => {
+    // A login with a privilege beyond a service's, one whose "alternate" is not a member of it, one with no alternate.
+    for (const [login, username, why] of [
+      ["wide_app", "wide_app_alt", "role wide_app is not an unprivileged login"],
+      ["stray_app", "stray_app", "role stray_app_alt is not a member of stray_app"],
+      ["lonely_app", "lonely_app", "role lonely_app_alt does not exist"],
+    ]) {
+      const name = `db-platform/${env}/refused/${login}`;
+      await loginSecret(name, port, username, { login });
+      const token = randomUUID();
+      await rotationStep({ Step: "createSecret", SecretId: name, ClientRequestToken: token }, target, sm);
+      await expect(rotationStep({ Step: "setSecret", SecretId: name, ClientRequestToken: token }, target, sm)).rejects.toThrow(why);
+      expect((await current(name)).username).toBe(username);
+    }
+    // A value naming another login's role (tampered with, or another service's) is refused before anything is made; so is a secret without the tag.
+    await loginSecret(`db-platform/${env}/billing/app`, port, "orders_app_alt", { login: "billing_app" });
+    await expect(
+      rotationStep({ Step: "createSecret", SecretId: `db-platform/${env}/billing/app`, ClientRequestToken: randomUUID() }, target, sm),
+    ).rejects.toThrow("names orders_app_alt, not a slot of login billing_app");
+    await sm.send(new CreateSecretCommand({ Name: `db-platform/${env}/untagged`, SecretString: "{}" }));
+    await sm.send(new RotateSecretCommand({ SecretId: `db-platform/${env}/untagged`, RotationRules: { AutomaticallyAfterDays: 30 } }));
+    await expect(
+      rotationStep({ Step: "createSecret", SecretId: `db-platform/${env}/untagged`, ClientRequestToken: randomUUID() }, target, sm),
+    ).rejects.toThrow("no db-platform:login tag");
+    expect(await attempt(port, { username: "wide_app", password: "wide-password" }, "orders")).toBe("ok wide_app");
+
+    // testSecret before setSecret: the pending password is not the role's, so the rotation stops there.
+    const name = `db-platform/${env}/orders/untested`;
+    await loginSecret(name, port, "orders_app_alt", { login: "orders_app" });
+    const token = randomUUID();
+    await rotationStep({ Step: "createSecret", SecretId: name, ClientRequestToken: token }, target, sm);
+    await expect(rotationStep({ Step: "testSecret", SecretId: name, ClientRequestToken: token }, target, sm)).rejects.toThrow(
+      "pending credential of orders_app does not log in to orders",
+    );
+    expect((await current(name)).username).toBe("orders_app_alt");
+    // A step for a version that is not pending, and a secret whose rotation is off, are refused.
+    await expect(rotationStep({ Step: "setSecret", SecretId: name, ClientRequestToken: randomUUID() }, target, sm)).rejects.toThrow(
+      "is not pending rotation",
+    );
+    await sm.send(new CreateSecretCommand({ Name: `db-platform/${env}/off`, SecretString: "{}" }));
+    await expect(
+      rotationStep({ Step: "createSecret", SecretId: `db-platform/${env}/off`, ClientRequestToken: randomUUID() }, target, sm),
+    ).rejects.toThrow("rotation is not enabled");
+  });
+});
+
+describe("rotation function environment", () => {
+  it("names the variable that is missing", async () => {
+    const { rotationTargetFromEnv } = await import("../../operations/rotate/secretsManager");
+    expect(() =>
+      rotationTargetFromEnv({ DB_PLATFORM_SERVER_HOST: "h", DB_PLATFORM_SERVER_PORT: "5432", DB_PLATFORM_SSLMODE: "verify-full" }),
+    ).toThrow("DB_PLATFORM_MASTER_SECRET_ARN is not set");
+  });
+});
