@@ -69,7 +69,7 @@ export function serverMonitoring(server: ServerHandle, parent: pulumi.Resource, 
       dbname: "postgres",
     },
     { parent },
-  );
+  ).arn;
   return { role, url, secretArn };
 }
 

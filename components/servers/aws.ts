@@ -5,6 +5,7 @@
  */
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
+import { LOGIN_TAG } from "../spec/rotation";
 
 /** A key statement for one AWS service principal, on this key only, under its conditions. */
 export interface KeyGrant {
@@ -76,16 +77,30 @@ export interface LoginSecretArgs {
   readonly username: string;
   readonly password: pulumi.Input<string>;
   readonly dbname: string;
+  /** A service login's role (slot a): tagged, so the rotation function rotates this login's slots only. */
+  readonly login?: string;
+  /** Secrets Manager rotates it: `up` writes the first value only, the rotation function every later one. */
+  readonly rotated?: boolean;
 }
 
-/** A login's Secrets Manager secret in the standard RDS secret JSON shape (`<prefix>-secret`, `<prefix>-secret-version`); its ARN. */
-export function loginSecret(prefix: string, a: LoginSecretArgs, opts: pulumi.CustomResourceOptions): pulumi.Output<string> {
+/** A login's Secrets Manager secret in the standard RDS secret JSON shape (`<prefix>-secret`, `<prefix>-secret-version`). */
+export function loginSecret(
+  prefix: string,
+  a: LoginSecretArgs,
+  opts: pulumi.CustomResourceOptions,
+): { arn: pulumi.Output<string>; version: aws.secretsmanager.SecretVersion } {
   const secret = new aws.secretsmanager.Secret(
     `${prefix}-secret`,
-    { name: a.secretName, description: a.description, kmsKeyId: a.kmsKeyId, recoveryWindowInDays: a.recoveryWindowInDays, tags: a.tags },
+    {
+      name: a.secretName,
+      description: a.description,
+      kmsKeyId: a.kmsKeyId,
+      recoveryWindowInDays: a.recoveryWindowInDays,
+      tags: a.login ? { ...a.tags, [LOGIN_TAG]: a.login } : a.tags,
+    },
     opts,
   );
-  new aws.secretsmanager.SecretVersion(
+  const version = new aws.secretsmanager.SecretVersion(
     `${prefix}-secret-version`,
     {
       secretId: secret.id,
@@ -97,7 +112,8 @@ export function loginSecret(prefix: string, a: LoginSecretArgs, opts: pulumi.Cus
           ),
       ),
     },
-    opts,
+    // After a rotation the version `up` wrote is no longer current: `up` must not put it back.
+    a.rotated ? { ...opts, ignoreChanges: ["secretString", "versionStages"] } : opts,
   );
-  return secret.arn;
+  return { arn: secret.arn, version };
 }

@@ -9,6 +9,7 @@ import type { RdsReplicaSpec, RdsServerSpec } from "../spec";
 import { awsServerName } from "../spec";
 import { STATS_SETTINGS } from "../spec/defaults";
 import { alarmTopic, customerManagedKey } from "./aws";
+import { type LoginRotation, loginRotation, rotationLogsGrant } from "./loginRotation";
 import { admitDeclaredSources, RdsProxy } from "./rdsProxy";
 import { parameterGroupFamily, parameterGroupName, type RdsRender, rdsRender } from "./rdsUpgrade";
 import { ServerComponent, serverTags } from "./server";
@@ -24,6 +25,8 @@ export interface RdsServerArgs {
   readonly alarmEmail?: string;
   /** The services on it with a pool: RDS Proxy in front of it (with `pooler`), an endpoint each. @default [] */
   readonly pooledServices?: readonly string[];
+  /** Services have logins on it: their secrets are rotated by its login rotation function. @default false */
+  readonly rotatesLogins?: boolean;
 }
 
 /**
@@ -95,6 +98,8 @@ export class RdsServer extends ServerComponent {
   private readonly render: RdsRender;
   /** RDS Proxy, where the server has a `pooler` and a service a pool. */
   readonly proxy?: RdsProxy;
+  /** The function Secrets Manager rotates the service logins' secrets with (docs/rotation.md), where services are on it. */
+  readonly loginRotation?: LoginRotation;
 
   constructor(name: string, args: RdsServerArgs, opts?: pulumi.ComponentResourceOptions) {
     super("db-platform:servers:RdsServer", name, {}, opts);
@@ -108,7 +113,16 @@ export class RdsServer extends ServerComponent {
 
     const identity = aws.getCallerIdentityOutput({}, parent);
     this.accountId = identity.accountId;
-    const key = customerManagedKey(name, id, `db-platform ${id}: storage, Performance Insights, secrets`, this.accountId, tags, parent);
+    const grants = args.rotatesLogins ? [rotationLogsGrant(spec.region, this.accountId, id)] : [];
+    const key = customerManagedKey(
+      name,
+      id,
+      `db-platform ${id}: storage, Performance Insights, secrets`,
+      this.accountId,
+      tags,
+      parent,
+      grants,
+    );
     this.kmsKeyArn = key.arn;
     const subnetGroup = new aws.rds.SubnetGroup(`${name}-subnets`, { name: id, subnetIds: spec.network.subnetIds, tags }, parent);
     const securityGroup = this.createSecurityGroup(name, id, spec.network, tags, parent);
@@ -188,6 +202,13 @@ export class RdsServer extends ServerComponent {
     );
 
     this.createAlarms(name, id, tags);
+    const { instance, masterSecretArn, accountId } = this;
+    if (args.rotatesLogins)
+      this.loginRotation = loginRotation(
+        name,
+        { id, spec, instance, masterSecretArn, accountId, key, tags, instanceSecurityGroupId: securityGroup.id },
+        parent,
+      );
     const pooledServices = args.pooledServices ?? [];
     if (spec.pooler && pooledServices.length > 0) {
       const proxy = new RdsProxy(

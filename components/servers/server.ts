@@ -5,6 +5,7 @@
 import * as postgresql from "@pulumi/postgresql";
 import * as pulumi from "@pulumi/pulumi";
 import type { ServerSpec } from "../spec";
+import type { LoginRotation } from "./loginRotation";
 
 export interface ServerHandle {
   readonly spec: ServerSpec;
@@ -41,6 +42,8 @@ export interface ServerHandle {
    * default one for a service without) (local poolers: the spec's ports).
    */
   readonly pooler?: (service: string) => ReplicaEndpoint;
+  /** RDS only: the function Secrets Manager rotates the service logins' secrets with (components/servers/loginRotation.ts). */
+  readonly loginRotation?: LoginRotation;
 }
 
 export interface ReplicaEndpoint {

@@ -10,7 +10,7 @@ import * as postgresql from "@pulumi/postgresql";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import type { RoleSpec } from "../spec";
-import { type CredentialSlot, generationOf, slotGeneration, slotOf, slotRoleName, slotsOf } from "../spec/rotation";
+import { type CredentialSlot, generationOf, previousSlotOf, slotGeneration, slotOf, slotRoleName, slotsOf } from "../spec/rotation";
 import { scramVerifier } from "./scram";
 
 /** Attributes every service role states explicitly, so the policy pack sees them. */
@@ -50,8 +50,8 @@ export function loginPasswords(name: string, login: RoleSpec, parent: pulumi.Res
 
 /** The slot the login's URL and secret use now, and the one still valid from the previous generation. */
 export function servingSlots(login: RoleSpec): { current: CredentialSlot; previous?: CredentialSlot } {
-  const n = generationOf(login);
-  return { current: slotOf(n), ...(n >= 1 && { previous: slotOf(n - 1) }) };
+  const previous = previousSlotOf(login);
+  return { current: slotOf(generationOf(login)), ...(previous && { previous }) };
 }
 
 export interface LoginRoleArgs {
@@ -86,17 +86,19 @@ export function createLoginRoles(
     assumeRole: isMigrator ? a.owner.name : undefined,
     ...UNPRIVILEGED,
   };
+  // Secrets Manager's rotation function owns the passwords once it has run: `up` sets only the first ones.
+  const owned = login.rotatedBy ? { ignoreChanges: ["password"] } : {};
   const role = new postgresql.Role(
     names.name(login.key),
     { name: login.name, password: password("a"), roles: isMigrator ? [a.owner.name] : [], ...settings },
-    { ...opts, ...names.opts(login.key) },
+    { ...opts, ...names.opts(login.key), ...owned },
   );
   if (!a.passwords.b) return { role };
   const suffix = `${login.key}-alt`;
   const alternate = new postgresql.Role(
     names.name(suffix),
     { name: slotRoleName(login, "b"), password: password("b"), roles: [role.name], ...settings },
-    { ...opts, ...names.opts(suffix) },
+    { ...opts, ...names.opts(suffix), ...owned },
   );
   return { role, alternate };
 }

@@ -4,6 +4,7 @@
  * only its own objects, and connection URLs as secrets.
  */
 import { moveTargetPrefix, serviceDatabaseResource, serviceSchemaResource } from "../dataResources";
+import * as aws from "@pulumi/aws";
 import * as postgresql from "@pulumi/postgresql";
 import * as pulumi from "@pulumi/pulumi";
 import type { ReplicaEndpoint, ServerHandle } from "../servers/server";
@@ -11,6 +12,7 @@ import { loginSecret } from "../servers/aws";
 import { serverTags } from "../servers/server";
 import { loginSecretName, type RoleSpec, type ServiceSpec } from "../spec";
 import { POOLED_KINDS } from "../spec/poolRules";
+import { LOGIN_ROTATION_DAYS } from "../spec/defaults";
 import { slotRoleName } from "../spec/rotation";
 import { planService } from "./plan";
 import { createLoginRoles, loginPasswords, servingSlots, type SlotPasswords, UNPRIVILEGED } from "./credentials";
@@ -34,17 +36,18 @@ export interface ServiceDatabaseArgs {
 
 export { UNPRIVILEGED } from "./credentials";
 
+/** A login's URL; without a password where the login's secret holds it (Secrets Manager rotates it). */
 export function connectionUrl(
   user: string,
-  password: pulumi.Input<string>,
+  password: pulumi.Input<string> | undefined,
   host: pulumi.Input<string>,
   port: pulumi.Input<number>,
   database: string,
   sslMode: string,
 ) {
-  return pulumi.secret(
-    pulumi.interpolate`postgresql://${user}:${pulumi.output(password).apply(encodeURIComponent)}@${host}:${port}/${database}?sslmode=${sslMode}`,
-  );
+  const credential =
+    password === undefined ? pulumi.output(user) : pulumi.interpolate`${user}:${pulumi.output(password).apply(encodeURIComponent)}`;
+  return pulumi.secret(pulumi.interpolate`postgresql://${credential}@${host}:${port}/${database}?sslmode=${sslMode}`);
 }
 
 /** Logins that never write: they connect to the server's reader replica when it has one. */
@@ -166,10 +169,11 @@ export class ServiceDatabase extends pulumi.ComponentResource {
     this.schemas = served.place.schemas.map((schema) => pulumi.output(schema));
 
     for (const login of spec.logins) {
+      // Secrets Manager's logins: the secret holds the credential (it rotates), the URL only where to connect.
       const url = (slot: "a" | "b", t: { endpoint: ReplicaEndpoint }) =>
         connectionUrl(
           slotRoleName(login, slot),
-          this.password(login, slot),
+          login.rotatedBy ? undefined : this.password(login, slot),
           t.endpoint.host,
           t.endpoint.port,
           served.place.database,
@@ -181,8 +185,8 @@ export class ServiceDatabase extends pulumi.ComponentResource {
       this.routing[login.key] = (pooled ?? direct).label;
       this.urls[login.key] = url(current, pooled ?? direct);
       if (pooled) this.directUrls[login.key] = url(current, direct);
-      if (previous) this.previousUrls[login.key] = url(previous, pooled ?? direct);
-      if (previous && pooled) this.previousDirectUrls[login.key] = url(previous, direct);
+      if (previous && !login.rotatedBy) this.previousUrls[login.key] = url(previous, pooled ?? direct);
+      if (previous && pooled && !login.rotatedBy) this.previousDirectUrls[login.key] = url(previous, direct);
     }
     if (served.server.spec.hosting === "rds" && served.server.kmsKeyArn) {
       this.createSecrets(name, args, served.server, served.place);
@@ -360,7 +364,7 @@ export class ServiceDatabase extends pulumi.ComponentResource {
   private createSecrets(name: string, args: ServiceDatabaseArgs, server: ServerHandle, place: ServiceSpec): void {
     const { spec, environment } = args;
     const tags = { ...serverTags(environment, server.spec.name, args.tags ?? {}), "db-platform:service": spec.name };
-    for (const login of spec.logins) {
+    for (const login of place.logins) {
       // A pooled login's secret names where its URL points: RDS Proxy, which reads the same secret to log in as it.
       const proxied = pooledTarget(login, server, spec);
       const { endpoint } = proxied ?? loginTarget(login, server);
@@ -379,11 +383,26 @@ export class ServiceDatabase extends pulumi.ComponentResource {
             username: slotRoleName(login, slot),
             password: this.password(login, slot),
             dbname: place.database,
+            login: login.name,
+            rotated: login.rotatedBy !== undefined,
           },
           { parent: this },
         );
-      this.secretArns[login.key] = secret(current, "");
-      if (proxied && previous) this.previousSecretArns[login.key] = secret(previous, "-previous");
+      const made = secret(current, "");
+      this.secretArns[login.key] = made.arn;
+      if (proxied && previous) this.previousSecretArns[login.key] = secret(previous, "-previous").arn;
+      const rotation = server.loginRotation;
+      if (!login.rotatedBy || !rotation) continue;
+      new aws.secretsmanager.SecretRotation(
+        `${name}-${login.key}-rotation`,
+        {
+          secretId: made.arn,
+          rotationLambdaArn: rotation.functionArn,
+          rotationRules: { automaticallyAfterDays: spec.rotationDays ?? LOGIN_ROTATION_DAYS },
+          rotateImmediately: false,
+        },
+        { parent: this, dependsOn: [...rotation.ready, made.version] },
+      );
     }
   }
 }

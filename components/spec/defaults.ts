@@ -172,6 +172,12 @@ export const ALLOWED_EXTENSIONS: readonly string[] = [
 /** The least log retention strict environments accept (the runner's logs, the bucket's access logs). */
 export const STRICT_LOG_RETENTION_DAYS = 365;
 
+/** The login rotation functions' logs (components/servers/loginRotation.ts): a year, in every environment. */
+export const ROTATION_LOG_RETENTION_DAYS = STRICT_LOG_RETENTION_DAYS;
+
+/** Days between Secrets Manager's rotations of a login secret on AWS where `services.<name>.rotation` is unset. */
+export const LOGIN_ROTATION_DAYS = 30;
+
 export function backupDefaults(strict: boolean, environment: string) {
   return {
     bucket: `db-platform-${environment}-backups`,

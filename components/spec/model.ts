@@ -156,6 +156,12 @@ export interface RoleSpec {
   readonly connectionLimit: number;
   /** Login roles after `db-platform rotate`: the credential generation in use (components/spec/rotation.ts). */
   readonly credential?: LoginCredential;
+  /**
+   * Logins of services on rds servers: Secrets Manager rotates the login's secret on its schedule
+   * (docs/rotation.md, "On AWS"); both slots exist from the first `up`, and their passwords are the
+   * rotation function's once it has run.
+   */
+  readonly rotatedBy?: "secrets-manager";
 }
 
 /** `services.<name>.credentials.<key>`: a login's rotation, written by `db-platform rotate`. */

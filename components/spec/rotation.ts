@@ -7,9 +7,20 @@
  * points the login's URL and secret at it; the other slot keeps the password of generation N - 1,
  * so a client that has not re-read its secret yet goes on working until generation N + 1.
  */
-import type { RoleSpec } from "./model";
+import type { RoleSpec, ServerSpec, ServiceSpec } from "./model";
 
 export const ALTERNATE_SUFFIX = "_alt";
+
+/** The tag of a login's Secrets Manager secret naming its login role: what the rotation function rotates. */
+export const LOGIN_TAG = "db-platform:login";
+
+/** The environment of an RDS server's login rotation function (operations/rotate/secretsManager.ts). */
+export const ROTATION_ENV = {
+  host: "DB_PLATFORM_SERVER_HOST",
+  port: "DB_PLATFORM_SERVER_PORT",
+  sslMode: "DB_PLATFORM_SSLMODE",
+  masterSecretArn: "DB_PLATFORM_MASTER_SECRET_ARN",
+} as const;
 
 export type CredentialSlot = "a" | "b";
 
@@ -28,9 +39,29 @@ export function slotOf(generation: number): CredentialSlot {
   return generation % 2 === 0 ? "a" : "b";
 }
 
-/** The slots a login has: slot b exists from its first rotation on. */
-export function slotsOf(login: Pick<RoleSpec, "credential">): CredentialSlot[] {
-  return generationOf(login) >= 1 ? ["a", "b"] : ["a"];
+/**
+ * The slots a login has: slot b exists from its first rotation on, and from the first `up` where
+ * Secrets Manager rotates the login (a service on an rds server).
+ */
+export function slotsOf(login: Pick<RoleSpec, "credential" | "rotatedBy">): CredentialSlot[] {
+  return login.rotatedBy || generationOf(login) >= 1 ? ["a", "b"] : ["a"];
+}
+
+/** The slot still valid from the previous generation: Secrets Manager's logins have slot b's from the start. */
+export function previousSlotOf(login: Pick<RoleSpec, "credential" | "rotatedBy">): CredentialSlot | undefined {
+  const n = generationOf(login);
+  if (n >= 1) return slotOf(n - 1);
+  return login.rotatedBy ? "b" : undefined;
+}
+
+/**
+ * Services on rds servers: Secrets Manager rotates each login's secret on its schedule with the
+ * server's rotation function (components/servers/loginRotation.ts), over both slots.
+ */
+export function rotatedOnRds(service: ServiceSpec, servers: readonly ServerSpec[]): ServiceSpec {
+  if (servers.find((s) => s.name === service.server)?.hosting !== "rds") return service;
+  const logins = service.logins.map((l) => ({ ...l, rotatedBy: "secrets-manager" as const }));
+  return { ...service, logins };
 }
 
 /** The role name of a slot. */
@@ -56,8 +87,8 @@ export function currentRoleName(login: RoleSpec): string {
 
 /** The previous generation's role, still valid until the next rotation; undefined before the first. */
 export function previousRoleName(login: RoleSpec): string | undefined {
-  const n = generationOf(login);
-  return n >= 1 ? slotRoleName(login, slotOf(n - 1)) : undefined;
+  const slot = previousSlotOf(login);
+  return slot && slotRoleName(login, slot);
 }
 
 /** Every PostgreSQL role a login is: the login role, and its alternate once it has rotated. */

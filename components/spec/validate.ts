@@ -17,6 +17,7 @@ import {
 import { buildService, checkCollisions, checkMove, checkService, movedService } from "./serviceRules";
 import { buildMonitoring, checkMonitoring, withAlarms } from "./monitoringRules";
 import { checkPoolTotals, checkProxyEndpoints, withPool } from "./poolRules";
+import { rotatedOnRds } from "./rotation";
 import { placesOf, type Spec, type ServerSpec, type ServiceSpec, type SharedDatabaseSpec } from "./model";
 import { backupDefaults, STRICT_ENVIRONMENTS } from "./defaults";
 import { fromZod, type PathSegment, type Problem, SpecError } from "./problems";
@@ -136,13 +137,13 @@ export function validateConfig(input: ConfigInput): ValidationResult {
     const found = [...checkService(name, raw, new Set(Object.keys(rawServers))), ...checkMove(name, raw, new Set(Object.keys(rawServers)))];
     problems.push(...found);
     if (found.length > 0) continue;
-    const pooled = withPool(withAlarms(buildService(name, raw), raw, servers), raw, servers);
+    const pooled = withPool(withAlarms(rotatedOnRds(buildService(name, raw), servers), raw, servers), raw, servers);
     problems.push(...pooled.problems);
     const service = pooled.service;
     if (!raw.move) services.push(service);
     else if (raw.move.phase === "done") services.push({ ...service, arrived: true });
     else {
-      const target = withAlarms(buildService(name, movedService(raw)), raw, servers);
+      const target = withAlarms(rotatedOnRds(buildService(name, movedService(raw)), servers), raw, servers);
       const phase = raw.move.phase;
       services.push({ ...service, move: { target, phase, ...(raw.move.export && { export: raw.move.export }) } });
     }

@@ -27,7 +27,9 @@ import {
 } from "@aws-sdk/client-secrets-manager";
 import { Client, escapeIdentifier, escapeLiteral } from "pg";
 import { scramVerifier } from "../../components/service/scram";
-import { ALTERNATE_SUFFIX } from "../../components/spec/rotation";
+import { ALTERNATE_SUFFIX, LOGIN_TAG, ROTATION_ENV } from "../../components/spec/rotation";
+
+export { LOGIN_TAG };
 import { pgConfig } from "../backup/runner";
 
 export const ROTATION_STEPS = ["createSecret", "setSecret", "testSecret", "finishSecret"] as const;
@@ -50,14 +52,6 @@ export interface RotationTarget {
   readonly masterSecretArn: string;
 }
 
-/** The environment variables the function reads (set by components/servers/loginRotation.ts). */
-export const ROTATION_ENV = {
-  host: "DB_PLATFORM_SERVER_HOST",
-  port: "DB_PLATFORM_SERVER_PORT",
-  sslMode: "DB_PLATFORM_SSLMODE",
-  masterSecretArn: "DB_PLATFORM_MASTER_SECRET_ARN",
-} as const;
-
 export class RotationError extends Error {}
 
 /** The standard RDS secret JSON every login secret holds (components/servers/aws.ts). */
@@ -70,8 +64,6 @@ interface LoginSecretValue {
   readonly dbname: string;
 }
 
-/** The tag of a login secret naming its login role (components/servers/aws.ts). */
-export const LOGIN_TAG = "db-platform:login";
 const PENDING = "AWSPENDING";
 const CURRENT = "AWSCURRENT";
 const PASSWORD_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";

@@ -18,6 +18,8 @@ export interface SynthResource {
   readonly props: Record<string, unknown>;
   /** Present when the resource is `protect`ed (the engine refuses to delete or replace it). */
   readonly protect?: true;
+  /** Present when `up` leaves these inputs as they are once the resource exists (`ignoreChanges`). */
+  readonly ignoreChanges?: string[];
 }
 
 const SYNTH_ACCOUNT = "000000000000";
@@ -102,6 +104,7 @@ interface RegisterRequest {
   getProvider(): string;
   getObject(): { toJavaScript(): Record<string, unknown> } | undefined;
   getProtect(): boolean;
+  getIgnorechangesList(): string[];
 }
 
 /**
@@ -160,6 +163,7 @@ export async function synthProgram(
           provider: providerRef ? full(providerRef.split("::").slice(0, -1).join("::")) : null,
           props: normalize(req.getObject()?.toJavaScript() ?? {}) as Record<string, unknown>,
           ...(req.getProtect() ? { protect: true as const } : {}),
+          ...(req.getIgnorechangesList().length > 0 && { ignoreChanges: req.getIgnorechangesList() }),
         });
       }
       callback(err, resp);

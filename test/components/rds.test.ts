@@ -30,11 +30,12 @@ describe("RdsServer in prod", () => {
     expect(counts[T.kmsAlias]).toBe(2);
     expect(counts[T.subnetGroup]).toBe(2);
     expect(counts[T.parameterGroup]).toBe(2);
-    expect(counts[T.securityGroup]).toBe(2);
-    expect(counts[T.ingress]).toBe(2);
+    // Each server's and its login rotation function's (test/components/loginRotation.rds.test.ts).
+    expect(counts[T.securityGroup]).toBe(4);
+    expect(counts[T.ingress]).toBe(4);
     expect(counts[T.alarm]).toBe(6);
     expect(counts[T.topic]).toBe(2);
-    expect(counts[T.iamRole]).toBe(2);
+    expect(counts[T.iamRole]).toBe(4);
   });
 
   it("registers the instance with every secure default, exactly", () => {
@@ -137,8 +138,9 @@ describe("RdsServer in prod", () => {
         rotateImmediately: false,
       });
     }
-    // Managed rotation: no rotation function of the platform's.
-    expect(prod.ofType("aws:lambda/function:Function")).toEqual([]);
+    // Managed rotation: the platform's rotation functions rotate the service logins' secrets only.
+    const rotated = prod.ofType("aws:secretsmanager/secretRotation:SecretRotation").filter((r) => r.props.rotationLambdaArn !== undefined);
+    expect(rotated.map((r) => r.props.secretId)).not.toContain("arn:aws:secretsmanager:eu-central-1:000000000000:secret:rds!db-prod-main");
     const every30 = await synthInput(input(changed(prodValues(), (v) => (servers(v).main.masterPasswordRotationDays = 30))), "prod");
     expect(every30.one("aws:secretsmanager/secretRotation:SecretRotation", "main-master-rotation").props.rotationRules).toEqual({
       automaticallyAfterDays: 30,

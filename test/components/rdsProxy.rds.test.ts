@@ -52,7 +52,7 @@ beforeAll(async () => {
 const arnOf = (name: string) => `arn:aws:synth:eu-central-1:000000000000:${name}`;
 
 describe("RDS Proxy in front of main", () => {
-  it("requires TLS and admits exactly the pooled app logins, each by its own secret with SCRAM", () => {
+  it("requires TLS and admits exactly the pooled app logins, both slots each by its own secret with SCRAM", () => {
     const proxy = rs.one(PROXY, "main-proxy").props;
     expect(proxy).toMatchObject({
       name: "prod-main",
@@ -64,15 +64,18 @@ describe("RDS Proxy in front of main", () => {
       vpcSubnetIds: ["subnet-0a1b2c3d4e5f60001", "subnet-0a1b2c3d4e5f60002", "subnet-0a1b2c3d4e5f60003"],
       vpcSecurityGroupIds: ["main-proxy-sg-id"],
     });
+    // Secrets Manager rotates the logins over two slots: the proxy admits the current one's secret and the previous one's.
     expect(proxy.auths).toEqual(
       [
-        ["orders", "orders_app"],
-        ["payments", "payments_app"],
-      ].map(([service, username]) => ({
+        ["orders", "orders_app", "app"],
+        ["orders", "orders_app_alt", "app-previous"],
+        ["payments", "payments_app", "app"],
+        ["payments", "payments_app_alt", "app-previous"],
+      ].map(([service, username, secret]) => ({
         authScheme: "SECRETS",
         clientPasswordAuthType: "POSTGRES_SCRAM_SHA_256",
         iamAuth: "DISABLED",
-        secretArn: arnOf(`${service}-app-secret`),
+        secretArn: arnOf(`${service}-${secret}-secret`),
         username,
         description: `${service}: ${username}`,
       })),
@@ -103,7 +106,12 @@ describe("RDS Proxy in front of main", () => {
         Sid: "PooledLoginSecrets",
         Effect: "Allow",
         Action: ["secretsmanager:GetSecretValue"],
-        Resource: [arnOf("orders-app-secret"), arnOf("payments-app-secret")],
+        Resource: [
+          arnOf("orders-app-secret"),
+          arnOf("orders-app-previous-secret"),
+          arnOf("payments-app-secret"),
+          arnOf("payments-app-previous-secret"),
+        ],
       },
       {
         Sid: "DecryptThroughSecretsManager",

@@ -1,0 +1,195 @@
+/**
+ * Secrets Manager's rotation of the service logins on AWS (components/servers/loginRotation.ts,
+ * docs/rotation.md "On AWS") under Pulumi's mocks, input by input: one rotation function per RDS
+ * server (its code the bundled steps of operations/rotate/secretsManager.ts, which load), its
+ * role, network, logs and invoke permission; a SecretRotation per service login secret on the
+ * service's period; both slots from the first `up`, and `up` leaving the passwords and secret
+ * values the function writes as they are. A local stack registers none of it.
+ */
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { beforeAll, describe, expect, it } from "vitest";
+import { changed, devValues, input, prodValues, services } from "../helpers/config";
+import { resolve, Resources, synthInput, T } from "../helpers/synth";
+import { synthProgram } from "../../operations/stack/synth";
+
+const FUNCTION = "aws:lambda/function:Function";
+const ROTATION = "aws:secretsmanager/secretRotation:SecretRotation";
+const arnOf = (name: string) => `arn:aws:synth:eu-central-1:000000000000:${name}`;
+const TAGS = (server: string) => ({ "db-platform:environment": "prod", "db-platform:server": server, "managed-by": "db-platform" });
+let prod: Resources;
+
+beforeAll(async () => {
+  prod = await synthInput(input(prodValues()), "prod");
+});
+
+describe("the login rotation function of each RDS server", () => {
+  it("runs the bundled rotation steps in the server's private subnets, its environment naming the server and its master secret", () => {
+    const fn = prod.one(FUNCTION, "main-rotation-function").props;
+    const { code, ...rest } = fn;
+    expect(rest).toEqual({
+      name: "prod-main-login-rotation",
+      description: "db-platform prod-main: rotates the service logins' secrets (alternating slots)",
+      runtime: "nodejs22.x",
+      handler: "index.handler",
+      role: arnOf("main-rotation-role"),
+      timeout: 60,
+      memorySize: 256,
+      vpcConfig: { subnetIds: prod.one(T.subnetGroup, "main-subnets").props.subnetIds, securityGroupIds: ["main-rotation-sg-id"] },
+      kmsKeyArn: "arn:aws:kms:eu-central-1:000000000000:key/main-key",
+      loggingConfig: { logFormat: "Text", logGroup: "/aws/lambda/prod-main-login-rotation" },
+      environment: {
+        variables: {
+          DB_PLATFORM_SERVER_HOST: "prod-main.synth.rds.invalid",
+          DB_PLATFORM_SERVER_PORT: "5432",
+          DB_PLATFORM_SSLMODE: "require",
+          DB_PLATFORM_MASTER_SECRET_ARN: "arn:aws:secretsmanager:eu-central-1:000000000000:secret:rds!db-prod-main",
+          NODE_EXTRA_CA_CERTS: "/var/runtime/ca-cert.pem",
+        },
+      },
+      tags: TAGS("main"),
+    });
+    // The archive's one file is a CommonJS module whose handler Lambda calls.
+    const text = (code as { assets: Record<string, { text: string }> }).assets["index.js"].text;
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "db-platform-rotation-code-")), "index.js");
+    fs.writeFileSync(file, text);
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const loaded = require(file) as { handler?: unknown };
+    expect(typeof loaded.handler).toBe("function");
+    expect(text).toContain("ALTER ROLE");
+    expect(prod.ofType(FUNCTION).map((f) => f.name)).toEqual(["main-rotation-function", "studio-rotation-function"]);
+  });
+
+  it("may be invoked by Secrets Manager of its own account only", () => {
+    expect(prod.one("aws:lambda/permission:Permission", "main-rotation-invoke").props).toEqual({
+      action: "lambda:InvokeFunction",
+      function: "prod-main-login-rotation",
+      principal: "secretsmanager.amazonaws.com",
+      sourceAccount: "000000000000",
+    });
+  });
+
+  it("has a role that rotates only its server's login secrets, reads the master secret and uses the server key", () => {
+    expect(JSON.parse(String(prod.one(T.iamRole, "main-rotation-role").props.assumeRolePolicy)).Statement).toEqual([
+      { Effect: "Allow", Principal: { Service: "lambda.amazonaws.com" }, Action: "sts:AssumeRole" },
+    ]);
+    const policy = JSON.parse(String(prod.one("aws:iam/rolePolicy:RolePolicy", "main-rotation-policy").props.policy));
+    const bySid = Object.fromEntries((policy.Statement as Array<{ Sid: string }>).map((s) => [s.Sid, s]));
+    expect(Object.keys(bySid)).toEqual([
+      "RotateTheLoginSecretsOfThisServer",
+      "ReadTheMasterUserSecret",
+      "UseTheServerKey",
+      "WriteItsLogs",
+      "NetworkInterfacesInTheVpc",
+    ]);
+    expect(bySid.RotateTheLoginSecretsOfThisServer).toEqual({
+      Sid: "RotateTheLoginSecretsOfThisServer",
+      Effect: "Allow",
+      Action: [
+        "secretsmanager:DescribeSecret",
+        "secretsmanager:GetSecretValue",
+        "secretsmanager:PutSecretValue",
+        "secretsmanager:UpdateSecretVersionStage",
+      ],
+      Resource: "arn:aws:secretsmanager:eu-central-1:000000000000:secret:db-platform/*",
+      Condition: { StringEquals: { "secretsmanager:ResourceTag/db-platform:server": "main" } },
+    });
+    expect(bySid.ReadTheMasterUserSecret).toMatchObject({
+      Action: "secretsmanager:GetSecretValue",
+      Resource: "arn:aws:secretsmanager:eu-central-1:000000000000:secret:rds!db-prod-main",
+    });
+    expect(bySid.UseTheServerKey).toMatchObject({
+      Action: ["kms:Decrypt", "kms:GenerateDataKey"],
+      Resource: "arn:aws:kms:eu-central-1:000000000000:key/main-key",
+    });
+    // Every login secret the role may touch carries its server's tag.
+    for (const s of prod.ofType(T.secret).filter((s) => s.name.startsWith("inventory-")))
+      expect((s.props.tags as Record<string, string>)["db-platform:server"]).toBe("main");
+  });
+
+  it("reaches its server and HTTPS only, and the server admits it; logs a year, encrypted with the server key CloudWatch Logs may use for that log group only", () => {
+    expect(prod.one(T.securityGroup, "main-rotation-sg").props).toMatchObject({ name: "prod-main-login-rotation", egress: [] });
+    const rule = (type: string, name: string) => prod.one(type, name).props;
+    const egress = "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule";
+    expect(rule(egress, "main-rotation-egress-postgres")).toMatchObject({
+      fromPort: 5432,
+      toPort: 5432,
+      referencedSecurityGroupId: "main-sg-id",
+    });
+    expect(rule(egress, "main-rotation-egress-https")).toMatchObject({ fromPort: 443, toPort: 443, cidrIpv4: "0.0.0.0/0" });
+    expect(rule(T.ingress, "main-ingress-login-rotation")).toMatchObject({
+      securityGroupId: "main-sg-id",
+      fromPort: 5432,
+      referencedSecurityGroupId: "main-rotation-sg-id",
+    });
+    expect(prod.one("aws:cloudwatch/logGroup:LogGroup", "main-rotation-logs").props).toEqual({
+      name: "/aws/lambda/prod-main-login-rotation",
+      retentionInDays: 365,
+      kmsKeyId: "arn:aws:kms:eu-central-1:000000000000:key/main-key",
+      tags: TAGS("main"),
+    });
+    const key = JSON.parse(String(prod.one(T.kmsKey, "main-key").props.policy));
+    expect(key.Statement.find((s: { Sid: string }) => s.Sid === "CloudWatchLogsOfTheLoginRotation")).toEqual({
+      Sid: "CloudWatchLogsOfTheLoginRotation",
+      Effect: "Allow",
+      Principal: { Service: "logs.eu-central-1.amazonaws.com" },
+      Action: ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+      Resource: "*",
+      Condition: {
+        ArnEquals: {
+          "kms:EncryptionContext:aws:logs:arn": "arn:aws:logs:eu-central-1:000000000000:log-group:/aws/lambda/prod-main-login-rotation",
+        },
+      },
+    });
+  });
+});
+
+describe("each service login's secret", () => {
+  it("is rotated by its server's function on the service's period (30 days unless `rotation` says otherwise)", async () => {
+    const logins = ["app", "readonly", "migrator"];
+    expect(
+      prod
+        .ofType(ROTATION)
+        .filter((r) => r.name.startsWith("inventory-"))
+        .map((r) => r.props),
+    ).toEqual(
+      logins.map((key) => ({
+        secretId: arnOf(`inventory-${key}-secret`),
+        rotationLambdaArn: arnOf("main-rotation-function"),
+        rotationRules: { automaticallyAfterDays: 30 },
+        rotateImmediately: false,
+      })),
+    );
+    // Every login secret of every service has one; the `/previous` secrets are written by the function's finishSecret.
+    const rotatedSecrets = new Set(prod.ofType(ROTATION).map((r) => r.props.secretId));
+    const loginSecrets = prod
+      .ofType(T.secret)
+      .filter((s) => !String(s.props.name).endsWith("/previous") && (s.props.tags as Record<string, string>)["db-platform:service"]);
+    expect(loginSecrets.length).toBeGreaterThan(0);
+    for (const s of loginSecrets) expect(rotatedSecrets.has(arnOf(s.name))).toBe(true);
+
+    const every90 = await synthInput(input(changed(prodValues(), (v) => (services(v).inventory.rotation = "90d"))), "prod");
+    expect(every90.one(ROTATION, "inventory-app-rotation").props.rotationRules).toEqual({ automaticallyAfterDays: 90 });
+  });
+
+  it("names its login in a tag; both slots exist from the first up; up leaves the passwords and secret values the function writes alone", async () => {
+    expect((prod.one(T.secret, "inventory-app-secret").props.tags as Record<string, string>)["db-platform:login"]).toBe("inventory_app");
+    expect(prod.one(T.role, "inventory-app-alt").props).toMatchObject({ name: "inventory_app_alt", login: true, roles: ["inventory_app"] });
+    for (const name of ["inventory-app", "inventory-app-alt"]) expect(prod.one(T.role, name).ignoreChanges).toEqual(["password"]);
+    expect(prod.one(T.secretVersion, "inventory-app-secret-version").ignoreChanges).toEqual(["secretString", "versionStages"]);
+    // The URL says where to connect; the credential is the secret's.
+    const program = await synthProgram(input(prodValues()), "db-platform", "prod");
+    const url = new URL((await resolve(program.outputs.services.inventory.urls.app)).value);
+    expect([url.username, url.password, url.hostname]).toEqual(["inventory_app", "", "prod-main.synth.rds.invalid"]);
+    expect(program.outputs.services.inventory.previousUrls).toBeUndefined();
+  });
+
+  it("on a local stack: no function, no alternate before the first `db-platform rotate`, and up owns the passwords", async () => {
+    const dev = await synthInput(input(devValues()), "dev");
+    expect(dev.ofType(FUNCTION)).toEqual([]);
+    expect(dev.ofType(ROTATION)).toEqual([]);
+    expect(dev.all.filter((r) => r.type === T.role && String(r.props.name).endsWith("_alt"))).toEqual([]);
+    expect(dev.ofType(T.role).every((r) => r.ignoreChanges === undefined)).toBe(true);
+  });
+});
