@@ -28,9 +28,10 @@ function context(opts: RotateOptions, err: (s: string) => void): RotateContext {
 export function rotatePlanText(p: RotatePlan): string {
   return [
     `rotate ${p.logins.length} login(s) of stack ${p.stack}${p.resuming ? " (resuming a rotation that was written, not yet verified)" : ""}:`,
-    ...p.logins.map(
-      (l) =>
-        `  ${l.service} ${l.login}: generation ${l.generation}: its URL and secret name ${l.role}; ${l.previousRole} keeps the previous credential until the next rotation`,
+    ...p.logins.map((l) =>
+      l.by === "secrets-manager"
+        ? `  ${l.service} ${l.login}: by Secrets Manager, now: its secret names the slot (${l.role} or ${l.role}_alt) it does not name yet; the other keeps the previous credential until the next rotation`
+        : `  ${l.service} ${l.login}: generation ${l.generation}: its URL and secret name ${l.role}; ${l.previousRole} keeps the previous credential until the next rotation`,
     ),
     "",
   ].join("\n");

@@ -4,7 +4,8 @@
 #   PostgreSQL 15-18 (server and client tools: scripts/postgres/install.sh), PgBouncer
 #   (scripts/pooler/pgbouncer.sh: installed, else pinned Debian packages), Chromium (Debian, for
 #   the audit's HTML report), MinIO (scripts/s3/minio.sh), the Python clients of the client suite
-#   (scripts/clients/venv.sh: a virtual environment from PyPI), the Pulumi CLI
+#   (scripts/clients/venv.sh: a virtual environment from PyPI), moto (the local AWS API emulator the
+#   Secrets Manager rotation test talks to: another venv, test/aws/requirements.txt), the Pulumi CLI
 #   (scripts/engine/bootstrap.sh) and actionlint (Go module proxy).
 # Then: type-check, lint, format, offline stack checks, unit and mock tests, the policy pack in
 # the real engine, and the end-to-end suites (isolation, and the service teams' migration tools
@@ -36,6 +37,7 @@ for major in 15 16 17 18; do echo "PostgreSQL $major: $(bash scripts/postgres/in
 echo "MinIO: $(bash scripts/s3/minio.sh --quiet)"
 echo "PgBouncer: $(bash scripts/pooler/pgbouncer.sh --quiet)"
 echo "Python clients (Alembic, SQLAlchemy, psycopg, Django): $(bash scripts/clients/venv.sh)"
+echo "AWS API emulator for the rotation function (moto): $(bash scripts/clients/venv.sh test/aws/requirements.txt)"
 echo "Pulumi CLI: $(bash scripts/engine/bootstrap.sh --quiet)/pulumi"
 tools="${XDG_CACHE_HOME:-$HOME/.cache}/db-platform/tools"
 [ -x "$tools/actionlint" ] || GOBIN="$tools" go install github.com/rhysd/actionlint/cmd/actionlint@v1.7.12

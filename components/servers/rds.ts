@@ -114,15 +114,8 @@ export class RdsServer extends ServerComponent {
     const identity = aws.getCallerIdentityOutput({}, parent);
     this.accountId = identity.accountId;
     const grants = args.rotatesLogins ? [rotationLogsGrant(spec.region, this.accountId, id)] : [];
-    const key = customerManagedKey(
-      name,
-      id,
-      `db-platform ${id}: storage, Performance Insights, secrets`,
-      this.accountId,
-      tags,
-      parent,
-      grants,
-    );
+    const purpose = `db-platform ${id}: storage, Performance Insights, secrets`;
+    const key = customerManagedKey(name, id, purpose, this.accountId, tags, parent, grants);
     this.kmsKeyArn = key.arn;
     const subnetGroup = new aws.rds.SubnetGroup(`${name}-subnets`, { name: id, subnetIds: spec.network.subnetIds, tags }, parent);
     const securityGroup = this.createSecurityGroup(name, id, spec.network, tags, parent);
@@ -202,13 +195,8 @@ export class RdsServer extends ServerComponent {
     );
 
     this.createAlarms(name, id, tags);
-    const { instance, masterSecretArn, accountId } = this;
-    if (args.rotatesLogins)
-      this.loginRotation = loginRotation(
-        name,
-        { id, spec, instance, masterSecretArn, accountId, key, tags, instanceSecurityGroupId: securityGroup.id },
-        parent,
-      );
+    const rotation = { id, spec, instance: this.instance, masterSecretArn: this.masterSecretArn, accountId: this.accountId, key, tags };
+    if (args.rotatesLogins) this.loginRotation = loginRotation(name, { ...rotation, instanceSecurityGroupId: securityGroup.id }, parent);
     const pooledServices = args.pooledServices ?? [];
     if (spec.pooler && pooledServices.length > 0) {
       const proxy = new RdsProxy(

@@ -11,6 +11,10 @@
  * roles, members of the login — and `pending` is cleared. A rotation stopped anywhere (an engine
  * error, a killed process, a failed verification) is resumed by running `rotate` again: a pending
  * generation is applied and verified, not incremented.
+ *
+ * The logins of services on rds servers are Secrets Manager's to rotate, on their schedule and
+ * with their server's rotation function (operations/rotate/secretsManager.ts): for them `rotate`
+ * asks Secrets Manager to rotate now and waits for it (operations/rotate/onAws.ts).
  */
 import type { OutputMap } from "@pulumi/pulumi/automation";
 import { Client } from "pg";
@@ -31,6 +35,7 @@ import { BackupError, message } from "../backup/runner";
 import { ownEntry } from "../move/journal";
 import { loadSpec, type MoveContext } from "../move/plan";
 import { describeChanges, upStack } from "../stack/stackApply";
+import { rotateWithSecretsManager } from "./onAws";
 import { editConfigFile } from "../stack/stackConfig";
 
 /** A step of a rotation failed: the journal says where it stands, and `rotate` resumes it. */
@@ -52,6 +57,8 @@ export interface RotateRequest {
 export interface LoginRotation {
   readonly service: string;
   readonly login: string;
+  /** `engine`: a new generation applied by `up`; `secrets-manager`: its secret rotated by Secrets Manager (rds servers, onAws.ts). */
+  readonly by: "engine" | "secrets-manager";
   readonly generation: number;
   /** The role its URL and secret now name. */
   readonly role: string;
@@ -80,15 +87,17 @@ const seconds = (since: number) => `${((performance.now() - since) / 1000).toFix
 export function rotatePlan(ctx: RotateContext, req: RotateRequest = {}): RotatePlan {
   const spec = loadSpec(ctx.file);
   const pending = spec.services.flatMap((s) => s.logins.filter((l) => l.credential?.pending).map((l) => ({ s, l })));
-  const chosen = pending.length > 0 ? pending : selected(spec, req).map(({ s, l }) => ({ s, l: next(l, req.now ?? new Date()) }));
+  const chosen =
+    pending.length > 0 ? pending : selected(spec, req).map(({ s, l }) => ({ s, l: l.rotatedBy ? l : next(l, req.now ?? new Date()) }));
   return {
     stack: ctx.stack,
     resuming: pending.length > 0,
     logins: chosen.map(({ s, l }) => ({
       service: s.name,
       login: l.key,
+      by: l.rotatedBy ?? "engine",
       generation: generationOf(l),
-      role: currentRoleName(l),
+      role: l.rotatedBy ? l.name : currentRoleName(l),
       previousRole: previousRoleName(l) ?? l.name,
     })),
   };
@@ -135,9 +144,25 @@ function writeCredentials(ctx: RotateContext, logins: readonly LoginRotation[], 
   });
 }
 
-/** Rotate (or resume) the plan's logins: journal, `up`, verification of both credentials of each, journal cleared. */
+/**
+ * Rotate (or resume) the plan's logins: journal, `up`, verification of both credentials of each,
+ * journal cleared; the logins Secrets Manager rotates, by asking it to rotate now (onAws.ts).
+ */
 export async function rotateApply(ctx: RotateContext, req: RotateRequest = {}): Promise<RotateResult> {
   const plan = rotatePlan(ctx, req);
+  const byEngine = { ...plan, logins: plan.logins.filter((l) => l.by === "engine") };
+  const result = byEngine.logins.length > 0 ? await rotateByEngine(ctx, byEngine, req) : { plan, log: [], outputs: {} };
+  const spec = loadSpec(ctx.file);
+  const log = [...result.log];
+  for (const l of plan.logins.filter((x) => x.by === "secrets-manager")) {
+    const server = spec.servers.find((s) => s.name === selectServices(spec, { service: l.service })[0].server);
+    const region = server?.hosting === "rds" ? server.region : "";
+    log.push(await rotateWithSecretsManager({ service: l.service, login: l.login, region }, { environment: spec.environment }));
+  }
+  return { plan, log, outputs: result.outputs };
+}
+
+async function rotateByEngine(ctx: RotateContext, plan: RotatePlan, req: RotateRequest): Promise<RotateResult> {
   const log: string[] = [];
   const now = (req.now ?? new Date()).toISOString();
   if (!plan.resuming) {

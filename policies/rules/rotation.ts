@@ -7,7 +7,7 @@
  */
 import { anyUnknown, PG, type StackGraph } from "../engine/graph";
 import type { Finding, PolicyInputResource, Rule } from "../engine/types";
-import { ALTERNATE_SUFFIX } from "../../components/spec/rotation";
+import { ALTERNATE_SUFFIX, LOGIN_TAG } from "../../components/spec/rotation";
 
 /** Settings an alternate shares with its login. */
 const SAME = ["login", "inherit", "connectionLimit", "assumeRole", "searchPaths"] as const;
@@ -56,4 +56,50 @@ export const rotationAlternates: Rule = {
   },
 };
 
-export const ROTATION_RULES: readonly Rule[] = [rotationAlternates];
+const SECRET = "aws:secretsmanager/secret:Secret";
+const SECRET_ROTATION = "aws:secretsmanager/secretRotation:SecretRotation";
+
+/**
+ * Every service login's Secrets Manager secret is rotated by a rotation function on a schedule
+ * (docs/rotation.md, "On AWS"): a SecretRotation beside it (`<login>-rotation` for
+ * `<login>-secret`, same parent) with a function and a period of at most `maximumDays`. The
+ * `…/previous` secrets are written by the function itself. Advisory by default; mandatory in the
+ * strict environments' policy config.
+ */
+export const loginSecretRotation: Rule = {
+  name: "login-secret-rotation",
+  description: "Every service login's Secrets Manager secret must be rotated by a rotation function at least every maximumDays days.",
+  enforcementLevel: "advisory",
+  configSchema: { maximumDays: { type: "number", description: "The longest rotation period accepted, in days.", default: 90 } },
+  check(graph: StackGraph, config) {
+    const out: Finding[] = [];
+    const max = Number(config.maximumDays);
+    for (const secret of graph.ofType(SECRET)) {
+      const tags = (secret.props.tags as Record<string, unknown> | undefined) ?? {};
+      const name = secret.props.name;
+      if (!tags["db-platform:service"] || !tags[LOGIN_TAG] || !secret.name.endsWith("-secret")) continue;
+      if (anyUnknown(name) || String(name).endsWith("/previous")) continue;
+      const rotationName = `${secret.name.slice(0, -"-secret".length)}-rotation`;
+      const rotation = graph.ofType(SECRET_ROTATION).find((r) => r.name === rotationName && r.parent === secret.parent);
+      const refuse = (why: string) =>
+        out.push({ urn: secret.urn, message: `secret "${String(name)}" (service ${String(tags["db-platform:service"])}): ${why}` });
+      if (!rotation) {
+        refuse(`must be rotated by Secrets Manager with a rotation function (aws.secretsmanager.SecretRotation ${rotationName})`);
+        continue;
+      }
+      const rules = (rotation.props.rotationRules as { automaticallyAfterDays?: unknown; scheduleExpression?: unknown } | undefined) ?? {};
+      if (anyUnknown(rotation.props.rotationLambdaArn, rules.automaticallyAfterDays)) {
+        out.push({ urn: secret.urn, message: `secret ${secret.name}: cannot verify its rotation during preview`, unverifiable: true });
+        continue;
+      }
+      if (typeof rotation.props.rotationLambdaArn !== "string" || rotation.props.rotationLambdaArn === "")
+        refuse("its rotation must name the server's rotation function (rotationLambdaArn)");
+      const days = Number(rules.automaticallyAfterDays);
+      if (rules.scheduleExpression === undefined && !(days > 0 && days <= max))
+        refuse(`must rotate at least every ${max} days (automaticallyAfterDays is ${String(rules.automaticallyAfterDays ?? "unset")})`);
+    }
+    return out;
+  },
+};
+
+export const ROTATION_RULES: readonly Rule[] = [rotationAlternates, loginSecretRotation];

@@ -3,7 +3,8 @@
  * a local PostgreSQL of each major, its admin deliberately not a superuser (standing in for the
  * RDS master user), with the Secrets Manager calls answered by a local AWS API emulator (moto,
  * from PyPI: test/helpers/awsEmulator.ts) — an emulator, labelled as such, not AWS. Secrets
- * Manager's part (invoking the steps in order, retrying one) is played by the test.
+ * Manager's part (invoking the steps in order, retrying one) is played by the test. And
+ * `db-platform rotate`'s part on AWS (operations/rotate/onAws.ts): waiting for a rotation.
  */
 import { randomUUID } from "node:crypto";
 import * as fs from "node:fs";
@@ -20,6 +21,7 @@ import { Client } from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ROTATION_STEPS, type RotationTarget, rotationStep } from "../../operations/rotate/secretsManager";
 import { LocalPostgres } from "../../operations/local/postgres";
+import { rotateWithSecretsManager } from "../../operations/rotate/onAws";
 import { type AwsEmulator, startAwsEmulator } from "../helpers/awsEmulator";
 import { freePort } from "../helpers/ports";
 import { ROOT } from "../helpers/synth";
@@ -235,6 +237,57 @@ describe.each(["15", "16", "17", "18"])("rotation function steps on PostgreSQL %
       rotationStep({ Step: "createSecret", SecretId: `db-platform/${env}/off`, ClientRequestToken: randomUUID() }, target, sm),
     ).rejects.toThrow("rotation is not enabled");
   });
+
+  it.runIf(major === "16")(
+    "`db-platform rotate` waits for a rotation in progress, which the function's steps finish, and says where one that does not finish stands",
+    async () => {
+      const name = `db-platform/${env}/orders/readonly`;
+      await loginSecret(name, port, "orders_app", {
+        login: "orders_app",
+        password: (await current(`db-platform/${env}/orders/app`)).password,
+      });
+      const client = () => sm;
+      // Secrets Manager has started a rotation (the pending version is made) and its function is still at work.
+      const token = randomUUID();
+      await rotationStep({ Step: "createSecret", SecretId: name, ClientRequestToken: token }, target, sm);
+      // The function finishes only once `rotate` has seen the rotation in progress.
+      let seen!: () => void;
+      const described = new Promise<void>((resolve) => (seen = resolve));
+      const watched = {
+        send: async (command: Parameters<SecretsManagerClient["send"]>[0]) => {
+          const out = await sm.send(command as never);
+          if (command instanceof DescribeSecretCommand) seen();
+          return out;
+        },
+      } as unknown as SecretsManagerClient;
+      const waiting = rotateWithSecretsManager(
+        { service: "orders", login: "readonly", region: "us-east-1" },
+        { environment: env, client: () => watched, pollMs: 100 },
+      );
+      await described;
+      for (const Step of ["setSecret", "testSecret", "finishSecret"] as const)
+        await rotationStep({ Step, SecretId: name, ClientRequestToken: token }, target, sm);
+      expect(await waiting).toMatch(
+        new RegExp(
+          `^orders readonly \\(secret ${name}\\): rotated by Secrets Manager \\(the rotation in progress, waited for\\) in [0-9.]+ s: its secret now names orders_app_alt \\(version ${token}\\); orders_app keeps the previous credential`,
+        ),
+      );
+      // A rotation whose function never finishes: named, with where it stands, after the time allowed.
+      await rotationStep({ Step: "createSecret", SecretId: name, ClientRequestToken: randomUUID() }, target, sm);
+      await expect(
+        rotateWithSecretsManager(
+          { service: "orders", login: "readonly", region: "us-east-1" },
+          { environment: env, client, pollMs: 100, timeoutMs: 500 },
+        ),
+      ).rejects.toThrow(
+        /is not current after 1 s; Secrets Manager retries the rotation function's steps .*: run rotate again to wait for it/,
+      );
+      await sm.send(new CreateSecretCommand({ Name: `db-platform/${env}/orders/migrator`, SecretString: "{}" }));
+      await expect(
+        rotateWithSecretsManager({ service: "orders", login: "migrator", region: "us-east-1" }, { environment: env, client }),
+      ).rejects.toThrow("Secrets Manager rotation is not enabled: apply the stack (db-platform up) first");
+    },
+  );
 });
 
 describe("rotation function environment", () => {

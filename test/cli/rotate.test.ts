@@ -9,6 +9,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runCli } from "../helpers/cli";
+import { ROOT } from "../helpers/synth";
 
 let dir: string;
 
@@ -65,8 +66,30 @@ describe("rotate --plan", () => {
     expect(JSON.parse(r.stdout)).toEqual({
       stack: "one",
       resuming: false,
-      logins: [{ service: "profile", login: "reporter", generation: 1, role: "profile_reporter_alt", previousRole: "profile_reporter" }],
+      logins: [
+        {
+          service: "profile",
+          login: "reporter",
+          by: "engine",
+          generation: 1,
+          role: "profile_reporter_alt",
+          previousRole: "profile_reporter",
+        },
+      ],
     });
+  });
+
+  it("on AWS (prod): the logins are Secrets Manager's to rotate, now, over the same two slots", () => {
+    const r = runCli(["rotate", "--plan", "--config", path.join(ROOT, "Pulumi.prod.yaml"), "--service", "orders", "--login", "app"]);
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe(
+      [
+        "rotate 1 login(s) of stack prod:",
+        "  orders app: by Secrets Manager, now: its secret names the slot (orders_app or orders_app_alt) it does not name yet; the other keeps the previous credential until the next rotation",
+        "",
+      ].join("\n"),
+    );
   });
 
   it("resumes a pending rotation instead of starting another", () => {

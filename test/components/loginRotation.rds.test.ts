@@ -4,14 +4,16 @@
  * server (its code the bundled steps of operations/rotate/secretsManager.ts, which load), its
  * role, network, logs and invoke permission; a SecretRotation per service login secret on the
  * service's period; both slots from the first `up`, and `up` leaving the passwords and secret
- * values the function writes as they are. A local stack registers none of it.
+ * values the function writes as they are. A local stack registers none of it. And the pack's
+ * `login-secret-rotation` rule.
  */
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { changed, devValues, input, prodValues, services } from "../helpers/config";
-import { resolve, Resources, synthInput, T } from "../helpers/synth";
+import { check, find } from "../helpers/policy";
+import { resolve, Resources, ROOT, synthInput, T } from "../helpers/synth";
 import { synthProgram } from "../../operations/stack/synth";
 
 const FUNCTION = "aws:lambda/function:Function";
@@ -191,5 +193,45 @@ describe("each service login's secret", () => {
     expect(dev.ofType(ROTATION)).toEqual([]);
     expect(dev.all.filter((r) => r.type === T.role && String(r.props.name).endsWith("_alt"))).toEqual([]);
     expect(dev.ofType(T.role).every((r) => r.ignoreChanges === undefined)).toBe(true);
+  });
+});
+
+describe("the pack's login-secret-rotation rule", () => {
+  const prodConfig = JSON.parse(fs.readFileSync(path.join(ROOT, "policies/config/prod.json"), "utf8"));
+  const rule = (violations: ReturnType<typeof check>) =>
+    violations.filter((v) => v.policy === "login-secret-rotation").map((v) => [v.enforcement, v.message]);
+  const fresh = () => synthInput(input(prodValues()), "prod");
+
+  it("passes prod as it is declared, with every rule mandatory", async () => {
+    expect(check((await fresh()).all, prodConfig)).toEqual([]);
+  });
+
+  it("refuses, mandatory in prod, a login secret without rotation, without a function, or on too long a period", async () => {
+    const r = await fresh();
+    const without = r.all.filter((x) => !(x.type === ROTATION && x.name === "inventory-app-rotation"));
+    find(r.all, ROTATION, "inventory-readonly-rotation").props.rotationLambdaArn = "";
+    find(r.all, ROTATION, "inventory-migrator-rotation").props.rotationRules = { automaticallyAfterDays: 365 };
+    expect(rule(check(without, prodConfig))).toEqual([
+      [
+        "mandatory",
+        expect.stringContaining(
+          `secret "db-platform/prod/inventory/app" (service inventory): must be rotated by Secrets Manager with a rotation function`,
+        ),
+      ],
+      [
+        "mandatory",
+        expect.stringContaining(
+          `secret "db-platform/prod/inventory/readonly" (service inventory): its rotation must name the server's rotation function`,
+        ),
+      ],
+      [
+        "mandatory",
+        expect.stringContaining(
+          `secret "db-platform/prod/inventory/migrator" (service inventory): must rotate at least every 90 days (automaticallyAfterDays is 365)`,
+        ),
+      ],
+    ]);
+    // Advisory outside the strict environments' config.
+    expect(rule(check(without)).map(([level]) => level)).toEqual(["advisory", "advisory", "advisory"]);
   });
 });

@@ -5,7 +5,7 @@
  * resources and the spec's ownership, never the components' code, so a component bug shows up.
  */
 import type { SynthResource } from "../../operations/stack/synth";
-import { placesOf, type ServiceSpec, type Spec } from "../../components/spec";
+import { loginRoleNames, placesOf, type ServiceSpec, type Spec } from "../../components/spec";
 import { T } from "./synth";
 
 /** The platform's monitoring login: pg_monitor and CONNECT on databases, nothing else (docs/stats.md). */
@@ -43,10 +43,11 @@ export function isolationViolations(spec: Spec, all: readonly SynthResource[]): 
   for (const s of spec.services) {
     for (const place of placesOf(s)) {
       const provider = providerOf(resources, place.server);
-      for (const r of [s.owner, ...s.logins]) {
-        const known = roleOwner.get(`${provider}|${r.name}`);
+      // A login's alternate (its second credential slot, docs/rotation.md) is the service's too.
+      for (const name of [s.owner.name, ...s.logins.flatMap(loginRoleNames)]) {
+        const known = roleOwner.get(`${provider}|${name}`);
         if (known) known.places.push(place);
-        else roleOwner.set(`${provider}|${r.name}`, { service: s, places: [place], provider });
+        else roleOwner.set(`${provider}|${name}`, { service: s, places: [place], provider });
       }
     }
   }

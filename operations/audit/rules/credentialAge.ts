@@ -2,7 +2,9 @@
  * `credential-age`: a login of a service with `services.<name>.rotation` whose credential is older
  * than that period — rotated longer ago, or never rotated (its age unknown): reported from the
  * stack file's credentials, which `db-platform rotate` writes (docs/rotation.md), not the catalogs
- * (PostgreSQL does not record when a password was set). `credentialFindings` checks it.
+ * (PostgreSQL does not record when a password was set). `credentialFindings` checks it. The logins
+ * Secrets Manager rotates (services on rds servers) are not its: their schedule is the stack's
+ * SecretRotation, which the pack's `login-secret-rotation` rule requires.
  */
 import type { ServiceSpec } from "../../../components/spec";
 import type { AuditFinding } from "../model";
@@ -24,6 +26,7 @@ export function credentialFindings(services: readonly ServiceSpec[], now = new D
   for (const s of services) {
     if (s.rotationDays === undefined) continue;
     for (const login of s.logins) {
+      if (login.rotatedBy) continue;
       const c = login.credential;
       const days = c ? Math.floor((now.getTime() - Date.parse(c.rotatedAt)) / DAY) : undefined;
       const message = c?.pending

@@ -1,0 +1,74 @@
+/**
+ * `db-platform rotate` for the logins Secrets Manager rotates (services on rds servers,
+ * docs/rotation.md "On AWS"): the rotation is Secrets Manager's, with the server's rotation
+ * function, so `rotate` asks it to rotate now and waits until the new version is current. Nothing
+ * goes through the engine and nothing is written to the stack file: Secrets Manager keeps the
+ * rotation's state (the pending version) and retries a failed step itself. Run again after a
+ * kill, `rotate` waits for the rotation in progress instead of starting another one.
+ */
+import { DescribeSecretCommand, GetSecretValueCommand, RotateSecretCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
+import { loginSecretName } from "../../components/spec/naming";
+import { BackupError } from "../backup/runner";
+
+/** A Secrets Manager rotation did not finish: the secret is named, with where it stands. */
+export class AwsRotateError extends BackupError {}
+
+export interface AwsLogin {
+  readonly service: string;
+  readonly login: string;
+  /** The region of the login's server. */
+  readonly region: string;
+}
+
+export interface AwsRotateOptions {
+  readonly environment: string;
+  /** @default 600 000 (the function's four steps, each retried by Secrets Manager) */
+  readonly timeoutMs?: number;
+  /** @default 2000 */
+  readonly pollMs?: number;
+  /** Tests: a client of their own (an emulator's). */
+  readonly client?: (region: string) => SecretsManagerClient;
+}
+
+const PENDING = "AWSPENDING";
+const CURRENT = "AWSCURRENT";
+
+async function username(sm: SecretsManagerClient, secretId: string): Promise<string> {
+  const { SecretString } = await sm.send(new GetSecretValueCommand({ SecretId: secretId, VersionStage: CURRENT }));
+  return String((JSON.parse(SecretString ?? "{}") as { username?: unknown }).username);
+}
+
+/** Rotate one login's secret now (or wait for the rotation in progress); one line saying what happened. */
+export async function rotateWithSecretsManager(l: AwsLogin, opts: AwsRotateOptions): Promise<string> {
+  const started = performance.now();
+  const sm = opts.client?.(l.region) ?? new SecretsManagerClient({ region: l.region });
+  const secretId = loginSecretName(opts.environment, l.service, l.login);
+  const where = `${l.service} ${l.login} (secret ${secretId})`;
+  try {
+    const before = await sm.send(new DescribeSecretCommand({ SecretId: secretId }));
+    if (!before.RotationEnabled)
+      throw new AwsRotateError(`${where}: Secrets Manager rotation is not enabled: apply the stack (db-platform up) first`);
+    const from = await username(sm, secretId);
+    const inProgress = Object.entries(before.VersionIdsToStages ?? {}).find(([, s]) => s.includes(PENDING) && !s.includes(CURRENT))?.[0];
+    const version = inProgress ?? (await sm.send(new RotateSecretCommand({ SecretId: secretId, RotateImmediately: true }))).VersionId;
+    if (!version) throw new AwsRotateError(`${where}: Secrets Manager started no rotation`);
+    const deadline = Date.now() + (opts.timeoutMs ?? 600_000);
+    for (;;) {
+      const now = await sm.send(new DescribeSecretCommand({ SecretId: secretId }));
+      if (now.VersionIdsToStages?.[version]?.includes(CURRENT)) break;
+      if (Date.now() > deadline)
+        throw new AwsRotateError(
+          `${where}: version ${version} is not current after ${Math.round((opts.timeoutMs ?? 600_000) / 1000)} s; Secrets Manager retries the rotation function's steps (see its log group): run rotate again to wait for it`,
+        );
+      await new Promise((r) => setTimeout(r, opts.pollMs ?? 2000));
+    }
+    const to = await username(sm, secretId);
+    const seconds = ((performance.now() - started) / 1000).toFixed(1);
+    return `${where}: rotated by Secrets Manager${inProgress ? " (the rotation in progress, waited for)" : ""} in ${seconds} s: its secret now names ${to} (version ${version}); ${from === to ? "the same slot" : from} keeps the previous credential until the next rotation`;
+  } catch (e) {
+    if (e instanceof AwsRotateError) throw e;
+    throw new AwsRotateError(`${where}: ${(e as Error).message}`);
+  } finally {
+    if (!opts.client) sm.destroy();
+  }
+}
