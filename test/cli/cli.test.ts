@@ -77,8 +77,10 @@ describe("db-platform synth", () => {
     const resources = JSON.parse(r.stdout) as Array<Record<string, unknown>>;
     expect(resources.length).toBeGreaterThan(200);
     for (const res of resources) {
-      expect(Object.keys(res)).toEqual(["type", "name", "urn", "parent", "provider", "props", ...("protect" in res ? ["protect"] : [])]);
+      const optional = ["protect", "ignoreChanges"].filter((k) => k in res);
+      expect(Object.keys(res)).toEqual(["type", "name", "urn", "parent", "provider", "props", ...optional]);
       if ("protect" in res) expect(res.protect).toBe(true);
+      if ("ignoreChanges" in res) expect((res.ignoreChanges as string[]).length).toBeGreaterThan(0);
     }
     // Every service database and schema is protected (docs/data-safety.md).
     const data = resources.filter((r) => /^postgresql:index\/(database|schema):/.test(String(r.type)));
