@@ -2,8 +2,11 @@
  * The platform's monitoring login on one server (`db-platform stats`, docs/stats.md): a member of
  * `pg_monitor` — statistics, activity and sizes, never a row — with CONNECT on the service
  * databases (granted next to them) and nothing else, and the statement statistics extension in
- * the `postgres` database. The policy pack's `monitoring-role` rule holds it to exactly that.
+ * the `postgres` database. The policy pack's `monitoring-role` rule holds it to exactly that. On
+ * RDS its secret is rotated by Secrets Manager over two slots, as the services' logins are: the
+ * alternate `db_platform_monitor_alt` is a member of it, holding nothing of its own.
  */
+import * as aws from "@pulumi/aws";
 import * as postgresql from "@pulumi/postgresql";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
@@ -11,7 +14,8 @@ import type { ServerHandle } from "./servers/server";
 import { loginSecret } from "./servers/aws";
 import { serverTags } from "./servers/server";
 import { monitorSecretName } from "./spec";
-import { MONITOR_MEMBERSHIP, MONITOR_ROLE } from "./spec/defaults";
+import { LOGIN_ROTATION_DAYS, MONITOR_MEMBERSHIP, MONITOR_ROLE } from "./spec/defaults";
+import { alternateRoleName } from "./spec/rotation";
 import { connectionUrl, UNPRIVILEGED } from "./service/serviceDatabase";
 
 export interface ServerMonitoring {
@@ -32,18 +36,14 @@ export function serverMonitoring(server: ServerHandle, parent: pulumi.Resource, 
   const name = server.spec.name;
   const pg = { parent, provider: server.provider };
   const password = new random.RandomPassword(`${name}-monitor-password`, { length: 40, special: false }, { parent });
+  // On RDS Secrets Manager rotates the login over two slots, as the services' (docs/rotation.md): `up` sets the first passwords only.
+  const rotation = server.spec.hosting === "rds" && server.kmsKeyArn ? server.loginRotation : undefined;
+  const settings = { login: true, inherit: true, connectionLimit: 5, ...UNPRIVILEGED };
+  const owned = rotation ? { ignoreChanges: ["password"] } : {};
   const role = new postgresql.Role(
     `${name}-monitor`,
-    {
-      name: MONITOR_ROLE,
-      login: true,
-      password: password.result,
-      inherit: true,
-      roles: [MONITOR_MEMBERSHIP],
-      connectionLimit: 5,
-      ...UNPRIVILEGED,
-    },
-    pg,
+    { name: MONITOR_ROLE, password: password.result, roles: [MONITOR_MEMBERSHIP], ...settings },
+    { ...pg, ...owned },
   );
   // Server infrastructure, not the stack's: a destroy leaves it (on a local server the bootstrap
   // superuser created it, and the admin may not drop it).
@@ -52,9 +52,15 @@ export function serverMonitoring(server: ServerHandle, parent: pulumi.Resource, 
     { name: "pg_stat_statements", database: "postgres" },
     { ...pg, retainOnDelete: true },
   );
-  const url = connectionUrl(MONITOR_ROLE, password.result, server.host, server.port, "postgres", server.sslMode);
-  if (server.spec.hosting !== "rds" || !server.kmsKeyArn) return { role, url };
-  const secretArn = loginSecret(
+  const url = connectionUrl(MONITOR_ROLE, rotation ? undefined : password.result, server.host, server.port, "postgres", server.sslMode);
+  if (!rotation || !server.kmsKeyArn) return { role, url };
+  const alternate = new random.RandomPassword(`${name}-monitor-alt-password`, { length: 40, special: false }, { parent });
+  new postgresql.Role(
+    `${name}-monitor-alt`,
+    { name: alternateRoleName(MONITOR_ROLE), password: alternate.result, roles: [role.name], ...settings },
+    { ...pg, ...owned },
+  );
+  const secret = loginSecret(
     `${name}-monitor`,
     {
       secretName: monitorSecretName(ctx.environment, name),
@@ -67,10 +73,22 @@ export function serverMonitoring(server: ServerHandle, parent: pulumi.Resource, 
       username: MONITOR_ROLE,
       password: password.result,
       dbname: "postgres",
+      login: MONITOR_ROLE,
+      rotated: true,
     },
     { parent },
-  ).arn;
-  return { role, url, secretArn };
+  );
+  new aws.secretsmanager.SecretRotation(
+    `${name}-monitor-rotation`,
+    {
+      secretId: secret.arn,
+      rotationLambdaArn: rotation.functionArn,
+      rotationRules: { automaticallyAfterDays: LOGIN_ROTATION_DAYS },
+      rotateImmediately: false,
+    },
+    { parent, dependsOn: [...rotation.ready, secret.version] },
+  );
+  return { role, url, secretArn: secret.arn };
 }
 
 /** CONNECT on a database for the monitoring login: what it needs to read that database's table statistics and sizes. */

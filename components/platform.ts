@@ -160,7 +160,6 @@ export class DatabasePlatform extends pulumi.ComponentResource {
             tags: spec.tags,
             alarmEmail: spec.alarmEmail,
             pooledServices: spec.services.filter((s) => s.server === server.name && s.pool).map((s) => s.name),
-            rotatesLogins: spec.services.some((s) => s.server === server.name || s.move?.target.server === server.name),
           },
           opts,
         );

@@ -25,8 +25,6 @@ export interface RdsServerArgs {
   readonly alarmEmail?: string;
   /** The services on it with a pool: RDS Proxy in front of it (with `pooler`), an endpoint each. @default [] */
   readonly pooledServices?: readonly string[];
-  /** Services have logins on it: their secrets are rotated by its login rotation function. @default false */
-  readonly rotatesLogins?: boolean;
 }
 
 /**
@@ -98,8 +96,8 @@ export class RdsServer extends ServerComponent {
   private readonly render: RdsRender;
   /** RDS Proxy, where the server has a `pooler` and a service a pool. */
   readonly proxy?: RdsProxy;
-  /** The function Secrets Manager rotates the service logins' secrets with (docs/rotation.md), where services are on it. */
-  readonly loginRotation?: LoginRotation;
+  /** The function Secrets Manager rotates the login secrets with: the services' and the monitoring login's (docs/rotation.md). */
+  readonly loginRotation: LoginRotation;
 
   constructor(name: string, args: RdsServerArgs, opts?: pulumi.ComponentResourceOptions) {
     super("db-platform:servers:RdsServer", name, {}, opts);
@@ -113,7 +111,7 @@ export class RdsServer extends ServerComponent {
 
     const identity = aws.getCallerIdentityOutput({}, parent);
     this.accountId = identity.accountId;
-    const grants = args.rotatesLogins ? [rotationLogsGrant(spec.region, this.accountId, id)] : [];
+    const grants = [rotationLogsGrant(spec.region, this.accountId, id)];
     const purpose = `db-platform ${id}: storage, Performance Insights, secrets`;
     const key = customerManagedKey(name, id, purpose, this.accountId, tags, parent, grants);
     this.kmsKeyArn = key.arn;
@@ -196,7 +194,7 @@ export class RdsServer extends ServerComponent {
 
     this.createAlarms(name, id, tags);
     const rotation = { id, spec, instance: this.instance, masterSecretArn: this.masterSecretArn, accountId: this.accountId, key, tags };
-    if (args.rotatesLogins) this.loginRotation = loginRotation(name, { ...rotation, instanceSecurityGroupId: securityGroup.id }, parent);
+    this.loginRotation = loginRotation(name, { ...rotation, instanceSecurityGroupId: securityGroup.id }, parent);
     const pooledServices = args.pooledServices ?? [];
     if (spec.pooler && pooledServices.length > 0) {
       const proxy = new RdsProxy(

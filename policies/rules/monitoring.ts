@@ -2,15 +2,20 @@
  * The platform's monitoring login (components/monitoring.ts, docs/stats.md) is the one role the
  * stack declares outside every service: it may be a member of `pg_monitor` and hold CONNECT on
  * databases, and nothing else — no power attribute, no other membership, no privilege on a
- * schema or an object. No other role outside the services joins a built-in role.
+ * schema or an object. No other role outside the services joins a built-in role. On RDS its
+ * alternate (its second credential slot for Secrets Manager's rotation) is a member of it only,
+ * holding nothing.
  */
 import { MONITOR_MEMBERSHIP, MONITOR_ROLE } from "../../components/spec/defaults";
+import { alternateRoleName } from "../../components/spec/rotation";
 import { anyUnknown, PG, type StackGraph } from "../engine/graph";
 import type { Finding, PolicyInputResource, Rule } from "../engine/types";
 import { POWERFUL_ROLES } from "./postgresql";
 
 /** PostgreSQL's and the clouds' predefined roles: cluster-wide by nature. */
 const isBuiltIn = (role: string) => /^(pg_|rds_|rdsadmin$|azure_|cloudsql)/.test(role) || POWERFUL_ROLES.has(role);
+
+const MONITOR_ALTERNATE = alternateRoleName(MONITOR_ROLE);
 
 const POWER = ["superuser", "createDatabase", "createRole", "replication", "bypassRowLevelSecurity"] as const;
 
@@ -38,6 +43,16 @@ export const monitoringRole: Rule = {
       const name = r.props.name;
       if (service || anyUnknown(name)) continue;
       const joined = ((r.props.roles as unknown[] | undefined) ?? []).map(String);
+      if (name === MONITOR_ALTERNATE) {
+        // Its second credential slot on RDS (docs/rotation.md): a member of it only, with nothing of its own.
+        const power = POWER.filter((a) => r.props[a] === true);
+        if (joined.length !== 1 || joined[0] !== MONITOR_ROLE || power.length > 0)
+          out.push({
+            urn: r.urn,
+            message: `${MONITOR_ALTERNATE} is ${MONITOR_ROLE}'s alternate login: a member of ${MONITOR_ROLE} only, with no power attribute; found ${[...joined, ...power].join(", ") || "no membership"}`,
+          });
+        continue;
+      }
       if (name !== MONITOR_ROLE) {
         const builtIn = joined.filter(isBuiltIn);
         if (builtIn.length > 0) {
@@ -56,6 +71,10 @@ export const monitoringRole: Rule = {
       if (power.length > 0) out.push({ urn: r.urn, message: `${MONITOR_ROLE} must not have ${power.join(", ")}` });
     }
     for (const r of [...graph.ofType(PG.grant), ...graph.ofType(PG.defaultPrivileges)]) {
+      if (r.props.role === MONITOR_ALTERNATE) {
+        out.push({ urn: r.urn, message: `${MONITOR_ALTERNATE} holds nothing of its own: its privileges come from ${MONITOR_ROLE}` });
+        continue;
+      }
       if (r.props.role !== MONITOR_ROLE || isMonitorConnect(r)) continue;
       out.push({
         urn: r.urn,
@@ -63,7 +82,7 @@ export const monitoringRole: Rule = {
       });
     }
     for (const r of graph.ofType(PG.grantRole)) {
-      if (r.props.role === MONITOR_ROLE || r.props.grantRole === MONITOR_ROLE) {
+      if ([MONITOR_ROLE, MONITOR_ALTERNATE].some((m) => r.props.role === m || r.props.grantRole === m)) {
         out.push({ urn: r.urn, message: `${MONITOR_ROLE} takes no membership but ${MONITOR_MEMBERSHIP}, and no role joins it` });
       }
     }

@@ -60,7 +60,8 @@ const SECRET = "aws:secretsmanager/secret:Secret";
 const SECRET_ROTATION = "aws:secretsmanager/secretRotation:SecretRotation";
 
 /**
- * Every service login's Secrets Manager secret is rotated by a rotation function on a schedule
+ * Every login's Secrets Manager secret (the services' and the monitoring login's: tagged
+ * `db-platform:login`) is rotated by a rotation function on a schedule
  * (docs/rotation.md, "On AWS"): a SecretRotation beside it (`<login>-rotation` for
  * `<login>-secret`, same parent) with a function and a period of at most `maximumDays`. The
  * `…/previous` secrets are written by the function itself. Advisory by default; mandatory in the
@@ -68,7 +69,8 @@ const SECRET_ROTATION = "aws:secretsmanager/secretRotation:SecretRotation";
  */
 export const loginSecretRotation: Rule = {
   name: "login-secret-rotation",
-  description: "Every service login's Secrets Manager secret must be rotated by a rotation function at least every maximumDays days.",
+  description:
+    "Every login's Secrets Manager secret (the services' and the monitoring login's) must be rotated by a rotation function at least every maximumDays days.",
   enforcementLevel: "advisory",
   configSchema: { maximumDays: { type: "number", description: "The longest rotation period accepted, in days.", default: 90 } },
   check(graph: StackGraph, config) {
@@ -77,12 +79,12 @@ export const loginSecretRotation: Rule = {
     for (const secret of graph.ofType(SECRET)) {
       const tags = (secret.props.tags as Record<string, unknown> | undefined) ?? {};
       const name = secret.props.name;
-      if (!tags["db-platform:service"] || !tags[LOGIN_TAG] || !secret.name.endsWith("-secret")) continue;
+      if (!tags[LOGIN_TAG] || !secret.name.endsWith("-secret")) continue;
       if (anyUnknown(name) || String(name).endsWith("/previous")) continue;
       const rotationName = `${secret.name.slice(0, -"-secret".length)}-rotation`;
       const rotation = graph.ofType(SECRET_ROTATION).find((r) => r.name === rotationName && r.parent === secret.parent);
-      const refuse = (why: string) =>
-        out.push({ urn: secret.urn, message: `secret "${String(name)}" (service ${String(tags["db-platform:service"])}): ${why}` });
+      const owner = tags["db-platform:service"] ? `service ${String(tags["db-platform:service"])}` : `login ${String(tags[LOGIN_TAG])}`;
+      const refuse = (why: string) => out.push({ urn: secret.urn, message: `secret "${String(name)}" (${owner}): ${why}` });
       if (!rotation) {
         refuse(`must be rotated by Secrets Manager with a rotation function (aws.secretsmanager.SecretRotation ${rotationName})`);
         continue;

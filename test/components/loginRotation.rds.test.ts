@@ -171,6 +171,26 @@ describe("each service login's secret", () => {
     expect(loginSecrets.length).toBeGreaterThan(0);
     for (const s of loginSecrets) expect(rotatedSecrets.has(arnOf(s.name))).toBe(true);
 
+    // And the monitoring login's, over its two slots too; its URL names no password either.
+    expect(prod.one(ROTATION, "main-monitor-rotation").props).toEqual({
+      secretId: arnOf("main-monitor-secret"),
+      rotationLambdaArn: arnOf("main-rotation-function"),
+      rotationRules: { automaticallyAfterDays: 30 },
+      rotateImmediately: false,
+    });
+    expect(prod.one(T.role, "main-monitor-alt").props).toMatchObject({
+      name: "db_platform_monitor_alt",
+      login: true,
+      roles: ["db_platform_monitor"],
+    });
+    for (const name of ["main-monitor", "main-monitor-alt"]) expect(prod.one(T.role, name).ignoreChanges).toEqual(["password"]);
+    expect((prod.one(T.secret, "main-monitor-secret").props.tags as Record<string, string>)["db-platform:login"]).toBe(
+      "db_platform_monitor",
+    );
+    // Every secret prod declares is rotated: 16 service logins' and 2 monitoring logins' by the platform's functions, the masters' by RDS.
+    const secrets = prod.ofType(T.secret).filter((s) => !String(s.props.name).endsWith("/previous"));
+    expect(secrets.length + 2).toBe(prod.ofType(ROTATION).length);
+
     const every90 = await synthInput(input(changed(prodValues(), (v) => (services(v).inventory.rotation = "90d"))), "prod");
     expect(every90.one(ROTATION, "inventory-app-rotation").props.rotationRules).toEqual({ automaticallyAfterDays: 90 });
   });
@@ -204,6 +224,27 @@ describe("the pack's login-secret-rotation rule", () => {
 
   it("passes prod as it is declared, with every rule mandatory", async () => {
     expect(check((await fresh()).all, prodConfig)).toEqual([]);
+  });
+
+  it("refuses the monitoring login's secret without rotation, and its alternate with more than its membership", async () => {
+    const r = await fresh();
+    const without = r.all.filter((x) => !(x.type === ROTATION && x.name === "studio-monitor-rotation"));
+    expect(rule(check(without, prodConfig))).toEqual([
+      [
+        "mandatory",
+        expect.stringContaining(
+          `secret "db-platform/prod/servers/studio/monitor" (login db_platform_monitor): must be rotated by Secrets Manager`,
+        ),
+      ],
+    ]);
+    find(r.all, T.role, "main-monitor-alt").props.roles = ["db_platform_monitor", "pg_read_all_data"];
+    expect(
+      check(r.all, prodConfig)
+        .filter((v) => v.policy === "monitoring-role")
+        .map((v) => v.message),
+    ).toEqual([
+      expect.stringContaining("db_platform_monitor_alt is db_platform_monitor's alternate login: a member of db_platform_monitor only"),
+    ]);
   });
 
   it("refuses, mandatory in prod, a login secret without rotation, without a function, or on too long a period", async () => {

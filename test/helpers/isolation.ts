@@ -94,8 +94,10 @@ export function isolationViolations(spec: Spec, all: readonly SynthResource[]): 
     }
     if (r.type === T.role) {
       const member = ownerOf(r.provider, p.name);
-      const monitor = p.name === MONITOR;
-      if (monitor && JSON.stringify(p.roles) !== '["pg_monitor"]') out.push(`${r.name}: ${MONITOR} joins ${String(p.roles)}`);
+      const monitor = p.name === MONITOR || p.name === `${MONITOR}_alt`;
+      // The monitoring login joins pg_monitor; its alternate (RDS: its second credential slot) joins it only.
+      const expected = p.name === MONITOR ? '["pg_monitor"]' : `["${MONITOR}"]`;
+      if (monitor && JSON.stringify(p.roles) !== expected) out.push(`${r.name}: ${String(p.name)} joins ${String(p.roles)}`);
       for (const parent of monitor ? [] : ((p.roles as string[] | undefined) ?? [])) {
         const target = ownerOf(r.provider, parent);
         if (!member || !target || member.service !== target.service) out.push(`${r.name}: ${String(p.name)} is a member of ${parent}`);
