@@ -5,7 +5,7 @@
  */
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import { LOGIN_TAG } from "../spec/rotation";
+import { ENDPOINT_TAGS, LOGIN_TAG, PREVIOUS_SECRET_TAG } from "../spec/rotation";
 
 /** A key statement for one AWS service principal, on this key only, under its conditions. */
 export interface KeyGrant {
@@ -81,6 +81,19 @@ export interface LoginSecretArgs {
   readonly login?: string;
   /** Secrets Manager rotates it: `up` writes the first value only, the rotation function every later one. */
   readonly rotated?: boolean;
+  /**
+   * Behind RDS Proxy: a tag naming the previous credential's secret (the proxy admits both), and
+   * no host tag (the proxy reads this secret, so the secret cannot name the proxy's endpoint in a
+   * tag without a cycle); the value's host stays the proxy's.
+   */
+  readonly proxied?: boolean;
+}
+
+/** Where a rotated login connects, in tags `up` keeps current: its rotation function's next version takes them. */
+function endpointTags(a: LoginSecretArgs): Record<string, pulumi.Input<string>> {
+  const where = { [ENDPOINT_TAGS.port]: pulumi.output(a.port).apply(String), [ENDPOINT_TAGS.dbname]: a.dbname };
+  // Behind the proxy, the previous credential's secret the function writes at each rotation.
+  return a.proxied ? { ...where, [PREVIOUS_SECRET_TAG]: `${a.secretName}/previous` } : { [ENDPOINT_TAGS.host]: a.host, ...where };
 }
 
 /** A login's Secrets Manager secret in the standard RDS secret JSON shape (`<prefix>-secret`, `<prefix>-secret-version`). */
@@ -96,7 +109,7 @@ export function loginSecret(
       description: a.description,
       kmsKeyId: a.kmsKeyId,
       recoveryWindowInDays: a.recoveryWindowInDays,
-      tags: a.login ? { ...a.tags, [LOGIN_TAG]: a.login } : a.tags,
+      tags: a.login ? { ...a.tags, [LOGIN_TAG]: a.login, ...(a.rotated && endpointTags(a)) } : a.tags,
     },
     opts,
   );

@@ -22,6 +22,8 @@ export const ROTATION_RUNTIME = "nodejs22.x";
 export interface LoginRotationArgs {
   /** `<env>-<server>`: the function is `<id>-login-rotation`. */
   readonly id: string;
+  /** The stack's environment: the function rotates `db-platform/<environment>/…` secrets only. */
+  readonly environment: string;
   readonly spec: RdsServerSpec;
   readonly instance: aws.rds.Instance;
   readonly instanceSecurityGroupId: pulumi.Output<string>;
@@ -93,8 +95,8 @@ export function loginRotation(name: string, a: LoginRotationArgs, opts: pulumi.C
     },
     opts,
   );
-  const secretsOfServer = pulumi.interpolate`arn:aws:secretsmanager:${spec.region}:${a.accountId}:secret:db-platform/*`;
-  new aws.iam.RolePolicy(
+  const secretsOfServer = pulumi.interpolate`arn:aws:secretsmanager:${spec.region}:${a.accountId}:secret:db-platform/${a.environment}/*`;
+  const policy = new aws.iam.RolePolicy(
     `${name}-rotation-policy`,
     {
       role: role.id,
@@ -110,7 +112,12 @@ export function loginRotation(name: string, a: LoginRotationArgs, opts: pulumi.C
               "secretsmanager:UpdateSecretVersionStage",
             ],
             Resource: secrets,
-            Condition: { StringEquals: { "secretsmanager:ResourceTag/db-platform:server": spec.name } },
+            Condition: {
+              StringEquals: {
+                "secretsmanager:ResourceTag/db-platform:server": spec.name,
+                "secretsmanager:ResourceTag/db-platform:environment": a.environment,
+              },
+            },
           },
           { Sid: "ReadTheMasterUserSecret", Effect: "Allow", Action: "secretsmanager:GetSecretValue", Resource: master },
           { Sid: "UseTheServerKey", Effect: "Allow", Action: ["kms:Decrypt", "kms:GenerateDataKey"], Resource: key },
@@ -133,7 +140,7 @@ export function loginRotation(name: string, a: LoginRotationArgs, opts: pulumi.C
     },
     opts,
   );
-  const securityGroup = rotationNetwork(name, a, opts);
+  const { group: securityGroup, rules } = rotationNetwork(name, a, opts);
   const lambda = new aws.lambda.Function(
     `${name}-rotation-function`,
     {
@@ -152,8 +159,10 @@ export function loginRotation(name: string, a: LoginRotationArgs, opts: pulumi.C
         variables: {
           [ROTATION_ENV.host]: a.instance.address,
           [ROTATION_ENV.port]: a.instance.port.apply(String),
-          [ROTATION_ENV.sslMode]: spec.sslMode,
+          // The master user's password crosses this connection: the server's certificate is always verified.
+          [ROTATION_ENV.sslMode]: "verify-full",
           [ROTATION_ENV.masterSecretArn]: a.masterSecretArn,
+          [ROTATION_ENV.environment]: a.environment,
           // Lambda's Node.js runtimes trust the RDS certificate authorities only when asked to.
           NODE_EXTRA_CA_CERTS: "/var/runtime/ca-cert.pem",
         },
@@ -167,11 +176,16 @@ export function loginRotation(name: string, a: LoginRotationArgs, opts: pulumi.C
     { action: "lambda:InvokeFunction", function: lambda.name, principal: "secretsmanager.amazonaws.com", sourceAccount: a.accountId },
     opts,
   );
-  return { functionArn: lambda.arn, ready: [permission] };
+  // Configuring a rotation runs testSecret at once: the function needs its permissions and network by then.
+  return { functionArn: lambda.arn, ready: [permission, policy, ...rules] };
 }
 
 /** A security group that reaches the server's PostgreSQL and HTTPS (Secrets Manager), and the server's rule letting it in. */
-function rotationNetwork(name: string, a: LoginRotationArgs, opts: pulumi.CustomResourceOptions): aws.ec2.SecurityGroup {
+function rotationNetwork(
+  name: string,
+  a: LoginRotationArgs,
+  opts: pulumi.CustomResourceOptions,
+): { group: aws.ec2.SecurityGroup; rules: pulumi.Resource[] } {
   const { id, tags } = a;
   const group = new aws.ec2.SecurityGroup(
     `${name}-rotation-sg`,
@@ -190,14 +204,19 @@ function rotationNetwork(name: string, a: LoginRotationArgs, opts: pulumi.Custom
       { securityGroupId: group.id, ipProtocol: "tcp", tags, ...args },
       opts,
     );
-  rule("postgres", {
+  const postgres = rule("postgres", {
     fromPort: 5432,
     toPort: 5432,
     referencedSecurityGroupId: a.instanceSecurityGroupId,
     description: "PostgreSQL to its server",
   });
-  rule("https", { fromPort: 443, toPort: 443, cidrIpv4: "0.0.0.0/0", description: "HTTPS to Secrets Manager (VPC endpoint or NAT)" });
-  new aws.vpc.SecurityGroupIngressRule(
+  const https = rule("https", {
+    fromPort: 443,
+    toPort: 443,
+    cidrIpv4: "0.0.0.0/0",
+    description: "HTTPS to Secrets Manager (VPC endpoint or NAT)",
+  });
+  const ingress = new aws.vpc.SecurityGroupIngressRule(
     `${name}-ingress-login-rotation`,
     {
       securityGroupId: a.instanceSecurityGroupId,
@@ -210,5 +229,5 @@ function rotationNetwork(name: string, a: LoginRotationArgs, opts: pulumi.Custom
     },
     opts,
   );
-  return group;
+  return { group, rules: [postgres, https, ingress] };
 }

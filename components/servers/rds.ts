@@ -193,8 +193,13 @@ export class RdsServer extends ServerComponent {
     );
 
     this.createAlarms(name, id, tags);
-    const rotation = { id, spec, instance: this.instance, masterSecretArn: this.masterSecretArn, accountId: this.accountId, key, tags };
-    this.loginRotation = loginRotation(name, { ...rotation, instanceSecurityGroupId: securityGroup.id }, parent);
+    const { instance, masterSecretArn, accountId } = this;
+    const instanceSecurityGroupId = securityGroup.id;
+    this.loginRotation = loginRotation(
+      name,
+      { id, environment, spec, instance, masterSecretArn, accountId, key, tags, instanceSecurityGroupId },
+      parent,
+    );
     const pooledServices = args.pooledServices ?? [];
     if (spec.pooler && pooledServices.length > 0) {
       const proxy = new RdsProxy(

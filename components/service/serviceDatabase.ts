@@ -144,10 +144,10 @@ export class ServiceDatabase extends pulumi.ComponentResource {
     const move = spec.move;
     // Aliases only where a move has just ended: each costs the SDK work on every registration.
     const own = new Slot(name, spec.arrived ? moveTargetPrefix(name) : undefined);
-    let served: { place: ServiceSpec; server: ServerHandle; database: postgresql.Database };
+    let served: { place: ServiceSpec; server: ServerHandle; database: postgresql.Database; identity: Identity };
     if (!move) {
       const identity = this.identity(own, spec, server, args.sharedDatabase);
-      served = { place: spec, server, database: this.location(own, spec, identity, args.sharedDatabase, args.monitoring) };
+      served = { place: spec, server, database: this.location(own, spec, identity, args.sharedDatabase, args.monitoring), identity };
     } else {
       // A move (docs/data-moves.md): the current place until it is retired, the target beside it.
       const target = args.target;
@@ -160,9 +160,9 @@ export class ServiceDatabase extends pulumi.ComponentResource {
       if (move.phase !== "retire" && current) old = this.location(own, spec, current, args.sharedDatabase, args.monitoring);
       const fresh = this.location(next, move.target, moved, target.sharedDatabase, target.monitoring);
       served =
-        move.phase === "copy" && old
-          ? { place: spec, server, database: old }
-          : { place: move.target, server: target.server, database: fresh };
+        move.phase === "copy" && old && current
+          ? { place: spec, server, database: old, identity: current }
+          : { place: move.target, server: target.server, database: fresh, identity: moved };
     }
     this.serving = served.place;
     this.database = served.database.name;
@@ -189,7 +189,10 @@ export class ServiceDatabase extends pulumi.ComponentResource {
       if (previous && pooled && !login.rotatedBy) this.previousDirectUrls[login.key] = url(previous, direct);
     }
     if (served.server.spec.hosting === "rds" && served.server.kmsKeyArn) {
-      this.createSecrets(name, args, served.server, served.place);
+      this.createSecrets(name, args, served.server, served.place, [
+        ...Object.values(served.identity.loginRoles),
+        ...served.identity.alternates,
+      ]);
     }
 
     this.registerOutputs({
@@ -361,7 +364,7 @@ export class ServiceDatabase extends pulumi.ComponentResource {
    * serving place with the current slot's credential; a rotated login behind RDS Proxy also the
    * previous slot's (`<name>/previous`), which the proxy admits until the next rotation.
    */
-  private createSecrets(name: string, args: ServiceDatabaseArgs, server: ServerHandle, place: ServiceSpec): void {
+  private createSecrets(name: string, args: ServiceDatabaseArgs, server: ServerHandle, place: ServiceSpec, roles: postgresql.Role[]): void {
     const { spec, environment } = args;
     const tags = { ...serverTags(environment, server.spec.name, args.tags ?? {}), "db-platform:service": spec.name };
     for (const login of place.logins) {
@@ -385,6 +388,7 @@ export class ServiceDatabase extends pulumi.ComponentResource {
             dbname: place.database,
             login: login.name,
             rotated: login.rotatedBy !== undefined,
+            proxied: proxied !== undefined,
           },
           { parent: this },
         );
@@ -401,7 +405,8 @@ export class ServiceDatabase extends pulumi.ComponentResource {
           rotationRules: { automaticallyAfterDays: spec.rotationDays ?? LOGIN_ROTATION_DAYS },
           rotateImmediately: false,
         },
-        { parent: this, dependsOn: [...rotation.ready, made.version] },
+        // Configuring it runs the function's testSecret: the roles and the function's access must exist first.
+        { parent: this, dependsOn: [...rotation.ready, made.version, ...roles] },
       );
     }
   }

@@ -20,7 +20,18 @@ export const ROTATION_ENV = {
   port: "DB_PLATFORM_SERVER_PORT",
   sslMode: "DB_PLATFORM_SSLMODE",
   masterSecretArn: "DB_PLATFORM_MASTER_SECRET_ARN",
+  environment: "DB_PLATFORM_ENVIRONMENT",
 } as const;
+
+/**
+ * Tags of a rotated login's secret stating where it connects, kept current by `up`: the secret's
+ * value is the rotation function's (`ignoreChanges`), so its next rotation takes the endpoint from
+ * them (after a move or a pool change: docs/rotation.md).
+ */
+/** The tag of a pooled login's secret naming its previous credential's secret, which finishSecret writes (RDS Proxy admits both). */
+export const PREVIOUS_SECRET_TAG = "db-platform:previous-secret";
+
+export const ENDPOINT_TAGS = { host: "db-platform:host", port: "db-platform:port", dbname: "db-platform:dbname" } as const;
 
 export type CredentialSlot = "a" | "b";
 

@@ -4,7 +4,8 @@
  * function, so `rotate` asks it to rotate now and waits until the new version is current. Nothing
  * goes through the engine and nothing is written to the stack file: Secrets Manager keeps the
  * rotation's state (the pending version) and retries a failed step itself. Run again after a
- * kill, `rotate` waits for the rotation in progress instead of starting another one.
+ * kill, `rotate` waits for the rotation in progress instead of starting another; one that does
+ * not finish is reported with how to have Secrets Manager attempt it again.
  */
 import { DescribeSecretCommand, GetSecretValueCommand, RotateSecretCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { loginSecretName } from "../../components/spec/naming";
@@ -58,7 +59,7 @@ export async function rotateWithSecretsManager(l: AwsLogin, opts: AwsRotateOptio
       if (now.VersionIdsToStages?.[version]?.includes(CURRENT)) break;
       if (Date.now() > deadline)
         throw new AwsRotateError(
-          `${where}: version ${version} is not current after ${Math.round((opts.timeoutMs ?? 600_000) / 1000)} s; Secrets Manager retries the rotation function's steps (see its log group): run rotate again to wait for it`,
+          `${where}: version ${version} is not current after ${Math.round((opts.timeoutMs ?? 600_000) / 1000)} s; Secrets Manager retries the rotation function's steps (see its log group): run rotate again to wait for it, or have Secrets Manager attempt it again with aws secretsmanager rotate-secret --secret-id ${secretId}`,
         );
       await new Promise((r) => setTimeout(r, opts.pollMs ?? 2000));
     }

@@ -86,7 +86,8 @@ const seconds = (since: number) => `${((performance.now() - since) / 1000).toFix
 /** The logins a rotation of this stack concerns: the pending ones, else the ones the request selects. */
 export function rotatePlan(ctx: RotateContext, req: RotateRequest = {}): RotatePlan {
   const spec = loadSpec(ctx.file);
-  const pending = spec.services.flatMap((s) => s.logins.filter((l) => l.credential?.pending).map((l) => ({ s, l })));
+  // Secrets Manager's logins keep no journal here (a pending generation left from before is not theirs to resume).
+  const pending = spec.services.flatMap((s) => s.logins.filter((l) => l.credential?.pending && !l.rotatedBy).map((l) => ({ s, l })));
   const chosen =
     pending.length > 0 ? pending : selected(spec, req).map(({ s, l }) => ({ s, l: l.rotatedBy ? l : next(l, req.now ?? new Date()) }));
   return {

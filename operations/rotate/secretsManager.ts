@@ -5,14 +5,16 @@
  * slot a new password and points the secret at it, so the credential a client holds keeps working
  * until the next rotation, as in AWS's alternating-users rotation:
  *
- * - createSecret: the pending version, the other slot's role with a new generated password;
+ * - createSecret: the pending version, the other slot's role with a new generated password, and
+ *   the endpoint the stack declares now (the secret's `db-platform:host|port|dbname` tags);
  * - setSecret: that role's password set by the server's master user (from the RDS-managed master
  *   secret), as a SCRAM verifier so no plaintext password reaches the server's logs; only a role of
  *   the login's own slot pair (the login from the secret's `db-platform:login` tag, which the stack
  *   sets), unprivileged, is ever altered;
  * - testSecret: the pending credential logs in to the server directly, as its role;
- * - finishSecret: the pending version becomes current; behind RDS Proxy, the login's `…/previous`
- *   secret takes the credential that was current, so the proxy admits both until the next one.
+ * - finishSecret: behind RDS Proxy, the login's `…/previous` secret (named by its
+ *   `db-platform:previous-secret` tag) takes the credential that was current, so the proxy admits
+ *   both until the next rotation; the pending version becomes current.
  *
  * Each step can be run again (Secrets Manager retries a failed step): it does nothing twice.
  */
@@ -27,7 +29,9 @@ import {
 } from "@aws-sdk/client-secrets-manager";
 import { Client, escapeIdentifier, escapeLiteral } from "pg";
 import { scramVerifier } from "../../components/service/scram";
-import { ALTERNATE_SUFFIX, LOGIN_TAG, ROTATION_ENV } from "../../components/spec/rotation";
+import { MONITOR_ROLE } from "../../components/spec/defaults";
+import { serviceRoleName } from "../../components/spec/naming";
+import { ALTERNATE_SUFFIX, ENDPOINT_TAGS, LOGIN_TAG, PREVIOUS_SECRET_TAG, ROTATION_ENV } from "../../components/spec/rotation";
 
 export { LOGIN_TAG };
 import { pgConfig } from "../backup/runner";
@@ -50,6 +54,8 @@ export interface RotationTarget {
   readonly sslMode: string;
   /** The server's RDS-managed master user secret: the login that sets the slots' passwords. */
   readonly masterSecretArn: string;
+  /** The stack's environment: only its login secrets (`db-platform/<environment>/…`) are rotated. */
+  readonly environment: string;
 }
 
 export class RotationError extends Error {}
@@ -80,6 +86,30 @@ export function rotationTargetFromEnv(env: NodeJS.ProcessEnv): RotationTarget {
     port: Number(read(ROTATION_ENV.port)),
     sslMode: read(ROTATION_ENV.sslMode),
     masterSecretArn: read(ROTATION_ENV.masterSecretArn),
+    environment: read(ROTATION_ENV.environment),
+  };
+}
+
+/**
+ * The login a secret's name is for: `db-platform/<env>/<service>/<key>` is `<service>_<key>`'s
+ * (components/spec/naming.ts), `db-platform/<env>/servers/<server>/monitor` the monitoring login's.
+ */
+export function loginOfSecretName(name: string, environment: string): string | undefined {
+  const parts = name.split("/");
+  if (parts.length < 4 || parts[0] !== "db-platform" || parts[1] !== environment) return undefined;
+  if (parts.length === 5 && parts[2] === "servers" && parts[4] === "monitor") return MONITOR_ROLE;
+  return parts.length === 4 ? serviceRoleName(parts[2], parts[3]) : undefined;
+}
+
+/** Where the login connects, as the stack declares it now (tags it keeps current), else as the secret says. */
+function endpointOf(
+  tags: Record<string, string | undefined>,
+  current: LoginSecretValue,
+): Pick<LoginSecretValue, "host" | "port" | "dbname"> {
+  return {
+    host: tags[ENDPOINT_TAGS.host] || current.host,
+    port: Number(tags[ENDPOINT_TAGS.port]) || current.port,
+    dbname: tags[ENDPOINT_TAGS.dbname] || current.dbname,
   };
 }
 
@@ -105,9 +135,16 @@ export async function rotationStep(event: RotationEvent, target: RotationTarget,
   if (stages ? !stages.includes(PENDING) : step !== "createSecret")
     throw new RotationError(`secret ${secretId}: version ${token} is not pending rotation`);
   // The login comes from the secret's tag, which the stack sets, never from its value: a value
-  // naming another login's role (another service's) is refused, not rotated.
-  const login = described.Tags?.find((t) => t.Key === LOGIN_TAG)?.Value;
+  // naming another login's role (another service's) is refused, not rotated. And the tag must be
+  // the login the secret's name is for, so a secret made elsewhere cannot claim another login.
+  const tags = Object.fromEntries((described.Tags ?? []).map((t) => [t.Key, t.Value]));
+  const login = tags[LOGIN_TAG];
   if (!login || !ROLE_NAME.test(login)) throw new RotationError(`secret ${secretId}: no ${LOGIN_TAG} tag naming its login`);
+  const expected = loginOfSecretName(String(described.Name), target.environment);
+  if (expected !== login)
+    throw new RotationError(
+      `secret ${secretId}: its name ${described.Name} is not the secret of login ${login} in environment ${target.environment}`,
+    );
   const slots = [login, `${login}${ALTERNATE_SUFFIX}`];
   const read = async (version: { VersionId?: string; VersionStage: string }) => {
     const value = await readSecret(sm, secretId, version);
@@ -120,13 +157,13 @@ export async function rotationStep(event: RotationEvent, target: RotationTarget,
   const current = await read({ VersionStage: CURRENT });
   switch (step) {
     case "createSecret":
-      return createSecret(sm, secretId, token, current);
+      return createSecret(sm, secretId, token, { ...current, ...endpointOf(tags, current) });
     case "setSecret":
       return setSecret(sm, target, current, await read({ VersionId: token, VersionStage: PENDING }));
     case "testSecret":
       return testSecret(target, await read({ VersionId: token, VersionStage: PENDING }));
     case "finishSecret":
-      return finishSecret(sm, secretId, token, described, current);
+      return finishSecret(sm, secretId, token, described, current, tags);
   }
 }
 
@@ -242,19 +279,16 @@ async function finishSecret(
   token: string,
   described: { Name?: string; VersionIdsToStages?: Record<string, string[]> },
   current: LoginSecretValue,
+  tags: Record<string, string | undefined>,
 ): Promise<void> {
-  // Behind RDS Proxy the previous credential has a secret of its own, which the proxy logs in with:
-  // written first (with this rotation's token, so a retry writes nothing new), as the step ends once current moves.
-  const previousId = `${described.Name}/previous`;
-  let proxied = true;
-  try {
-    await sm.send(new DescribeSecretCommand({ SecretId: previousId }));
-  } catch (e) {
-    if (!(e instanceof ResourceNotFoundException)) throw e;
-    proxied = false;
-  }
-  if (proxied)
-    await sm.send(new PutSecretValueCommand({ SecretId: previousId, ClientRequestToken: token, SecretString: JSON.stringify(current) }));
+  // Behind RDS Proxy the previous credential has a secret of its own, which the proxy logs in
+  // with (named by the stack in a tag, never probed for): written first, with this rotation's
+  // token so a retry writes nothing new, as the step ends once current moves.
+  const previous = tags[PREVIOUS_SECRET_TAG];
+  if (previous && previous !== `${described.Name}/previous`)
+    throw new RotationError(`secret ${secretId}: its ${PREVIOUS_SECRET_TAG} tag names ${previous}, not ${described.Name}/previous`);
+  if (previous)
+    await sm.send(new PutSecretValueCommand({ SecretId: previous, ClientRequestToken: token, SecretString: JSON.stringify(current) }));
   const currentVersion = Object.entries(described.VersionIdsToStages ?? {}).find(([, s]) => s.includes(CURRENT))?.[0];
   await sm.send(
     new UpdateSecretVersionStageCommand({

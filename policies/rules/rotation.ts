@@ -97,7 +97,8 @@ export const loginSecretRotation: Rule = {
       if (typeof rotation.props.rotationLambdaArn !== "string" || rotation.props.rotationLambdaArn === "")
         refuse("its rotation must name the server's rotation function (rotationLambdaArn)");
       const days = Number(rules.automaticallyAfterDays);
-      if (rules.scheduleExpression === undefined && !(days > 0 && days <= max))
+      // A schedule expression alone says nothing the rule can check: the period is stated in days.
+      if (!(days > 0 && days <= max))
         refuse(`must rotate at least every ${max} days (automaticallyAfterDays is ${String(rules.automaticallyAfterDays ?? "unset")})`);
     }
     return out;

@@ -85,7 +85,7 @@ async function loginSecret(
   name: string,
   port: number,
   username: string,
-  options: { login: string; password?: string; previous?: boolean },
+  options: { login: string; password?: string; tags?: Record<string, string>; value?: Record<string, unknown>; previous?: boolean },
 ) {
   const value = JSON.stringify({
     engine: "postgres",
@@ -94,10 +94,12 @@ async function loginSecret(
     username,
     password: options.password ?? "unused",
     dbname: "orders",
+    ...options.value,
   });
-  const { ARN } = await sm.send(
-    new CreateSecretCommand({ Name: name, SecretString: value, Tags: [{ Key: "db-platform:login", Value: options.login }] }),
-  );
+  // Behind RDS Proxy the stack names the previous credential's secret in a tag, and makes it.
+  const previous = options.previous ? { "db-platform:previous-secret": `${name}/previous` } : {};
+  const Tags = Object.entries({ "db-platform:login": options.login, ...previous, ...options.tags }).map(([Key, Value]) => ({ Key, Value }));
+  const { ARN } = await sm.send(new CreateSecretCommand({ Name: name, SecretString: value, Tags }));
   await sm.send(new RotateSecretCommand({ SecretId: name, RotationRules: { AutomaticallyAfterDays: 30 }, RotateImmediately: false }));
   if (options.previous) await sm.send(new CreateSecretCommand({ Name: `${name}/previous`, SecretString: value }));
   return ARN as string;
@@ -138,6 +140,11 @@ describe.each(["15", "16", "17", "18"])("rotation function steps on PostgreSQL %
       "CREATE ROLE stray_app LOGIN PASSWORD 'stray-password'",
       "CREATE ROLE stray_app_alt LOGIN PASSWORD 'stray-alt-password'",
       "CREATE ROLE lonely_app LOGIN PASSWORD 'lonely-password'",
+      "CREATE ROLE orders_readonly LOGIN PASSWORD 'readonly-0'",
+      "CREATE ROLE orders_readonly_alt LOGIN IN ROLE orders_readonly PASSWORD 'readonly-0-alt'",
+      "CREATE ROLE moved_app LOGIN PASSWORD 'moved-0'",
+      "CREATE ROLE moved_app_alt LOGIN IN ROLE moved_app PASSWORD 'moved-0-alt'",
+      "GRANT CONNECT ON DATABASE orders TO orders_readonly, moved_app",
       "GRANT CONNECT ON DATABASE orders TO wide_app, stray_app, stray_app_alt",
     ])
       await admin.query(sql);
@@ -150,7 +157,7 @@ describe.each(["15", "16", "17", "18"])("rotation function steps on PostgreSQL %
         }),
       )
     ).ARN as string;
-    target = { host: "127.0.0.1", port, sslMode: "disable", masterSecretArn };
+    target = { host: "127.0.0.1", port, sslMode: "disable", masterSecretArn, environment: env };
   }, 120_000);
   afterAll(async () => {
     await server?.destroy();
@@ -193,6 +200,21 @@ describe.each(["15", "16", "17", "18"])("rotation function steps on PostgreSQL %
     expect(Object.values(VersionIdsToStages ?? {}).filter((s) => s.includes("AWSCURRENT"))).toHaveLength(1);
   });
 
+  it("takes where to connect from the tags the stack keeps current (after a move or a pool change), not from the value", async () => {
+    const name = `db-platform/${env}/moved/app`;
+    const tags = { "db-platform:host": "127.0.0.1", "db-platform:port": String(port), "db-platform:dbname": "orders" };
+    await loginSecret(name, port, "moved_app", {
+      login: "moved_app",
+      password: "moved-0",
+      tags,
+      value: { host: "old-server.invalid", port: 1, dbname: "old_db" },
+    });
+    await rotate(name, target);
+    const now = await current(name);
+    expect([now.username, now.host, now.port, now.dbname]).toEqual(["moved_app_alt", "127.0.0.1", port, "orders"]);
+    expect(await attempt(port, now, "orders")).toBe("ok moved_app_alt");
+  });
+
   it("alters only an unprivileged login of the secret's own slot pair, and a credential that does not log in never becomes current", async () => {
     // A login with a privilege beyond a service's, one whose "alternate" is not a member of it, one with no alternate.
     for (const [login, username, why] of [
@@ -200,7 +222,7 @@ describe.each(["15", "16", "17", "18"])("rotation function steps on PostgreSQL %
       ["stray_app", "stray_app", "role stray_app_alt is not a member of stray_app"],
       ["lonely_app", "lonely_app", "role lonely_app_alt does not exist"],
     ]) {
-      const name = `db-platform/${env}/refused/${login}`;
+      const name = `db-platform/${env}/${login.replace(/_app$/, "")}/app`;
       await loginSecret(name, port, username, { login });
       const token = randomUUID();
       await rotationStep({ Step: "createSecret", SecretId: name, ClientRequestToken: token }, target, sm);
@@ -212,6 +234,16 @@ describe.each(["15", "16", "17", "18"])("rotation function steps on PostgreSQL %
     await expect(
       rotationStep({ Step: "createSecret", SecretId: `db-platform/${env}/billing/app`, ClientRequestToken: randomUUID() }, target, sm),
     ).rejects.toThrow("names orders_app_alt, not a slot of login billing_app");
+    // A secret whose name is not its login's (made elsewhere, claiming orders' login; another environment's) is refused too.
+    for (const [name, why] of [
+      [`db-platform/${env}/billing/readonly`, "is not the secret of login orders_app"],
+      [`db-platform/other-${env}/orders/app`, `is not the secret of login orders_app in environment ${env}`],
+    ]) {
+      await loginSecret(name, port, "orders_app", { login: "orders_app" });
+      await expect(rotationStep({ Step: "createSecret", SecretId: name, ClientRequestToken: randomUUID() }, target, sm)).rejects.toThrow(
+        why,
+      );
+    }
     await sm.send(new CreateSecretCommand({ Name: `db-platform/${env}/untagged`, SecretString: "{}" }));
     await sm.send(new RotateSecretCommand({ SecretId: `db-platform/${env}/untagged`, RotationRules: { AutomaticallyAfterDays: 30 } }));
     await expect(
@@ -220,14 +252,14 @@ describe.each(["15", "16", "17", "18"])("rotation function steps on PostgreSQL %
     expect(await attempt(port, { username: "wide_app", password: "wide-password" }, "orders")).toBe("ok wide_app");
 
     // testSecret before setSecret: the pending password is not the role's, so the rotation stops there.
-    const name = `db-platform/${env}/orders/untested`;
-    await loginSecret(name, port, "orders_app_alt", { login: "orders_app" });
+    const name = `db-platform/${env}/orders/migrator`;
+    await loginSecret(name, port, "orders_migrator_alt", { login: "orders_migrator" });
     const token = randomUUID();
     await rotationStep({ Step: "createSecret", SecretId: name, ClientRequestToken: token }, target, sm);
     await expect(rotationStep({ Step: "testSecret", SecretId: name, ClientRequestToken: token }, target, sm)).rejects.toThrow(
-      "pending credential of orders_app does not log in to orders",
+      "pending credential of orders_migrator does not log in to orders",
     );
-    expect((await current(name)).username).toBe("orders_app_alt");
+    expect((await current(name)).username).toBe("orders_migrator_alt");
     // A step for a version that is not pending, and a secret whose rotation is off, are refused.
     await expect(rotationStep({ Step: "setSecret", SecretId: name, ClientRequestToken: randomUUID() }, target, sm)).rejects.toThrow(
       "is not pending rotation",
@@ -242,10 +274,7 @@ describe.each(["15", "16", "17", "18"])("rotation function steps on PostgreSQL %
     "`db-platform rotate` waits for a rotation in progress, which the function's steps finish, and says where one that does not finish stands",
     async () => {
       const name = `db-platform/${env}/orders/readonly`;
-      await loginSecret(name, port, "orders_app", {
-        login: "orders_app",
-        password: (await current(`db-platform/${env}/orders/app`)).password,
-      });
+      await loginSecret(name, port, "orders_readonly", { login: "orders_readonly", password: "readonly-0" });
       const client = () => sm;
       // Secrets Manager has started a rotation (the pending version is made) and its function is still at work.
       const token = randomUUID();
@@ -269,7 +298,7 @@ describe.each(["15", "16", "17", "18"])("rotation function steps on PostgreSQL %
         await rotationStep({ Step, SecretId: name, ClientRequestToken: token }, target, sm);
       expect(await waiting).toMatch(
         new RegExp(
-          `^orders readonly \\(secret ${name}\\): rotated by Secrets Manager \\(the rotation in progress, waited for\\) in [0-9.]+ s: its secret now names orders_app_alt \\(version ${token}\\); orders_app keeps the previous credential`,
+          `^orders readonly \\(secret ${name}\\): rotated by Secrets Manager \\(the rotation in progress, waited for\\) in [0-9.]+ s: its secret now names orders_readonly_alt \\(version ${token}\\); orders_readonly keeps the previous credential`,
         ),
       );
       // A rotation whose function never finishes: named, with where it stands, after the time allowed.
@@ -282,9 +311,9 @@ describe.each(["15", "16", "17", "18"])("rotation function steps on PostgreSQL %
       ).rejects.toThrow(
         /is not current after 1 s; Secrets Manager retries the rotation function's steps .*: run rotate again to wait for it/,
       );
-      await sm.send(new CreateSecretCommand({ Name: `db-platform/${env}/orders/migrator`, SecretString: "{}" }));
+      await sm.send(new CreateSecretCommand({ Name: `db-platform/${env}/orders/reporter`, SecretString: "{}" }));
       await expect(
-        rotateWithSecretsManager({ service: "orders", login: "migrator", region: "us-east-1" }, { environment: env, client }),
+        rotateWithSecretsManager({ service: "orders", login: "reporter", region: "us-east-1" }, { environment: env, client }),
       ).rejects.toThrow("Secrets Manager rotation is not enabled: apply the stack (db-platform up) first");
     },
   );

@@ -45,8 +45,10 @@ describe("the login rotation function of each RDS server", () => {
         variables: {
           DB_PLATFORM_SERVER_HOST: "prod-main.synth.rds.invalid",
           DB_PLATFORM_SERVER_PORT: "5432",
-          DB_PLATFORM_SSLMODE: "require",
+          // The master user's password crosses this connection: always verified, whatever the server's sslMode (require here).
+          DB_PLATFORM_SSLMODE: "verify-full",
           DB_PLATFORM_MASTER_SECRET_ARN: "arn:aws:secretsmanager:eu-central-1:000000000000:secret:rds!db-prod-main",
+          DB_PLATFORM_ENVIRONMENT: "prod",
           NODE_EXTRA_CA_CERTS: "/var/runtime/ca-cert.pem",
         },
       },
@@ -94,8 +96,13 @@ describe("the login rotation function of each RDS server", () => {
         "secretsmanager:PutSecretValue",
         "secretsmanager:UpdateSecretVersionStage",
       ],
-      Resource: "arn:aws:secretsmanager:eu-central-1:000000000000:secret:db-platform/*",
-      Condition: { StringEquals: { "secretsmanager:ResourceTag/db-platform:server": "main" } },
+      Resource: "arn:aws:secretsmanager:eu-central-1:000000000000:secret:db-platform/prod/*",
+      Condition: {
+        StringEquals: {
+          "secretsmanager:ResourceTag/db-platform:server": "main",
+          "secretsmanager:ResourceTag/db-platform:environment": "prod",
+        },
+      },
     });
     expect(bySid.ReadTheMasterUserSecret).toMatchObject({
       Action: "secretsmanager:GetSecretValue",
@@ -195,8 +202,17 @@ describe("each service login's secret", () => {
     expect(every90.one(ROTATION, "inventory-app-rotation").props.rotationRules).toEqual({ automaticallyAfterDays: 90 });
   });
 
-  it("names its login in a tag; both slots exist from the first up; up leaves the passwords and secret values the function writes alone", async () => {
-    expect((prod.one(T.secret, "inventory-app-secret").props.tags as Record<string, string>)["db-platform:login"]).toBe("inventory_app");
+  it("names its login and where it connects in tags; both slots exist from the first up; up leaves the passwords and secret values the function writes alone", async () => {
+    const tags = prod.one(T.secret, "inventory-app-secret").props.tags as Record<string, string>;
+    expect([tags["db-platform:login"], tags["db-platform:host"], tags["db-platform:port"], tags["db-platform:dbname"]]).toEqual([
+      "inventory_app",
+      "prod-main.synth.rds.invalid",
+      "5432",
+      "inventory_db",
+    ]);
+    // Not pooled: no previous credential's secret (only RDS Proxy needs one), and none named.
+    expect(prod.all.some((x) => x.name === "inventory-app-previous-secret")).toBe(false);
+    expect(tags["db-platform:previous-secret"]).toBeUndefined();
     expect(prod.one(T.role, "inventory-app-alt").props).toMatchObject({ name: "inventory_app_alt", login: true, roles: ["inventory_app"] });
     for (const name of ["inventory-app", "inventory-app-alt"]) expect(prod.one(T.role, name).ignoreChanges).toEqual(["password"]);
     expect(prod.one(T.secretVersion, "inventory-app-secret-version").ignoreChanges).toEqual(["secretString", "versionStages"]);

@@ -184,6 +184,10 @@ describe("a rotated login behind RDS Proxy", () => {
     expect(auths.every(([, secretArn]) => typeof secretArn === "string" && secretArn !== "")).toBe(true);
     expect(arn("orders-app-secret")).not.toBe(arn("orders-app-previous-secret"));
     expect(r.all.some((x) => x.name === "orders-readonly-previous-secret")).toBe(false);
+    // The pooled login's secret names it, for the rotation function's finishSecret (docs/rotation.md, "On AWS").
+    expect((r.one(T.secret, "orders-app-secret").props.tags as Record<string, string>)["db-platform:previous-secret"]).toBe(
+      "db-platform/prod/orders/app/previous",
+    );
     expect(check(r.all, JSON.parse(fs.readFileSync(`${ROOT}/policies/config/prod.json`, "utf8")))).toEqual([]);
   });
 });
