@@ -270,53 +270,50 @@ describe.each(["15", "16", "17", "18"])("rotation function steps on PostgreSQL %
     ).rejects.toThrow("rotation is not enabled");
   });
 
-  it.runIf(major === "16")(
-    "`db-platform rotate` waits for a rotation in progress, which the function's steps finish, and says where one that does not finish stands",
-    async () => {
-      const name = `db-platform/${env}/orders/readonly`;
-      await loginSecret(name, port, "orders_readonly", { login: "orders_readonly", password: "readonly-0" });
-      const client = () => sm;
-      // Secrets Manager has started a rotation (the pending version is made) and its function is still at work.
-      const token = randomUUID();
-      await rotationStep({ Step: "createSecret", SecretId: name, ClientRequestToken: token }, target, sm);
-      // The function finishes only once `rotate` has seen the rotation in progress.
-      let seen!: () => void;
-      const described = new Promise<void>((resolve) => (seen = resolve));
-      const watched = {
-        send: async (command: Parameters<SecretsManagerClient["send"]>[0]) => {
-          const out = await sm.send(command as never);
-          if (command instanceof DescribeSecretCommand) seen();
-          return out;
-        },
-      } as unknown as SecretsManagerClient;
-      const waiting = rotateWithSecretsManager(
+  it("`db-platform rotate` waits for a rotation in progress, which the function's steps finish, and says where one that does not finish stands", async () => {
+    const name = `db-platform/${env}/orders/readonly`;
+    await loginSecret(name, port, "orders_readonly", { login: "orders_readonly", password: "readonly-0" });
+    const client = () => sm;
+    // Secrets Manager has started a rotation (the pending version is made) and its function is still at work.
+    const token = randomUUID();
+    await rotationStep({ Step: "createSecret", SecretId: name, ClientRequestToken: token }, target, sm);
+    // The function finishes only once `rotate` has seen the rotation in progress.
+    let seen!: () => void;
+    const described = new Promise<void>((resolve) => (seen = resolve));
+    const watched = {
+      send: async (command: Parameters<SecretsManagerClient["send"]>[0]) => {
+        const out = await sm.send(command as never);
+        if (command instanceof DescribeSecretCommand) seen();
+        return out;
+      },
+    } as unknown as SecretsManagerClient;
+    const waiting = rotateWithSecretsManager(
+      { service: "orders", login: "readonly", region: "us-east-1" },
+      { environment: env, client: () => watched, pollMs: 100 },
+    );
+    await described;
+    for (const Step of ["setSecret", "testSecret", "finishSecret"] as const)
+      await rotationStep({ Step, SecretId: name, ClientRequestToken: token }, target, sm);
+    expect(await waiting).toMatch(
+      new RegExp(
+        `^orders readonly \\(secret ${name}\\): rotated by Secrets Manager \\(the rotation in progress, waited for\\) in [0-9.]+ s: its secret now names orders_readonly_alt \\(version ${token}\\); orders_readonly keeps the previous credential`,
+      ),
+    );
+    // A rotation whose function never finishes: named, with where it stands, after the time allowed.
+    await rotationStep({ Step: "createSecret", SecretId: name, ClientRequestToken: randomUUID() }, target, sm);
+    await expect(
+      rotateWithSecretsManager(
         { service: "orders", login: "readonly", region: "us-east-1" },
-        { environment: env, client: () => watched, pollMs: 100 },
-      );
-      await described;
-      for (const Step of ["setSecret", "testSecret", "finishSecret"] as const)
-        await rotationStep({ Step, SecretId: name, ClientRequestToken: token }, target, sm);
-      expect(await waiting).toMatch(
-        new RegExp(
-          `^orders readonly \\(secret ${name}\\): rotated by Secrets Manager \\(the rotation in progress, waited for\\) in [0-9.]+ s: its secret now names orders_readonly_alt \\(version ${token}\\); orders_readonly keeps the previous credential`,
-        ),
-      );
-      // A rotation whose function never finishes: named, with where it stands, after the time allowed.
-      await rotationStep({ Step: "createSecret", SecretId: name, ClientRequestToken: randomUUID() }, target, sm);
-      await expect(
-        rotateWithSecretsManager(
-          { service: "orders", login: "readonly", region: "us-east-1" },
-          { environment: env, client, pollMs: 100, timeoutMs: 500 },
-        ),
-      ).rejects.toThrow(
-        /is not current after 1 s; Secrets Manager retries the rotation function's steps .*: run rotate again to wait for it/,
-      );
-      await sm.send(new CreateSecretCommand({ Name: `db-platform/${env}/orders/reporter`, SecretString: "{}" }));
-      await expect(
-        rotateWithSecretsManager({ service: "orders", login: "reporter", region: "us-east-1" }, { environment: env, client }),
-      ).rejects.toThrow("Secrets Manager rotation is not enabled: apply the stack (db-platform up) first");
-    },
-  );
+        { environment: env, client, pollMs: 100, timeoutMs: 500 },
+      ),
+    ).rejects.toThrow(
+      /is not current after 1 s; Secrets Manager retries the rotation function's steps .*: run rotate again to wait for it/,
+    );
+    await sm.send(new CreateSecretCommand({ Name: `db-platform/${env}/orders/reporter`, SecretString: "{}" }));
+    await expect(
+      rotateWithSecretsManager({ service: "orders", login: "reporter", region: "us-east-1" }, { environment: env, client }),
+    ).rejects.toThrow("Secrets Manager rotation is not enabled: apply the stack (db-platform up) first");
+  });
 });
 
 describe("rotation function environment", () => {
