@@ -30,6 +30,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { moveTargetPrefix } from "../../components/dataResources";
 import { locationOf, serviceDatabaseName, type ServiceSpec, type Spec } from "../../components/spec";
+import { repointRotatedLogins } from "../rotate/onAws";
 import { BackupCommandError, backupRun, clientTools } from "../backup/command";
 import { exportService, openExport } from "../backup/exchange";
 import { restoreBackup } from "../backup/restore";
@@ -232,6 +233,8 @@ export async function moveApply(ctx: MoveContext, serviceName: string, opts: App
   if (service.move?.phase === "serve") {
     spec = await apply(ctx, log, `switch to ${locationOf(service.move.target)}`);
     service = serviceOf(spec, serviceName);
+    // On RDS the login secrets' values are the rotation function's: rotated now, they name the target.
+    if (service.move) log.push(...(await repointRotatedLogins(spec, service.move.target)));
     if (opts.confirm === undefined) return { plan: movePlan(ctx, serviceName), state: "serve", log };
     const lifted = await liftProtection(applyContext(ctx, spec), dataNames(spec, service, serviceName));
     log.push(`retire: protection lifted from ${lifted.join(", ") || "nothing (already lifted)"}`);
@@ -288,6 +291,7 @@ export async function moveRollback(ctx: MoveContext, serviceName: string, opts: 
     }
     writeMove(ctx.file, serviceName, rawMove(service, "copy", move.export));
     spec = await apply(ctx, log, `switch back to ${locationOf(service)}`);
+    log.push(...(await repointRotatedLogins(spec, serviceOf(spec, serviceName))));
   }
   const lifted = await liftProtection(applyContext(ctx, spec), dataNames(spec, move.target, moveTargetPrefix(serviceName)));
   log.push(`rollback: protection lifted from ${lifted.join(", ") || "nothing"}`);

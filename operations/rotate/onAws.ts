@@ -8,6 +8,7 @@
  * not finish is reported with how to have Secrets Manager attempt it again.
  */
 import { DescribeSecretCommand, GetSecretValueCommand, RotateSecretCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
+import type { ServiceSpec, Spec } from "../../components/spec";
 import { loginSecretName } from "../../components/spec/naming";
 import { BackupError } from "../backup/runner";
 
@@ -72,4 +73,25 @@ export async function rotateWithSecretsManager(l: AwsLogin, opts: AwsRotateOptio
   } finally {
     if (!opts.client) sm.destroy();
   }
+}
+
+/**
+ * After an `up` that changed where a place's rotated logins connect — a move's switch to its
+ * target, or back — each login's secret is rotated now: the function's new version takes the
+ * endpoint from the secret's tags (which that `up` set) and the password of a role on the server
+ * that now serves (docs/rotation.md). Nothing for logins Secrets Manager does not rotate.
+ */
+export async function repointRotatedLogins(
+  spec: Pick<Spec, "environment" | "servers">,
+  place: ServiceSpec,
+  opts: Omit<AwsRotateOptions, "environment"> = {},
+): Promise<string[]> {
+  const server = spec.servers.find((s) => s.name === place.server);
+  if (server?.hosting !== "rds") return [];
+  const out: string[] = [];
+  for (const login of place.logins.filter((l) => l.rotatedBy === "secrets-manager"))
+    out.push(
+      `re-pointed: ${await rotateWithSecretsManager({ service: place.name, login: login.key, region: server.region }, { ...opts, environment: spec.environment })}`,
+    );
+  return out;
 }

@@ -21,7 +21,8 @@ import { Client } from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ROTATION_STEPS, type RotationTarget, rotationStep } from "../../operations/rotate/secretsManager";
 import { LocalPostgres } from "../../operations/local/postgres";
-import { rotateWithSecretsManager } from "../../operations/rotate/onAws";
+import { repointRotatedLogins, rotateWithSecretsManager } from "../../operations/rotate/onAws";
+import type { ServiceSpec, Spec } from "../../components/spec";
 import { type AwsEmulator, startAwsEmulator } from "../helpers/awsEmulator";
 import { freePort } from "../helpers/ports";
 import { ROOT } from "../helpers/synth";
@@ -144,7 +145,9 @@ describe.each(["15", "16", "17", "18"])("rotation function steps on PostgreSQL %
       "CREATE ROLE orders_readonly_alt LOGIN IN ROLE orders_readonly PASSWORD 'readonly-0-alt'",
       "CREATE ROLE moved_app LOGIN PASSWORD 'moved-0'",
       "CREATE ROLE moved_app_alt LOGIN IN ROLE moved_app PASSWORD 'moved-0-alt'",
-      "GRANT CONNECT ON DATABASE orders TO orders_readonly, moved_app",
+      "CREATE ROLE shop_app LOGIN PASSWORD 'shop-0'",
+      "CREATE ROLE shop_app_alt LOGIN IN ROLE shop_app PASSWORD 'shop-0-alt'",
+      "GRANT CONNECT ON DATABASE orders TO orders_readonly, moved_app, shop_app",
       "GRANT CONNECT ON DATABASE orders TO wide_app, stray_app, stray_app_alt",
     ])
       await admin.query(sql);
@@ -313,6 +316,47 @@ describe.each(["15", "16", "17", "18"])("rotation function steps on PostgreSQL %
     await expect(
       rotateWithSecretsManager({ service: "orders", login: "reporter", region: "us-east-1" }, { environment: env, client }),
     ).rejects.toThrow("Secrets Manager rotation is not enabled: apply the stack (db-platform up) first");
+  });
+  it("`rotate` and a move's switch ask Secrets Manager to rotate, and the new version names the place that serves now", async () => {
+    // Secrets Manager's part, played by the test: RotateSecret invokes the function's four steps (moto alone has no function to invoke).
+    const invoking = {
+      send: async (command: Parameters<SecretsManagerClient["send"]>[0]) => {
+        if (!(command instanceof RotateSecretCommand)) return sm.send(command as never);
+        const token = randomUUID();
+        for (const Step of ROTATION_STEPS)
+          await rotationStep({ Step, SecretId: String(command.input.SecretId), ClientRequestToken: token }, target, sm);
+        return { VersionId: token };
+      },
+    } as unknown as SecretsManagerClient;
+    const name = `db-platform/${env}/shop/app`;
+    // The stack's tags say where the login connects now (after a move's switch); the value still names the old place.
+    const tags = { "db-platform:host": "127.0.0.1", "db-platform:port": String(port), "db-platform:dbname": "orders" };
+    await loginSecret(name, port, "shop_app", {
+      login: "shop_app",
+      password: "shop-0",
+      tags,
+      value: { host: "old-place.invalid", dbname: "old_db" },
+    });
+    const spec = { environment: env, servers: [{ name: "main", hosting: "rds", region: "us-east-1" }] } as unknown as Spec;
+    const place = {
+      name: "shop",
+      server: "main",
+      logins: [
+        { key: "app", name: "shop_app", rotatedBy: "secrets-manager" },
+        { key: "local", name: "shop_local" },
+      ],
+    } as unknown as ServiceSpec;
+    const lines = await repointRotatedLogins(spec, place, { client: () => invoking, pollMs: 50 });
+    expect(lines).toEqual([
+      expect.stringMatching(
+        /^re-pointed: shop app \(secret .*\): rotated by Secrets Manager in [0-9.]+ s: its secret now names shop_app_alt/,
+      ),
+    ]);
+    const now = await current(name);
+    expect([now.host, now.dbname]).toEqual(["127.0.0.1", "orders"]);
+    expect(await attempt(port, now, "orders")).toBe("ok shop_app_alt");
+    // A place on a server Secrets Manager does not serve: nothing to re-point.
+    expect(await repointRotatedLogins({ ...spec, servers: [{ name: "main", hosting: "local" }] } as unknown as Spec, place)).toEqual([]);
   });
 });
 
