@@ -31,6 +31,9 @@ export async function startAwsEmulator(): Promise<AwsEmulator> {
   const child: ChildProcess = spawn(path.join(bin, "moto_server"), ["-H", "127.0.0.1", "-p", String(port)], {
     stdio: ["ignore", "ignore", "pipe"],
   });
+  // It ends with the test process, whatever ends that.
+  const end = () => child.kill("SIGKILL");
+  process.once("exit", end);
   let log = "";
   child.stderr?.on("data", (d: Buffer) => (log += d.toString()));
   const endpoint = `http://127.0.0.1:${port}`;
@@ -53,6 +56,7 @@ export async function startAwsEmulator(): Promise<AwsEmulator> {
     clientConfig: { endpoint, region: "us-east-1", credentials: { accessKeyId: "testing", secretAccessKey: "testing" } },
     stop: () =>
       new Promise<void>((resolve) => {
+        process.off("exit", end);
         if (child.exitCode !== null) return resolve();
         child.once("exit", () => resolve());
         child.kill("SIGTERM");
