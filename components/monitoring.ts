@@ -6,12 +6,12 @@
  * RDS its secret is rotated by Secrets Manager over two slots, as the services' logins are: the
  * alternate `db_platform_monitor_alt` is a member of it, holding nothing of its own.
  */
-import * as aws from "@pulumi/aws";
 import * as postgresql from "@pulumi/postgresql";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import type { ServerHandle } from "./servers/server";
 import { loginSecret } from "./servers/aws";
+import { rotateLoginSecret } from "./servers/loginRotation";
 import { serverTags } from "./servers/server";
 import { monitorSecretName } from "./spec";
 import { LOGIN_ROTATION_DAYS, MONITOR_MEMBERSHIP, MONITOR_ROLE } from "./spec/defaults";
@@ -78,16 +78,7 @@ export function serverMonitoring(server: ServerHandle, parent: pulumi.Resource, 
     },
     { parent },
   );
-  new aws.secretsmanager.SecretRotation(
-    `${name}-monitor-rotation`,
-    {
-      secretId: secret.arn,
-      rotationLambdaArn: rotation.functionArn,
-      rotationRules: { automaticallyAfterDays: LOGIN_ROTATION_DAYS },
-      rotateImmediately: false,
-    },
-    { parent, dependsOn: [...rotation.ready, secret.version] },
-  );
+  rotateLoginSecret(`${name}-monitor-rotation`, rotation, secret, LOGIN_ROTATION_DAYS, { parent });
   return { role, url, secretArn: secret.arn };
 }
 

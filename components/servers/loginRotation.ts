@@ -231,3 +231,27 @@ function rotationNetwork(
   );
   return { group, rules: [postgres, https, ingress] };
 }
+
+/**
+ * A login secret rotated by its server's function every `days` days. Configuring it runs the
+ * function's testSecret at once: the function's access, the secret's value and the login's
+ * roles (`after`) must exist first.
+ */
+export function rotateLoginSecret(
+  name: string,
+  rotation: LoginRotation,
+  secret: { arn: pulumi.Output<string>; version: pulumi.Resource },
+  days: number,
+  opts: { parent: pulumi.Resource; after?: readonly pulumi.Resource[] },
+): aws.secretsmanager.SecretRotation {
+  return new aws.secretsmanager.SecretRotation(
+    name,
+    {
+      secretId: secret.arn,
+      rotationLambdaArn: rotation.functionArn,
+      rotationRules: { automaticallyAfterDays: days },
+      rotateImmediately: false,
+    },
+    { parent: opts.parent, dependsOn: [...rotation.ready, secret.version, ...(opts.after ?? [])] },
+  );
+}

@@ -4,11 +4,11 @@
  * only its own objects, and connection URLs as secrets.
  */
 import { moveTargetPrefix, serviceDatabaseResource, serviceSchemaResource } from "../dataResources";
-import * as aws from "@pulumi/aws";
 import * as postgresql from "@pulumi/postgresql";
 import * as pulumi from "@pulumi/pulumi";
 import type { ReplicaEndpoint, ServerHandle } from "../servers/server";
 import { loginSecret } from "../servers/aws";
+import { rotateLoginSecret } from "../servers/loginRotation";
 import { serverTags } from "../servers/server";
 import { loginSecretName, type RoleSpec, type ServiceSpec } from "../spec";
 import { POOLED_KINDS } from "../spec/poolRules";
@@ -397,17 +397,10 @@ export class ServiceDatabase extends pulumi.ComponentResource {
       if (proxied && previous) this.previousSecretArns[login.key] = secret(previous, "-previous").arn;
       const rotation = server.loginRotation;
       if (!login.rotatedBy || !rotation) continue;
-      new aws.secretsmanager.SecretRotation(
-        `${name}-${login.key}-rotation`,
-        {
-          secretId: made.arn,
-          rotationLambdaArn: rotation.functionArn,
-          rotationRules: { automaticallyAfterDays: spec.rotationDays ?? LOGIN_ROTATION_DAYS },
-          rotateImmediately: false,
-        },
-        // Configuring it runs the function's testSecret: the roles and the function's access must exist first.
-        { parent: this, dependsOn: [...rotation.ready, made.version, ...roles] },
-      );
+      rotateLoginSecret(`${name}-${login.key}-rotation`, rotation, made, spec.rotationDays ?? LOGIN_ROTATION_DAYS, {
+        parent: this,
+        after: roles,
+      });
     }
   }
 }
