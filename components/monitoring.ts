@@ -55,7 +55,7 @@ export function serverMonitoring(server: ServerHandle, parent: pulumi.Resource, 
   const url = connectionUrl(MONITOR_ROLE, rotation ? undefined : password.result, server.host, server.port, "postgres", server.sslMode);
   if (!rotation || !server.kmsKeyArn) return { role, url };
   const alternate = new random.RandomPassword(`${name}-monitor-alt-password`, { length: 40, special: false }, { parent });
-  new postgresql.Role(
+  const alternateRole = new postgresql.Role(
     `${name}-monitor-alt`,
     { name: alternateRoleName(MONITOR_ROLE), password: alternate.result, roles: [role.name], ...settings },
     { ...pg, ...owned },
@@ -78,7 +78,7 @@ export function serverMonitoring(server: ServerHandle, parent: pulumi.Resource, 
     },
     { parent },
   );
-  rotateLoginSecret(`${name}-monitor-rotation`, rotation, secret, LOGIN_ROTATION_DAYS, { parent });
+  rotateLoginSecret(`${name}-monitor-rotation`, rotation, secret, LOGIN_ROTATION_DAYS, { parent, after: [role, alternateRole] });
   return { role, url, secretArn: secret.arn };
 }
 
