@@ -200,22 +200,30 @@ export class LocalPooler {
     return this.pid() !== undefined;
   }
 
-  /** Start it in the background (configured before), and wait until it listens. */
+  /** Start it in the background (configured before), and wait until it listens on its port. */
   async start(): Promise<void> {
     if (this.pid() !== undefined) return;
     if (!fs.existsSync(this.configFile)) this.configure([]);
+    const logFrom = this.logSize();
     const [cmd, ...prefix] = [...this.opts.runAs, pgbouncerBinary(this.opts.projectDir)];
     const child = spawn(cmd, [...prefix, "-d", this.configFile], { stdio: ["ignore", "ignore", "pipe"] });
     let stderr = "";
     child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
     const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
     const deadline = Date.now() + 10_000;
-    while (this.pid() === undefined && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-    if (code !== 0 || this.pid() === undefined) {
-      throw new LocalPoolerError(
-        `PgBouncer beside ${this.opts.name} did not start on 127.0.0.1:${this.opts.port}: ${(stderr || this.logTail()).trim()}`,
-      );
+    const address = `127.0.0.1:${this.opts.port}`;
+    // PgBouncer keeps running on its console socket alone when its TCP port is taken: only its log tells.
+    let listening: boolean | undefined;
+    while (code === 0 && listening === undefined && Date.now() < deadline) {
+      const log = this.logSince(logFrom);
+      if (log.includes(`cannot listen on ${address}`)) listening = false;
+      else if (this.pid() !== undefined && log.includes(`listening on ${address}`)) listening = true;
+      else await new Promise((r) => setTimeout(r, 50));
     }
+    if (listening === true) return;
+    await this.stop();
+    const why = listening === false ? `the port is taken by another process` : (stderr || this.logTail()).trim();
+    throw new LocalPoolerError(`PgBouncer beside ${this.opts.name} did not start on ${address}: ${why}`);
   }
 
   /** A session to its console as the monitoring login (SHOW only), over the private socket. */
@@ -284,6 +292,23 @@ export class LocalPooler {
       process.kill(pid, signal);
     } catch {
       // it ended meanwhile
+    }
+  }
+
+  private logSize(): number {
+    try {
+      return fs.statSync(this.logFile).size;
+    } catch {
+      return 0;
+    }
+  }
+
+  /** What it logged after the first `from` bytes. */
+  private logSince(from: number): string {
+    try {
+      return fs.readFileSync(this.logFile).subarray(from).toString("utf8");
+    } catch {
+      return "";
     }
   }
 

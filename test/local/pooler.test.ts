@@ -238,6 +238,21 @@ describe("PgBouncer beside a local server", () => {
     expect(pooler.configure([...ENTRIES, GAMMA])).toBe(false);
   });
 
+  it("refuses to start on a port another process holds, and leaves nothing running (it would serve its console alone)", async () => {
+    const holder = net.createServer();
+    const taken = await freePort();
+    await new Promise<void>((resolve) => holder.listen(taken, "127.0.0.1", resolve));
+    const second = new LocalPooler({ ...pooler.opts, name: "pg-second", dir: path.join(server.dir, "pooler-second"), port: taken });
+    try {
+      second.configure(ENTRIES);
+      await expect(second.start()).rejects.toThrow(`PgBouncer beside pg-second did not start on 127.0.0.1:${taken}: the port is taken`);
+      expect(second.pid()).toBeUndefined();
+    } finally {
+      await second.stop();
+      await new Promise((r) => holder.close(r));
+    }
+  });
+
   it("stops, closing its port", async () => {
     await pooler.stop();
     expect(pooler.pid()).toBeUndefined();
@@ -247,5 +262,14 @@ describe("PgBouncer beside a local server", () => {
       s.once("error", () => resolve(true));
     });
     expect(refused).toBe(true);
+  });
+});
+
+describe("the ports local servers are given", () => {
+  it("are below the kernel's ephemeral range, so no outgoing connection's local end can take one before its server binds it", async () => {
+    const [lo] = fs.readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/).map(Number);
+    const ports = await Promise.all(Array.from({ length: 20 }, () => freePort()));
+    expect(new Set(ports).size).toBe(20);
+    for (const p of ports) expect(p).toBeLessThan(lo);
   });
 });
