@@ -17,6 +17,9 @@ import {
   type RunOutcome,
 } from "../operations/backup/command";
 import { backupFailureCode, backupRunPublished, loadBackupContext, runExitCode } from "../operations/backup/task";
+import { drillToTime, type PointInTimeDrill } from "../operations/archive/pointInTime";
+import { baseBackupWhenDue } from "../operations/archive/status";
+import { archivedServers } from "../operations/archive/servers";
 import { type Output, resolveStack, type StackOptions, stackOptions } from "./common";
 
 export const collect = (v: string, all: string[]) => [...all, v];
@@ -66,7 +69,8 @@ export const guardedBy =
     }
   };
 
-export function backupCommands(program: Command, { out, err }: Output): void {
+/** The `backup` group (returned: `backup base` joins it from restore.ts). */
+export function backupCommands(program: Command, { out, err }: Output): Command {
   const group = program.command("backup").description("logical per-service backups to S3: run, list, restore, drill (docs/backups.md)");
 
   const context = (opts: StackOptions & { url?: string[] }) => backupContext(opts, out);
@@ -94,6 +98,8 @@ export function backupCommands(program: Command, { out, err }: Output): void {
         else for (const r of run.results) out(runLine(r));
         for (const r of run.results.filter((x) => !x.ok)) err(`db-platform backup: ${r.error}\n`);
         if (runExitCode(run) !== 0) process.exitCode = 1;
+        // The scheduled run also keeps each archived local server's base backups current.
+        if (!opts.service) for (const archive of archivedServers(ctx, opts.server)) await baseBackupWhenDue(archive, err);
       }),
     );
 
@@ -176,17 +182,26 @@ export function backupCommands(program: Command, { out, err }: Output): void {
       collect,
       [],
     )
+    .option("--to-time <time>", "drill a point-in-time restore to this moment instead (local servers' archives; docs/point-in-time.md)")
     .option("--json", "print a JSON summary")
     .action(
-      guarded(async (opts: StackOptions & { service?: string; scratchUrl: string[]; json?: boolean }) => {
+      guarded(async (opts: StackOptions & { service?: string; scratchUrl: string[]; toTime?: string; json?: boolean }) => {
         const ctx = context(opts);
         if (!ctx) return;
+        if (opts.toTime) {
+          const drilled = await drillToTime(ctx, opts.service, opts.toTime);
+          out(opts.json ? `${JSON.stringify(drilled, null, 2)}\n` : pointInTimeDrillTable(drilled));
+          for (const r of drilled.filter((x) => !x.ok)) err(`db-platform backup drill: ${r.service}: ${r.error}\n`);
+          if (drilled.some((r) => !r.ok)) process.exitCode = 1;
+          return;
+        }
         const results = await backupDrill(ctx, opts.service, parseNamedUrls("--scratch-url", opts.scratchUrl));
         out(opts.json ? `${JSON.stringify(results, null, 2)}\n` : drillTable(results));
         for (const r of results.filter((x) => !x.ok)) err(`db-platform backup drill: ${r.service}: ${r.error}\n`);
         if (results.some((r) => !r.ok)) process.exitCode = 1;
       }),
     );
+  return group;
 }
 
 function runLine(r: RunOutcome): string {
@@ -212,4 +227,25 @@ function drillTable(results: readonly DrillOutcome[]): string {
   }
   const failed = results.filter((r) => !r.ok).length;
   return `${t.toString()}\n${results.length - failed} of ${results.length} service(s) restored and verified\n`;
+}
+
+function pointInTimeDrillTable(results: readonly PointInTimeDrill[]): string {
+  const t = new Table({
+    head: ["service", "to time", "base backup", "last transaction", "RTO", "tables", "rows", "result"],
+    style: { head: [], border: [] },
+  });
+  for (const r of results) {
+    t.push([
+      r.service,
+      r.toTime,
+      r.baseBackup ?? "",
+      r.lastTransactionAt ?? "",
+      r.rtoSeconds === undefined ? "" : `${r.rtoSeconds.toFixed(1)} s`,
+      r.tables === undefined ? "" : String(r.tables),
+      r.rows === undefined ? "" : String(r.rows),
+      r.ok ? "recovered, restored, row counts and schema hash match" : "FAILED",
+    ]);
+  }
+  const failed = results.filter((r) => !r.ok).length;
+  return `${t.toString()}\n${results.length - failed} of ${results.length} service(s) recovered to the moment and verified\n`;
 }

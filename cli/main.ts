@@ -2,7 +2,7 @@
  * The `db-platform` command line. Exit codes: 0 success, 1 the stack has problems (invalid
  * config, policy violations), 2 the command could not run (bad arguments, unreadable files).
  * `audit` answers with its verdict instead: 2 critical, 1 high, 0 otherwise, 3 could not run.
- * The commands are defined by group: offline.ts, engine.ts, backup.ts, exchange.ts, move.ts, upgrade.ts, rotate.ts, audit.ts, stats.ts.
+ * The commands are defined by group: offline.ts, engine.ts, backup.ts, restore.ts, exchange.ts, move.ts, upgrade.ts, rotate.ts, audit.ts, stats.ts.
  */
 import { CommandError } from "@pulumi/pulumi/automation";
 import { Command, CommanderError } from "commander";
@@ -22,6 +22,7 @@ import { engineCommands } from "./engine";
 import { exchangeCommands } from "./exchange";
 import { moveCommands } from "./move";
 import { offlineCommands } from "./offline";
+import { baseBackupCommand, restoreCommand } from "./restore";
 import { rotateCommand } from "./rotate";
 import { statsCommand } from "./stats";
 import { upgradeCommands } from "./upgrade";
@@ -39,7 +40,9 @@ export function buildProgram(
     .showHelpAfterError();
   offlineCommands(program, { out, err });
   engineCommands(program, { out, err });
-  backupCommands(program, { out, err });
+  const backup = backupCommands(program, { out, err });
+  baseBackupCommand(backup, { out, err });
+  restoreCommand(program, { out, err });
   exchangeCommands(program, { out, err });
   moveCommands(program, { out, err });
   upgradeCommands(program, { out, err });

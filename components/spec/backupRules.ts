@@ -1,5 +1,5 @@
 /** Backup rules: the `backups` entry checked against the environment and its servers, and built with its defaults. */
-import { backupDefaults, STRICT_LOG_RETENTION_DAYS } from "./defaults";
+import { ARCHIVE_DEFAULTS, backupDefaults, STRICT_LOG_RETENTION_DAYS } from "./defaults";
 import type { BackupsSpec } from "./model";
 import { accessLogBucketName, backupBucketName, replicaBucketName } from "./naming";
 import { type PathSegment, type Problem } from "./problems";
@@ -30,6 +30,12 @@ export function checkBackups(
     return out;
   }
   if (raw.port !== undefined) out.push({ path: at("port"), message: "only applies to storage local" });
+  if (raw.archive !== undefined) {
+    out.push({
+      path: at("archive"),
+      message: "only applies to storage local: RDS archives its own WAL (servers.<name>.backupRetentionDays)",
+    });
+  }
   if (!ctx.awsRegion) out.push({ path: at("storage"), message: "s3 needs aws:region (pulumi config set aws:region …)" });
   const d = backupDefaults(ctx.strict, "");
   const archive = raw.archiveAfterDays ?? d.archiveAfterDays;
@@ -93,5 +99,13 @@ export function buildBackups(raw: RawBackups, strict: boolean, environment: stri
     logRetentionDays: raw.logRetentionDays ?? d.logRetentionDays,
     replicaRegion: raw.replicaRegion,
     port: raw.port ?? d.port,
+    archive:
+      raw.storage === "local" && raw.archive?.enabled !== false
+        ? {
+            timeoutSeconds: raw.archive?.timeoutSeconds ?? ARCHIVE_DEFAULTS.timeoutSeconds,
+            baseBackupHours: raw.archive?.baseBackupHours ?? ARCHIVE_DEFAULTS.baseBackupHours,
+            recoveryWindowDays: raw.archive?.recoveryWindowDays ?? (strict ? 14 : ARCHIVE_DEFAULTS.recoveryWindowDays),
+          }
+        : undefined,
   };
 }

@@ -192,6 +192,9 @@ export function backupDefaults(strict: boolean, environment: string) {
   };
 }
 
+/** Local servers' continuous archive (backups.archive; docs/point-in-time.md). */
+export const ARCHIVE_DEFAULTS = { timeoutSeconds: 60, baseBackupHours: 24, recoveryWindowDays: 7 } as const;
+
 /** The CloudWatch namespace and metrics the backup runner publishes; the backup alarms watch them. */
 export const BACKUP_METRICS = { namespace: "DbPlatform/Backups", completed: "BackupsCompleted", failed: "BackupsFailed" } as const;
 

@@ -270,6 +270,15 @@ export interface BackupsSpec {
   readonly replicaRegion?: string;
   /** local: the S3-compatible server's port on 127.0.0.1. */
   readonly port: number;
+  /** local: the local servers' continuous archive (docs/point-in-time.md); undefined when off or on s3. */
+  readonly archive?: ArchiveSpec;
+}
+
+/** Continuous archiving of local servers: WAL and base backups in the stack's S3 server, by barman-cloud. */
+export interface ArchiveSpec {
+  readonly timeoutSeconds: number;
+  readonly baseBackupHours: number;
+  readonly recoveryWindowDays: number;
 }
 
 export interface Spec {

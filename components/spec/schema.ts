@@ -396,6 +396,19 @@ export const backupsSchema = z.strictObject({
   replicaRegion: awsRegion.optional(),
   /** local: the S3-compatible server's port on 127.0.0.1. @default 9400 */
   port: port.optional(),
+  /** local: continuous archiving of the local servers with barman-cloud (docs/point-in-time.md). */
+  archive: z
+    .strictObject({
+      /** Off only when said: a local server then has no point-in-time recovery. @default true */
+      enabled: z.boolean().optional(),
+      /** archive_timeout: at most this many seconds of writes are not archived yet. @default 60 */
+      timeoutSeconds: z.number().int().min(10).max(3600).optional(),
+      /** A base backup is taken when the newest is older than this (local start, backup run). @default 24 */
+      baseBackupHours: positiveInt.max(168).optional(),
+      /** Base backups and WAL are kept for recovery to any moment of this many days. @default prod 14, else 7 */
+      recoveryWindowDays: positiveInt.max(3650).optional(),
+    })
+    .optional(),
 });
 
 /** The whole `db-platform:` namespace; keys are the part after the colon. */

@@ -385,8 +385,8 @@ export async function importService(ctx: BackupContext, args: ImportArgs): Promi
   }
 }
 
-/** `--replace` keeps what it drops: a backup of the target service, or no import at all. */
-async function backUpBeforeReplace(ctx: BackupContext, service: string): Promise<string> {
+/** `--replace` (and an in-place restore) keeps what it drops: a backup of the target service, or nothing done at all. */
+export async function backUpBeforeReplace(ctx: BackupContext, service: string): Promise<string> {
   if (!ctx.spec.backups) {
     throw new BackupCommandError(
       `--replace drops the data of service ${service} in stack ${ctx.stack}, which declares no backups (db-platform:backups) to keep it first; nothing was imported`,
@@ -394,7 +394,7 @@ async function backUpBeforeReplace(ctx: BackupContext, service: string): Promise
   }
   const [r] = await backupRun(ctx, { service });
   if (!r.ok || !r.manifest) {
-    throw new BackupError(`the backup of ${service} before replacing its data failed, nothing was imported: ${r.error}`);
+    throw new BackupError(`the backup of ${service} before replacing its data failed, nothing was replaced: ${r.error}`);
   }
   return r.manifest.id;
 }

@@ -12,6 +12,7 @@ import { ConfigFileError, findProjectDir, readConfigFile, stackConfigPath } from
 import { type BackupContext, BackupCommandError, backupRun, type RunOutcome } from "./command";
 import { publishMetrics } from "../cloudwatch";
 import { backupMetricData } from "./metrics";
+import { ArchiveError } from "../archive/barman";
 import { BackupError } from "./runner";
 import { BackupStorageError } from "./storage";
 
@@ -62,7 +63,7 @@ export const runExitCode = (run: PublishedRun): number => (run.metricsError || r
 
 /** Known failures of the backup operations: 1 when a backup failed, 2 when it could not run; undefined for anything else (a bug). */
 export function backupFailureCode(e: unknown): 1 | 2 | undefined {
-  if (e instanceof BackupError) return 1;
+  if (e instanceof BackupError || e instanceof ArchiveError) return 1;
   if (e instanceof BackupCommandError || e instanceof BackupStorageError) return 2;
   return undefined;
 }

@@ -10,6 +10,8 @@ import { LocalWorkspace, PulumiCommand } from "@pulumi/pulumi/automation";
 import { version as SDK_VERSION } from "@pulumi/pulumi/package.json";
 import { SemVer } from "semver";
 import type { LocalServerSpec, Spec } from "../../components/spec";
+import { LocalArchive } from "../archive/archive";
+import { archiveStatusLine, baseBackupWhenDue } from "../archive/status";
 import { announceFirstRun } from "./firstRun";
 import { localPoolers } from "./pools";
 import { LocalPostgres } from "./postgres";
@@ -137,6 +139,20 @@ export function localInstances(
   return { primary, standbys };
 }
 
+/** The continuous archive of a stack's local server (backups.archive; docs/point-in-time.md), when it has one. */
+export function localArchive(spec: Spec, primary: LocalPostgres, stack: string, projectDir: string): LocalArchive | undefined {
+  const b = spec.backups;
+  if (b?.storage !== "local" || !b.archive) return undefined;
+  return new LocalArchive({
+    server: primary,
+    s3: stackS3(spec, stack, projectDir),
+    bucket: b.bucket as string,
+    environment: spec.environment,
+    spec: b.archive,
+    projectDir,
+  });
+}
+
 export function formatBytes(n: number): string {
   if (n < 1024) return `${n} B`;
   if (n < 1024 ** 2) return `${(n / 1024).toFixed(1)} KiB`;
@@ -155,14 +171,24 @@ export async function localCommand(
   if (action === "start") announceFirstRun(spec, projectDir, out);
   const passwords = action === "start" ? await adminPasswords(projectDir, stack) : {};
   let allRunning = true;
+  // The S3 server first: the servers archive into it from their first WAL segment on.
+  if (action === "start" && spec.backups?.storage === "local")
+    await stackS3(spec, stack, projectDir).start([spec.backups.bucket as string]);
   for (const s of servers) {
     const { primary, standbys } = localInstances(s, stack, projectDir, passwords[s.name] ?? "");
     const data = (p: LocalPostgres) => path.relative(projectDir, p.dataDir);
     const poolers = localPoolers(s, localRoot(projectDir, stack), projectDir);
+    const archive = localArchive(spec, primary, stack, projectDir);
     if (action === "start") {
+      if (archive) {
+        primary.beforeStart = async () => void (await archive.configure());
+        // Running already: archive_command and archive_timeout take a reload, archive_mode a restart (the status says).
+        if ((await primary.isRunning()) && (await archive.configure())) await primary.reload();
+      }
       await primary.start();
       for (const standby of standbys) await standby.start();
       for (const pooler of poolers.values()) await pooler.start();
+      if (archive) await baseBackupWhenDue(archive, out);
     }
     if (action === "stop") {
       for (const pooler of poolers.values()) await pooler.stop();
@@ -188,6 +214,7 @@ export async function localCommand(
         `${standby.opts.name}: standby of ${s.name} ${up ? "running" : "stopped"} on ${s.host}:${standby.opts.port}${lag} (data ${data(standby)})\n`,
       );
     }
+    if (archive && running) out(await archiveStatusLine(archive));
     for (const [instance, pooler] of poolers) {
       const up = await pooler.isRunning();
       allRunning &&= up;
@@ -197,7 +224,6 @@ export async function localCommand(
   if (spec.backups?.storage === "local") {
     const s3 = stackS3(spec, stack, projectDir);
     const bucket = spec.backups.bucket as string;
-    if (action === "start") await s3.start([bucket]);
     if (action === "stop") await s3.stop();
     const up = await s3.isRunning();
     allRunning &&= up;

@@ -96,6 +96,8 @@ export class LocalPostgres {
   readonly socketDir: string;
   readonly logFile: string;
   readonly bin: string;
+  /** Run once the data folder exists, before the server starts (the continuous archive's settings). */
+  beforeStart?: () => Promise<void>;
 
   constructor(readonly opts: LocalPostgresOptions) {
     this.dir = path.resolve(opts.root, opts.name);
@@ -161,6 +163,7 @@ export class LocalPostgres {
     }
     if (!(await this.isRunning())) {
       this.ensureStatsSettings();
+      await this.beforeStart?.();
       await this.exec("pg_ctl", ["start", "-D", this.dataDir, "-l", this.logFile, "-w", "-t", "60"]).catch((e: Error) => {
         // pg_ctl says only "could not start server"; the server's reason is in its log.
         throw new LocalPostgresError(`${e.message}${this.logReason()}`);
@@ -252,6 +255,11 @@ export class LocalPostgres {
     } finally {
       await client.end();
     }
+  }
+
+  /** Reread the settings files (those that take no restart). */
+  async reload(): Promise<void> {
+    await this.exec("pg_ctl", ["reload", "-D", this.dataDir]);
   }
 
   async stop(): Promise<void> {

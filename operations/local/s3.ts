@@ -1,8 +1,8 @@
 /**
  * The dev stack's S3: a real S3-compatible server (MinIO, scripts/s3/minio.sh) on 127.0.0.1,
  * objects on disk under the stack's local folder, root credentials generated once per stack and
- * kept in a 0600 file beside the data. The backup bucket is created with versioning on, like the
- * AWS one. Backups reach it through the same S3 client code as AWS.
+ * kept in a 0600 file beside the data with MinIO's KMS key. The backup bucket is created with
+ * versioning on and default encryption (SSE-S3), like the AWS one. Backups reach it through the same S3 client code as AWS.
  */
 import { spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -11,6 +11,7 @@ import * as path from "node:path";
 import {
   BucketAlreadyOwnedByYou,
   CreateBucketCommand,
+  PutBucketEncryptionCommand,
   PutBucketVersioningCommand,
   S3Client,
   type S3ClientConfig,
@@ -29,6 +30,8 @@ export interface LocalS3Options {
 interface Credentials {
   readonly accessKeyId: string;
   readonly secretAccessKey: string;
+  /** MinIO's static KMS key (32 random bytes, base64): objects are encrypted at rest with it (SSE-S3). */
+  readonly kmsKey?: string;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -55,7 +58,13 @@ export class LocalS3 {
     return { endpoint: this.endpoint, region: "us-east-1", forcePathStyle: true, credentials: this.credentials() };
   }
 
-  credentials(): Credentials {
+  /** The root access key (what S3 clients sign with). */
+  credentials(): { accessKeyId: string; secretAccessKey: string } {
+    const { accessKeyId, secretAccessKey } = this.stored();
+    return { accessKeyId, secretAccessKey };
+  }
+
+  private stored(): Credentials {
     if (!fs.existsSync(this.credentialsFile)) {
       throw new LocalS3Error(`no credentials in ${this.credentialsFile}: the local S3 server was never started`);
     }
@@ -93,7 +102,13 @@ export class LocalS3 {
         };
         fs.writeFileSync(this.credentialsFile, JSON.stringify(creds), { mode: 0o600 });
       }
-      const { accessKeyId, secretAccessKey } = this.credentials();
+      // A server first started before objects were encrypted gets its key now (older objects stay readable).
+      if (!this.stored().kmsKey) {
+        fs.writeFileSync(this.credentialsFile, JSON.stringify({ ...this.stored(), kmsKey: randomBytes(32).toString("base64") }), {
+          mode: 0o600,
+        });
+      }
+      const { accessKeyId, secretAccessKey, kmsKey } = this.stored();
       const log = fs.openSync(this.logFile, "a");
       const child = spawn(binary, ["server", this.dataDir, "--address", `127.0.0.1:${this.opts.port}`, "--quiet"], {
         detached: true,
@@ -103,6 +118,7 @@ export class LocalS3 {
           HOME: process.env.HOME ?? "",
           MINIO_ROOT_USER: accessKeyId,
           MINIO_ROOT_PASSWORD: secretAccessKey,
+          MINIO_KMS_SECRET_KEY: `db-platform:${kmsKey}`,
           MINIO_BROWSER: "off",
           MINIO_UPDATE: "off",
         },
@@ -131,6 +147,13 @@ export class LocalS3 {
           if (!(e instanceof BucketAlreadyOwnedByYou)) throw e;
         }
         await s3.send(new PutBucketVersioningCommand({ Bucket: bucket, VersioningConfiguration: { Status: "Enabled" } }));
+        // Every object encrypted at rest by default, as the AWS bucket is (SSE-S3 with MinIO's key).
+        await s3.send(
+          new PutBucketEncryptionCommand({
+            Bucket: bucket,
+            ServerSideEncryptionConfiguration: { Rules: [{ ApplyServerSideEncryptionByDefault: { SSEAlgorithm: "AES256" } }] },
+          }),
+        );
       }
     } finally {
       s3.destroy();

@@ -1,0 +1,384 @@
+/**
+ * `db-platform restore --to-time` and `backup drill --to-time` (docs/point-in-time.md): one
+ * service of a shared local server put back as it was at a moment, its neighbours untouched.
+ * The server's archive is recovered to the moment in a scratch cluster only the platform
+ * reaches; the service is taken out of it with the per-service dump (its read-only login's
+ * privileges, checked for undeclared schemas), and restored as the service's owner role into a
+ * new database, or in place after the confirmation (the current state backed up first). The
+ * restore is compared with what was extracted (row counts, schema hash), and every other
+ * service on the server with itself before (row counts, schema hash).
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { Client, escapeIdentifier } from "pg";
+import { type LocalServerSpec, type ServiceSpec, servingPlace } from "../../components/spec";
+import { serviceRoleNames } from "../../components/service/plan";
+import { LOCAL_BOOTSTRAP_SUPERUSER } from "../../components/spec/defaults";
+import {
+  type BackupContext,
+  BackupCommandError,
+  clientTools,
+  connectionFromUrl,
+  readonlyLogin,
+  selectServices,
+  serverAdminConnection,
+  serverOf,
+} from "../backup/command";
+import { backUpBeforeReplace, FolderStore } from "../backup/exchange";
+import { type RestoreResult, restoreBackup } from "../backup/restore";
+import { type Connection, pgConfig, runBackup } from "../backup/runner";
+import { schemaHash, tableCounts } from "../backup/snapshot";
+import type { BackupManifest } from "../backup/storage";
+import { localArchive, localInstances, localRoot } from "../local/local";
+import type { LocalPostgres } from "../local/postgres";
+import type { LocalArchive } from "./archive";
+import { ArchiveError } from "./barman";
+import { checkTargetTime, type Recovered, recoverToTime } from "./recover";
+
+export interface PointInTimeArgs {
+  readonly service: string;
+  readonly toTime: string;
+  /** postgresql://… of the database to restore into; default a new database on the service's server. */
+  readonly target?: string;
+  /** Replace the service's data in its own database (needs `confirm`). */
+  readonly inPlace?: boolean;
+  /** `<stack>/<service>`, as typed. */
+  readonly confirm?: string;
+}
+
+export interface NeighbourCheck {
+  readonly service: string;
+  readonly unchanged: boolean;
+  readonly rows: number;
+}
+
+export interface PointInTimeResult {
+  readonly service: string;
+  readonly toTime: string;
+  readonly baseBackup: string;
+  /** The last transaction the recovery replayed: nothing after it, and nothing after toTime. */
+  readonly lastTransactionAt?: string;
+  readonly recoverySeconds: number;
+  readonly restore: RestoreResult;
+  /** Where the data went: the service's own database (in place) or another one. */
+  readonly into: string;
+  readonly inPlace: boolean;
+  readonly backupBeforeReplace?: string;
+  readonly neighbours: readonly NeighbourCheck[];
+  readonly seconds: number;
+}
+
+interface Archived {
+  readonly server: LocalServerSpec;
+  readonly live: LocalPostgres;
+  readonly archive: LocalArchive;
+}
+
+/** The service's local server and its archive, or why a point-in-time recovery cannot reach it. */
+function archivedServer(ctx: BackupContext, service: ServiceSpec): Archived {
+  const server = serverOf(ctx.spec, servingPlace(service));
+  if (server.hosting !== "local") {
+    throw new BackupCommandError(
+      `service ${service.name} is on server ${server.name} (hosting ${server.hosting}): --to-time recovers local servers' archives; RDS keeps its own point-in-time recovery, which db-platform does not drive yet (docs/point-in-time.md)`,
+    );
+  }
+  const { primary } = localInstances(server, ctx.stack, ctx.projectDir, "");
+  const archive = localArchive(ctx.spec, primary, ctx.stack, ctx.projectDir);
+  if (!archive) {
+    throw new BackupCommandError(
+      `server ${server.name} of stack ${ctx.stack} has no archive: backups.storage local with backups.archive (on unless enabled: false) archives it`,
+    );
+  }
+  return { server, live: primary, archive };
+}
+
+/** Row counts and schema hash of each other service on the server, as the bootstrap superuser sees them. */
+async function neighbourState(ctx: BackupContext, server: LocalServerSpec, except: string): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  const connection = serverAdminConnection(ctx, server, {}, "--admin-url", "read the neighbours");
+  for (const s of ctx.spec.services.map(servingPlace).filter((x) => x.server === server.name && x.name !== except)) {
+    const c = new Client(pgConfig(connection, s.database));
+    await c.connect();
+    try {
+      const counts = await tableCounts(c, s.schemas);
+      out.set(s.name, JSON.stringify({ counts, hash: await schemaHash(c, s.schemas) }));
+    } finally {
+      await c.end();
+    }
+  }
+  return out;
+}
+
+function compareNeighbours(before: Map<string, string>, after: Map<string, string>): NeighbourCheck[] {
+  return [...before].map(([service, state]) => ({
+    service,
+    unchanged: after.get(service) === state,
+    rows: (JSON.parse(state) as { counts: Array<{ rows: number }> }).counts.reduce((n, t) => n + t.rows, 0),
+  }));
+}
+
+/** Take the service out of the recovered scratch server, as a normal backup would (its read-only login). */
+async function extract(
+  ctx: BackupContext,
+  recovered: Recovered,
+  service: ServiceSpec,
+  store: FolderStore,
+  at: Date,
+): Promise<BackupManifest> {
+  const place = servingPlace(service);
+  const scratch = recovered.server;
+  const c = await scratch.superuserClient();
+  try {
+    const db = await c.query("SELECT 1 FROM pg_database WHERE datname = $1", [place.database]);
+    if (db.rowCount === 0) {
+      throw new ArchiveError(
+        `service ${service.name} did not exist at ${at.toISOString()}: its database ${place.database} was not on the server then. Nothing was restored.`,
+      );
+    }
+  } finally {
+    await c.end();
+  }
+  const inDb = await scratch.superuserClient(place.database);
+  try {
+    const { rows } = await inDb.query<{ n: string }>("SELECT nspname AS n FROM pg_namespace WHERE nspname = ANY($1)", [place.schemas]);
+    const missing = place.schemas.filter((s) => !rows.some((r) => r.n === s));
+    if (missing.length > 0) {
+      throw new ArchiveError(
+        `service ${service.name} did not exist at ${at.toISOString()}: schema ${missing.join(", ")} of database ${place.database} was not there then. Nothing was restored.`,
+      );
+    }
+  } finally {
+    await inDb.end();
+  }
+  const connection: Connection = { host: scratch.socketDir, port: scratch.opts.port, user: LOCAL_BOOTSTRAP_SUPERUSER };
+  return runBackup(
+    store,
+    {
+      service: service.name,
+      server: place.server,
+      database: place.database,
+      schemas: place.schemas,
+      serverMajor: scratch.opts.version,
+      connection,
+      role: readonlyLogin(service),
+      dumpedAs: readonlyLogin(service),
+      roles: serviceRoleNames(place),
+    },
+    { stack: ctx.stack, environment: ctx.spec.environment, clientTools: clientTools(ctx.projectDir) },
+  );
+}
+
+/** `<database>_at_<yyyymmddThhmmss>`: a new database for a restore that is not in place. */
+export function databaseAt(service: string, at: Date): string {
+  const stamp = at
+    .toISOString()
+    .replace(/[-:]/g, "")
+    .replace(/\.\d+Z$/, "")
+    .toLowerCase();
+  return `${service.replace(/[^a-z0-9]/g, "_")}_at_${stamp}`.slice(0, 63);
+}
+
+/** Where a run's scratch clusters and extracted dumps are: private, removed afterwards. */
+function workDir(ctx: BackupContext): string {
+  const dir = path.join(localRoot(ctx.projectDir, ctx.stack), "recovery");
+  fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
+  return dir;
+}
+
+/** A killed run leaves a scratch cluster: stopped and removed before the next one. */
+async function clearLeftovers(dir: string, archived: Archived): Promise<void> {
+  const prefix = `recovery-${archived.server.name}-`;
+  for (const entry of fs.readdirSync(dir).filter((e) => e.startsWith(prefix))) {
+    const data = path.join(dir, entry, "data");
+    if (fs.existsSync(path.join(data, "postmaster.pid"))) {
+      await archived.live.tool("pg_ctl", ["stop", "-D", data, "-m", "immediate", "-w"]).catch(() => undefined);
+    }
+    fs.rmSync(path.join(dir, entry), { recursive: true, force: true });
+  }
+}
+
+interface RunState {
+  readonly toTime: string;
+  readonly inPlace: boolean;
+  readonly backupBeforeReplace?: string;
+}
+
+/**
+ * Put one service back as it was at `toTime`. Refused before anything changes: a time in the
+ * future, before the oldest base backup, or past a gap of the archive; a service that did not
+ * exist then; in place without the confirmation. Resumable: a killed run's scratch server is
+ * removed and, in place, the backup it took first is reused rather than taken again.
+ */
+export async function restoreToTime(ctx: BackupContext, args: PointInTimeArgs): Promise<PointInTimeResult> {
+  const started = performance.now();
+  const [service] = selectServices(ctx.spec, { service: args.service });
+  const at = checkTargetTime(args.toTime);
+  if (args.inPlace && args.target) throw new BackupCommandError("give --in-place or --target <url>, not both");
+  const confirmation = `${ctx.stack}/${service.name}`;
+  if (args.inPlace && args.confirm !== confirmation) {
+    throw new BackupCommandError(
+      args.confirm === undefined
+        ? `--in-place replaces the data of service ${service.name} in stack ${ctx.stack} with its state at ${at.toISOString()} (backed up first): confirm with --confirm ${confirmation}`
+        : `--confirm ${args.confirm} does not name the target: the restore writes into ${confirmation}`,
+    );
+  }
+  const archived = archivedServer(ctx, service);
+  const place = servingPlace(service);
+  const dir = workDir(ctx);
+  const stateFile = path.join(dir, `${service.name}.json`);
+  const previous = fs.existsSync(stateFile) ? (JSON.parse(fs.readFileSync(stateFile, "utf8")) as RunState) : undefined;
+  const resumed = previous && previous.toTime === at.toISOString() && previous.inPlace === !!args.inPlace ? previous : undefined;
+  let state: RunState = resumed ?? { toTime: at.toISOString(), inPlace: !!args.inPlace };
+  fs.writeFileSync(stateFile, JSON.stringify(state), { mode: 0o600 });
+  await clearLeftovers(dir, archived);
+
+  const before = await neighbourState(ctx, archived.server, service.name);
+  const store = new FolderStore(fs.mkdtempSync(path.join(dir, `extract-${service.name}-`)), ctx.spec.environment);
+  try {
+    const recovered = await recoverToTime(archived.archive, at, dir);
+    let manifest: BackupManifest;
+    try {
+      manifest = await extract(ctx, recovered, service, store, at);
+    } finally {
+      await recovered.server.destroy();
+    }
+    const admin = serverAdminConnection(ctx, archived.server, {}, "--admin-url", `act as ${service.owner.name}`);
+    let restore: RestoreResult;
+    if (args.inPlace) {
+      if (!state.backupBeforeReplace) {
+        state = { ...state, backupBeforeReplace: await backUpBeforeReplace(ctx, service.name) };
+        fs.writeFileSync(stateFile, JSON.stringify(state), { mode: 0o600 });
+      }
+      restore = await restoreBackup(
+        store,
+        manifest,
+        {
+          connection: admin,
+          database: place.database,
+          create: false,
+          overwrite: true,
+          ownerRole: service.owner.name,
+          requireOwnerRole: true,
+          scope: place.schemas,
+        },
+        clientTools(ctx.projectDir),
+      );
+    } else {
+      const target = args.target ? connectionFromUrl(args.target) : { connection: admin, database: databaseAt(service.name, at) };
+      if (!target.database) throw new BackupCommandError("--target: name the database to restore into (postgresql://…/<database>)");
+      restore = await restoreBackup(
+        store,
+        manifest,
+        { connection: target.connection, database: target.database, ownerRole: service.owner.name },
+        clientTools(ctx.projectDir),
+      );
+    }
+    const neighbours = compareNeighbours(before, await neighbourState(ctx, archived.server, service.name));
+    const changed = neighbours.filter((n) => !n.unchanged);
+    if (changed.length > 0) {
+      throw new ArchiveError(
+        `service ${service.name} was restored, but neighbour(s) ${changed.map((n) => n.service).join(", ")} changed meanwhile (row counts or schema): their own writes, or a fault to report`,
+      );
+    }
+    fs.rmSync(stateFile, { force: true });
+    return {
+      service: service.name,
+      toTime: at.toISOString(),
+      baseBackup: recovered.backup.id,
+      lastTransactionAt: recovered.lastTransactionAt,
+      recoverySeconds: recovered.seconds,
+      restore,
+      into: restore.database,
+      inPlace: !!args.inPlace,
+      backupBeforeReplace: state.backupBeforeReplace,
+      neighbours,
+      seconds: (performance.now() - started) / 1000,
+    };
+  } finally {
+    fs.rmSync(store.dir, { recursive: true, force: true });
+  }
+}
+
+export interface PointInTimeDrill {
+  readonly service: string;
+  readonly ok: boolean;
+  readonly toTime: string;
+  readonly baseBackup?: string;
+  readonly lastTransactionAt?: string;
+  /** Recovery, extraction, restore and comparison, in seconds: the measured RTO of a point-in-time restore. */
+  readonly rtoSeconds?: number;
+  readonly tables?: number;
+  readonly rows?: number;
+  readonly error?: string;
+}
+
+/**
+ * Recover each selected service's server to `toTime` (one scratch cluster per server), take each
+ * service out of it, restore it into a scratch database on its own server, compare, drop it.
+ */
+export async function drillToTime(ctx: BackupContext, only: string | undefined, toTime: string): Promise<PointInTimeDrill[]> {
+  const at = checkTargetTime(toTime);
+  const services = selectServices(ctx.spec, { service: only });
+  const byServer = new Map<string, ServiceSpec[]>();
+  for (const s of services) byServer.set(servingPlace(s).server, [...(byServer.get(servingPlace(s).server) ?? []), s]);
+  const out: PointInTimeDrill[] = [];
+  const dir = workDir(ctx);
+  for (const group of byServer.values()) {
+    let recovered: Recovered | undefined;
+    try {
+      const archived = archivedServer(ctx, group[0]);
+      await clearLeftovers(dir, archived);
+      recovered = await recoverToTime(archived.archive, at, dir);
+      const admin = serverAdminConnection(ctx, archived.server, {}, "--scratch-url", "create the drill's scratch database");
+      for (const service of group) {
+        const begun = performance.now();
+        const store = new FolderStore(fs.mkdtempSync(path.join(dir, `extract-${service.name}-`)), ctx.spec.environment);
+        const database = `drill_${databaseAt(service.name, at)}`.slice(0, 63);
+        try {
+          const manifest = await extract(ctx, recovered, service, store, at);
+          const r = await restoreBackup(
+            store,
+            manifest,
+            { connection: admin, database, ownerRole: service.owner.name },
+            clientTools(ctx.projectDir),
+          );
+          out.push({
+            service: service.name,
+            ok: true,
+            toTime: at.toISOString(),
+            baseBackup: recovered.backup.id,
+            lastTransactionAt: recovered.lastTransactionAt,
+            rtoSeconds: recovered.seconds + (performance.now() - begun) / 1000,
+            tables: r.tables,
+            rows: r.rows,
+          });
+        } catch (e) {
+          out.push({ service: service.name, ok: false, toTime: at.toISOString(), error: (e as Error).message });
+        } finally {
+          fs.rmSync(store.dir, { recursive: true, force: true });
+          await dropDatabase(admin, database);
+        }
+      }
+    } catch (e) {
+      const taken = new Set(out.map((o) => o.service));
+      for (const s of group.filter((x) => !taken.has(x.name))) {
+        out.push({ service: s.name, ok: false, toTime: at.toISOString(), error: (e as Error).message });
+      }
+    } finally {
+      await recovered?.server.destroy();
+    }
+  }
+  return out;
+}
+
+async function dropDatabase(connection: Connection, database: string): Promise<void> {
+  const c = new Client(pgConfig(connection, "postgres"));
+  try {
+    await c.connect();
+    await c.query(`DROP DATABASE IF EXISTS ${escapeIdentifier(database)} WITH (FORCE)`);
+  } catch {
+    // Best effort: the name says what it is.
+  } finally {
+    await c.end().catch(() => undefined);
+  }
+}
