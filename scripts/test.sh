@@ -5,7 +5,8 @@
 #   (scripts/pooler/pgbouncer.sh: installed, else pinned Debian packages), Chromium (Debian, for
 #   the audit's HTML report), MinIO (scripts/s3/minio.sh), the Python clients of the client suite
 #   (scripts/clients/venv.sh: a virtual environment from PyPI), moto (the local AWS API emulator the
-#   Secrets Manager rotation test talks to: another venv, test/aws/requirements.txt), the Pulumi CLI
+#   Secrets Manager rotation test talks to: another venv, test/aws/requirements.txt), barman-cloud
+#   (local servers' continuous archive: a venv of scripts/archive/requirements.txt), the Pulumi CLI
 #   (scripts/engine/bootstrap.sh) and actionlint (Go module proxy).
 # Then: type-check, lint, format, offline stack checks, unit and mock tests, the policy pack in
 # the real engine, and the end-to-end suites (isolation, and the service teams' migration tools
@@ -38,6 +39,7 @@ echo "MinIO: $(bash scripts/s3/minio.sh --quiet)"
 echo "PgBouncer: $(bash scripts/pooler/pgbouncer.sh --quiet)"
 echo "Python clients (Alembic, SQLAlchemy, psycopg, Django): $(bash scripts/clients/venv.sh)"
 echo "AWS API emulator for the rotation function (moto): $(bash scripts/clients/venv.sh test/aws/requirements.txt)"
+echo "barman-cloud (local servers' WAL archive and base backups): $(bash scripts/clients/venv.sh scripts/archive/requirements.txt)"
 echo "Pulumi CLI: $(bash scripts/engine/bootstrap.sh --quiet)/pulumi"
 tools="${XDG_CACHE_HOME:-$HOME/.cache}/db-platform/tools"
 [ -x "$tools/actionlint" ] || GOBIN="$tools" go install github.com/rhysd/actionlint/cmd/actionlint@v1.7.12

@@ -402,7 +402,12 @@ export const backupsSchema = z.strictObject({
       /** Off only when said: a local server then has no point-in-time recovery. @default true */
       enabled: z.boolean().optional(),
       /** archive_timeout: at most this many seconds of writes are not archived yet. @default 60 */
-      timeoutSeconds: z.number().int().min(10).max(3600).optional(),
+      timeoutSeconds: z
+        .number()
+        .int()
+        .min(10, { message: "must be at least 10: a segment switch every few seconds fills the archive with 16 MB segments" })
+        .max(3600, { message: "must be at most 3600: an hour of writes could be lost with the server" })
+        .optional(),
       /** A base backup is taken when the newest is older than this (local start, backup run). @default 24 */
       baseBackupHours: positiveInt.max(168).optional(),
       /** Base backups and WAL are kept for recovery to any moment of this many days. @default prod 14, else 7 */

@@ -184,11 +184,14 @@ export class LocalArchive {
 
   /**
    * Close the current WAL segment and wait until it is archived: everything written before this
-   * call is then in the archive (what a restore to a moment just past runs first).
+   * call is then in the archive, with a commit after it (what a restore to a moment runs first).
    */
   async flush(timeoutMs = 60_000): Promise<string> {
     const c = await this.opts.server.superuserClient();
     try {
+      // A commit stamped now, after any moment asked for: recovery stops at the first commit past its
+      // target, and one that finds none ends before the target and is refused (PostgreSQL 13 on).
+      await c.query("SELECT pg_current_xact_id()");
       const { rows } = await c.query<{ wal: string }>("SELECT pg_walfile_name(pg_switch_wal()) AS wal");
       const wal = rows[0].wal;
       const deadline = Date.now() + timeoutMs;

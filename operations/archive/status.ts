@@ -1,5 +1,5 @@
 /** What `local start|status` and `backup run` say and do about a local server's continuous archive. */
-import type { LocalArchive } from "./archive";
+import type { ArchiveHealth, LocalArchive } from "./archive";
 
 const ago = (seconds: number) =>
   seconds < 120
@@ -29,4 +29,51 @@ export async function archiveStatusLine(archive: LocalArchive): Promise<string> 
   const last = h.lastArchivedWal ? `last ${h.lastArchivedWal} ${ago(h.secondsSinceArchived ?? 0)}` : "nothing archived yet";
   const failing = h.failing ? `; FAILING since ${h.lastFailedAt} (${h.lastFailedWal}): see ${archive.opts.server.logFile}` : "";
   return `${name}: archiving to ${archive.url} every ${h.timeoutSeconds} s at most (${last}, ${h.archived} archived, ${h.failed} failed${failing})\n`;
+}
+
+/** A server's archive as `stats` and the audit read it: pg_stat_archiver and the base backups in S3. */
+export interface ArchiveReading {
+  readonly server: string;
+  readonly url: string;
+  readonly health?: ArchiveHealth;
+  readonly baseBackups: number;
+  readonly newestBaseBackup?: { readonly id: string; readonly endTime: string };
+  readonly baseBackupHours: number;
+  readonly recoveryWindowDays: number;
+  /** Why the archive or the server could not be read. */
+  readonly error?: string;
+}
+
+export async function readArchive(archive: LocalArchive): Promise<ArchiveReading> {
+  const base = {
+    server: archive.opts.server.opts.name,
+    url: archive.url,
+    baseBackupHours: archive.opts.spec.baseBackupHours,
+    recoveryWindowDays: archive.opts.spec.recoveryWindowDays,
+  };
+  let health: ArchiveHealth | undefined;
+  try {
+    health = await archive.health();
+    const backups = await archive.baseBackups();
+    const newest = backups.at(-1);
+    return { ...base, health, baseBackups: backups.length, newestBaseBackup: newest && { id: newest.id, endTime: newest.endTime } };
+  } catch (e) {
+    return { ...base, health, baseBackups: 0, error: (e as Error).message };
+  }
+}
+
+/** One line of `stats`: archiving and the newest base backup. */
+export function archiveLine(a: ArchiveReading, now = Date.now()): string {
+  const h = a.health;
+  if (!h) return `archive of ${a.server}: could not be read: ${a.error}`;
+  const last = h.lastArchivedWal
+    ? `last segment ${h.lastArchivedWal} archived ${ago(h.secondsSinceArchived ?? 0)}`
+    : "nothing archived yet";
+  const newest = a.error
+    ? `base backups could not be listed: ${a.error}`
+    : a.newestBaseBackup
+      ? `newest base backup ${a.newestBaseBackup.id} (${ago((now - Date.parse(a.newestBaseBackup.endTime)) / 1000)}), ${a.baseBackups} kept for a ${a.recoveryWindowDays}-day window`
+      : "no base backup yet";
+  const mode = h.archiveMode === "on" ? "" : ` archive_mode ${h.archiveMode}${h.pendingRestart ? " (restart pending)" : ""};`;
+  return `archive of ${a.server} (${a.url}):${mode} ${last}, ${h.archived} archived, ${h.failed} failed${h.failing ? ` (FAILING since ${h.lastFailedAt})` : ""}; ${newest}`;
 }

@@ -154,6 +154,7 @@ export const AUDIT_RULE_IDS = [
   "undeclared-schema",
   "inspection-failed",
   "backup-freshness",
+  "archive-health",
   "unmanaged-role",
   "undeclared-database",
   "credential-age",

@@ -5,7 +5,8 @@
  * Connections: a `local` server is read over its private socket as the bootstrap superuser (the
  * same trust `db-platform local` uses); any server can be given as `--server-url name=URL`, which
  * wins. Every session is read-only (default_transaction_read_only) and only reads catalogs.
- * With backups configured, each service's latest backup manifest is checked against the RPO; the
+ * With backups configured, each service's latest backup manifest is checked against the RPO and
+ * each local server's continuous archive for its health (operations/audit/archives.ts); the
  * local poolers' files are checked against what the stack pools (operations/audit/poolers.ts).
  */
 import * as path from "node:path";
@@ -17,6 +18,7 @@ import { readJson } from "../stack/policyCheck";
 import { readConfigFile } from "../stack/stackConfig";
 import { synth } from "../stack/synth";
 import { analyzeServer } from "./analyze";
+import { archiveFindings } from "./archives";
 import { backupFindings } from "./backups";
 import { ServerReadError as AuditError, serverConnector } from "../connect";
 import { collectServer } from "./catalog";
@@ -88,7 +90,10 @@ export async function runAudit(opts: AuditOptions): Promise<AuditReport> {
   const backups =
     opts.backups === false
       ? []
-      : await backupFindings({ spec, stack: opts.stack, projectDir: opts.projectDir, awsRegion: input.awsRegion }, audited);
+      : [
+          ...(await backupFindings({ spec, stack: opts.stack, projectDir: opts.projectDir, awsRegion: input.awsRegion }, audited)),
+          ...(await archiveFindings(spec, opts.stack, opts.projectDir, audited)),
+        ];
   return buildReport({
     stack: opts.stack,
     results,

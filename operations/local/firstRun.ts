@@ -8,7 +8,7 @@ import { spawnSync } from "node:child_process";
 import * as path from "node:path";
 import type { Spec } from "../../components/spec";
 
-/** The `--plan` lines of the engine, of each local server's PostgreSQL major, of MinIO and of PgBouncer. */
+/** The `--plan` lines of the engine, of each local server's PostgreSQL major, of MinIO, of PgBouncer and of barman-cloud. */
 export function firstRunSteps(spec: Spec, projectDir: string): string[] {
   const plan = (script: string, ...args: string[]) =>
     spawnSync("bash", [path.join(projectDir, script), "--plan", ...args], {
@@ -21,6 +21,7 @@ export function firstRunSteps(spec: Spec, projectDir: string): string[] {
     ...majors.map((major) => plan("scripts/postgres/install.sh", major)),
     spec.backups?.storage === "local" ? plan("scripts/s3/minio.sh") : "",
     spec.servers.some((s) => s.hosting === "local" && s.pooler) ? plan("scripts/pooler/pgbouncer.sh") : "",
+    spec.backups?.archive ? plan("scripts/clients/venv.sh", "scripts/archive/requirements.txt") : "",
   ].filter(Boolean);
 }
 

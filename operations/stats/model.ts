@@ -14,6 +14,7 @@
 import { loginRoleNames, type ServerSpec, type ServiceSpec, type Spec } from "../../components/spec";
 import { type IndexRow, relationKey, type Snapshot, type StatementRow, type TableRow } from "./collect";
 import { type PoolStats, poolStatsOf } from "./pools";
+import type { ArchiveReading } from "../archive/status";
 
 /** A statement slower than this on average counts as slow (seed 001: "slow queries over 100 ms"). */
 export const SLOW_MS = 100;
@@ -103,6 +104,8 @@ export interface StatsReport {
   readonly servers: readonly ServerWindow[];
   readonly services: readonly ServiceStats[];
   readonly durationMs: number;
+  /** Local servers' continuous archives (docs/point-in-time.md). */
+  readonly archives?: readonly ArchiveReading[];
 }
 
 /**

@@ -6,6 +6,7 @@
  */
 import Table from "cli-table3";
 import escapeHtml from "escape-html";
+import { archiveLine } from "../archive/status";
 import { formatBytes } from "../local/local";
 import type { ServiceStats, StatsReport } from "./model";
 
@@ -86,6 +87,10 @@ function notes(s: ServiceStats): string[] {
 }
 
 function windowLines(r: StatsReport): string[] {
+  return [...serverLines(r), ...(r.archives ?? []).map((a) => archiveLine(a))];
+}
+
+function serverLines(r: StatsReport): string[] {
   return r.servers.map(
     (w) =>
       `server ${w.server} (PostgreSQL ${w.version}${w.replicasRead.length ? `, with replica ${w.replicasRead.join(", ")}` : ""}): ${w.kind === "sampled" ? "sampled" : "since the statistics reset"} ${w.from} → ${w.to} (${w.seconds.toFixed(1)} s)` +

@@ -10,6 +10,8 @@ import { readConfigFile } from "../stack/stackConfig";
 import { collectSnapshot, type Snapshot, withReplica } from "./collect";
 import { buildStats, type StatsReport } from "./model";
 import { readPoolers } from "./pools";
+import { readArchive } from "../archive/status";
+import { localArchive, localInstances } from "../local/local";
 
 export class StatsError extends Error {}
 
@@ -100,5 +102,16 @@ export async function runStats(opts: StatsOptions): Promise<StatsReport> {
     await new Promise((r) => setTimeout(r, (opts.sinceSeconds as number) * 1000));
   }
   const after = await snapshotAll();
-  return { ...buildStats(opts.stack, spec, after, before, opts.service), durationMs: performance.now() - started };
+  const archives = await Promise.all(
+    wanted.flatMap((server) => {
+      if (server.hosting !== "local") return [];
+      const archive = localArchive(spec, localInstances(server, opts.stack, opts.projectDir, "").primary, opts.stack, opts.projectDir);
+      return archive ? [readArchive(archive)] : [];
+    }),
+  );
+  return {
+    ...buildStats(opts.stack, spec, after, before, opts.service),
+    ...(archives.length ? { archives } : {}),
+    durationMs: performance.now() - started,
+  };
 }

@@ -19,9 +19,11 @@ import { Client } from "pg";
 import { freePort } from "../../operations/local/ports";
 import { LocalPostgres } from "../../operations/local/postgres";
 import { runPgUpgrade, sibling, switchFolders, type UpgradeMode } from "../../operations/upgrade/cluster";
+import { fillService } from "./serviceData";
 
 const ROOT = path.resolve(__dirname, "../..");
 const LOGIN = { user: "bench_app", password: "bench-app-password" };
+const fill = (server: LocalPostgres, gb: number) => fillService(server, gb, LOGIN);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Connects as the service login every 20 ms; `back(since)` is the downtime once every row is back. */
@@ -52,29 +54,6 @@ function prober(port: number, rows: number) {
       return ((firstBack - (since ?? (firstRefused as number))) / 1000).toFixed(1);
     },
   };
-}
-
-async function fill(server: LocalPostgres, gb: number): Promise<number> {
-  const c = await server.superuserClient();
-  await c.query(`CREATE ROLE ${LOGIN.user} LOGIN PASSWORD '${LOGIN.password}'`);
-  await c.query(`CREATE DATABASE svc OWNER ${LOGIN.user}`);
-  await c.end();
-  const s = await server.superuserClient("svc");
-  await s.query(
-    `SET ROLE ${LOGIN.user}; CREATE SCHEMA svc; CREATE TABLE svc.items (id bigint PRIMARY KEY, body text NOT NULL); ALTER TABLE svc.items ALTER COLUMN body SET STORAGE PLAIN`,
-  );
-  // ~1 KiB a row of distinct hex, stored as it is (STORAGE PLAIN: no compression): gb × 2^20 rows.
-  const rows = Math.round(gb * 1024 * 1024);
-  for (let from = 1; from <= rows; from += 100_000) {
-    await s.query(
-      `INSERT INTO svc.items SELECT i, (SELECT string_agg(md5(i::text || '-' || g), '') FROM generate_series(1, 31) g) FROM generate_series($1::bigint, $2::bigint) i`,
-      [from, Math.min(rows, from + 99_999)],
-    );
-  }
-  const size = Number((await s.query("SELECT pg_database_size('svc') AS b")).rows[0].b);
-  await s.end();
-  console.error(`svc: ${(size / 2 ** 30).toFixed(2)} GiB on disk`);
-  return rows;
 }
 
 const copyDir = (from: string, to: string) => execFileSync("cp", ["-a", from, to]);

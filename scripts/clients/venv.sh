@@ -3,12 +3,14 @@
 # client suite: a virtual environment made once per requirements file (every package pinned in
 # test/clients/python/requirements.txt) and cached in ~/.cache/db-platform/clients (as root
 # /var/cache/db-platform/clients; or $DB_PLATFORM_CLIENTS_CACHE). Prints the environment's bin folder.
-#   venv.sh [--quiet] [requirements file]   (another file: another environment, e.g. the AWS
+#   venv.sh [--quiet | --plan] [requirements file]   (--plan: one line when it would be made, else nothing; another file: another environment, e.g. the AWS
 #   API emulator's, test/aws/requirements.txt, or barman-cloud's, scripts/archive/requirements.txt)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 quiet=
+plan=
 [ "${1:-}" = --quiet ] && { quiet=1; shift; }
+[ "${1:-}" = --plan ] && { plan=1; shift; }
 requirements=${1:-test/clients/python/requirements.txt}
 digest=$(sha256sum "$requirements" | cut -c1-12)
 # As root the local servers run as the `postgres` user, and their archive_command runs barman-cloud
@@ -25,6 +27,10 @@ cache="${DB_PLATFORM_CLIENTS_CACHE:-$default_cache/clients}"
 venv="$cache/python-$digest"
 # A virtual environment cannot be moved once made (its scripts name their interpreter by path):
 # it is made in place, and only a finished one carries the marker.
+if [ -n "$plan" ]; then
+  [ -f "$venv/.complete" ] || echo "creating a Python environment from PyPI for $requirements (about 10 s)"
+  exit 0
+fi
 if [ ! -f "$venv/.complete" ]; then
   [ -n "$quiet" ] || echo "clients: creating the Python virtual environment $venv (once, about 30 s)" >&2
   rm -rf "$venv"

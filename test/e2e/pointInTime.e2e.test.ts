@@ -9,11 +9,15 @@
  * clean; a drill to that moment passes; the refusals change nothing.
  */
 import { Client } from "pg";
-import { DeleteObjectCommand, ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
+import { execFileSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { schemaHash, tableCounts } from "../../operations/backup/snapshot";
 import { type AppliedStack, startAppliedDevStack } from "../helpers/appliedDevStack";
-import { localArchive } from "../../operations/local/local";
+import { localArchive, localRoot } from "../../operations/local/local";
 import { runCli } from "../helpers/cli";
 import { ROOT } from "../helpers/synth";
 import { ENGINE, SKIPPED_BECAUSE } from "../helpers/engine";
@@ -170,7 +174,7 @@ describe.runIf(ENGINE.ready).each(VERSIONS)("point-in-time recovery of one servi
   });
 
   it.runIf(version === "16")(
-    "refuses, changing nothing: a time in the future, before the first base backup, before the service existed, past a gap of the archive",
+    "refuses, changing nothing: a time in the future or without its zone, before the first base backup, before the service existed, past a gap of the archive, a scratch server that cannot start",
     async () => {
       const live = await stateOf("orders_db", ["orders"]);
       const future = cli(["restore", "--service", "orders", "--to-time", new Date(Date.now() + 3_600_000).toISOString()]);
@@ -183,6 +187,13 @@ describe.runIf(ENGINE.ready).each(VERSIONS)("point-in-time recovery of one servi
         cli(["backup", "drill", "--to-time", "2020-01-01T00:00:00Z", "--service", "orders", "--json"]).stdout,
       ) as Array<{ ok: boolean }>;
       expect(drill[0].ok).toBe(false);
+      // A moment after the last write (nothing committed since): the restore's own commit ends the recovery there.
+      await sleep(1000);
+      const latest = cli(["restore", "--service", "orders", "--to-time", new Date().toISOString(), "--json"]);
+      expect(latest.code).toBe(0);
+      const latestInto = (JSON.parse(latest.stdout) as { into: string; restore: { rows: number } }).into;
+      expect((JSON.parse(latest.stdout) as { restore: { rows: number } }).restore.rows).toBe(1);
+      await stack.sql("postgres", `DROP DATABASE ${latestInto} WITH (FORCE)`);
       const [first] = await localArchive(stack.ctx.spec, stack.server, stack.stack, ROOT)!.baseBackups();
       // The base backup was taken at the first start, before `up` created the services' databases.
       const notYet = cli(["restore", "--service", "orders", "--to-time", new Date(Date.parse(first.endTime) + 500).toISOString()]);
@@ -200,10 +211,56 @@ describe.runIf(ENGINE.ready).each(VERSIONS)("point-in-time recovery of one servi
         await s3.send(new DeleteObjectCommand({ Bucket: "db-platform-dev-backups", Key: next }));
         const gap = cli(["restore", "--service", "orders", "--to-time", before.toISOString()]);
         expect([gap.code, gap.stderr]).toEqual([1, expect.stringContaining("the archive has no WAL up to that moment")]);
+        // A scratch server that cannot start: a new base backup whose copy of the data lacks global/pg_control.
+        const base = cli(["backup", "base"]);
+        expect(base.code).toBe(0);
+        const id = /base backup (\d{8}T\d{6})/.exec(base.stdout)![1];
+        const key = (next as string).replace(/\/wals\/.*$/, `/base/${id}/data.tar.gz`);
+        const work = fs.mkdtempSync(path.join(os.tmpdir(), "pitr-broken-"));
+        try {
+          const object = await s3.send(new GetObjectCommand({ Bucket: "db-platform-dev-backups", Key: key }));
+          fs.writeFileSync(path.join(work, "data.tar.gz"), await object.Body!.transformToByteArray());
+          execFileSync("gunzip", [path.join(work, "data.tar.gz")]);
+          execFileSync("tar", ["--delete", "-f", path.join(work, "data.tar"), "global/pg_control"]);
+          execFileSync("gzip", [path.join(work, "data.tar")]);
+          const body = fs.readFileSync(path.join(work, "data.tar.gz"));
+          await s3.send(new PutObjectCommand({ Bucket: "db-platform-dev-backups", Key: key, Body: body }));
+        } finally {
+          fs.rmSync(work, { recursive: true, force: true });
+        }
+        const broken = cli(["restore", "--service", "orders", "--to-time", new Date().toISOString()]);
+        expect([broken.code, broken.stderr]).toEqual([1, expect.stringMatching(/the scratch server for .* did not start: .*pg_control/)]);
+        const left = fs.readdirSync(path.join(localRoot(ROOT, stack.stack), "recovery")).filter((e) => e.startsWith("recovery-"));
+        expect(left).toEqual([]);
       } finally {
         s3.destroy();
       }
       expect(await stateOf("orders_db", ["orders"])).toBe(live);
+      // Archiving that stops (the S3 server down) is an audit finding and shows in stats and local status.
+      await stack.s3!.stop();
+      try {
+        await stack.sql("postgres", "SELECT pg_switch_wal()");
+        await stack.sql("orders_db", "CREATE TABLE public.pitr_probe (); DROP TABLE public.pitr_probe");
+        await stack.sql("postgres", "SELECT pg_switch_wal()");
+        for (let i = 0; i < 100; i++) {
+          const [row] = await one<{ n: number }>(stack.directUrl("orders", "app"), "SELECT failed_count::int AS n FROM pg_stat_archiver");
+          if (row.n > 0) break;
+          await sleep(200);
+        }
+        const audit = JSON.parse(cli(["audit", "--format", "json"]).stdout) as { findings: Array<{ rule: string; message: string }> };
+        const archiving = audit.findings.filter((f) => f.rule === "archive-health").map((f) => f.message);
+        expect(archiving).toEqual([
+          expect.stringMatching(
+            /^server local cannot be recovered to a recent moment: archiving fails: the last attempt, of [0-9A-F]{24}, failed at /,
+          ),
+          expect.stringContaining(
+            "server local cannot be recovered to a recent moment: its base backups could not be listed: barman-cloud-backup-list failed",
+          ),
+        ]);
+        expect(cli(["local", "status"]).stdout).toContain("FAILING since");
+      } finally {
+        await stack.s3!.start(["db-platform-dev-backups"]);
+      }
       expect((await one<{ n: string }>(stack.directUrl("orders", "app"), "SELECT count(*)::text AS n FROM orders.orders"))[0].n).toBe("1");
     },
   );

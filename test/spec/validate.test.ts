@@ -653,8 +653,35 @@ describe("backups", () => {
       () => withBackups(devValues(), { storage: "local", bucket: "My_Backups" }),
       "backups.bucket: must be a valid S3 bucket name (3-63 lower-case letters, digits, . and -)",
     ],
+    [
+      "a WAL archive on s3 storage (RDS archives its own)",
+      () => withBackups(prodValues(), { ...prodS3, archive: { timeoutSeconds: 60 } }),
+      "backups.archive: only applies to storage local: RDS archives its own WAL (servers.<name>.backupRetentionDays)",
+    ],
+    [
+      "an archive_timeout below 10 s",
+      () => withBackups(devValues(), { storage: "local", archive: { timeoutSeconds: 5 } }),
+      "backups.archive.timeoutSeconds: must be at least 10",
+    ],
+    [
+      "an unknown archive key",
+      () => withBackups(devValues(), { storage: "local", archive: { retentionDays: 5 } }),
+      "backups.archive.retentionDays: unknown key",
+    ],
   ])("%s", (_title, make, expected) => {
-    expect(problemsOf(make())).toContain(expected);
+    expect(problemsOf(make()).some((p) => p.startsWith(expected))).toBe(true);
+  });
+
+  it("archives local servers by default (60 s archive_timeout, a daily base backup, a week's recovery window), off only when said", () => {
+    expect(loadSpec(input(withBackups(devValues(), { storage: "local" }))).backups?.archive).toEqual({
+      timeoutSeconds: 60,
+      baseBackupHours: 24,
+      recoveryWindowDays: 7,
+    });
+    const tuned = withBackups(devValues(), { storage: "local", archive: { timeoutSeconds: 30, recoveryWindowDays: 3 } });
+    expect(loadSpec(input(tuned)).backups?.archive).toEqual({ timeoutSeconds: 30, baseBackupHours: 24, recoveryWindowDays: 3 });
+    expect(loadSpec(input(withBackups(devValues(), { storage: "local", archive: { enabled: false } }))).backups?.archive).toBeUndefined();
+    expect(loadSpec(input(withBackups(prodValues(), prodS3))).backups?.archive).toBeUndefined();
   });
 
   it("defaults prod to a year's retention (dumps and logs), a two-week Object Lock and a day's RPO", () => {

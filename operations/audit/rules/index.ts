@@ -5,6 +5,7 @@
  */
 import type { AuditRule } from "../model";
 import { backdoor } from "./backdoor";
+import { archiveHealth } from "./archiveHealth";
 import { backupFreshness } from "./backupFreshness";
 import { credentialAge } from "./credentialAge";
 import { crossServiceAccess } from "./crossServiceAccess";
@@ -34,6 +35,7 @@ export const AUDIT_RULES: readonly AuditRuleDef[] = [
   undeclaredSchema,
   inspectionFailed,
   backupFreshness,
+  archiveHealth,
   unmanagedRole,
   undeclaredDatabase,
   credentialAge,
