@@ -45,10 +45,13 @@ export function progressReporter(err: (s: string) => void, seconds?: number): (s
 }
 
 /** The stack's spec and context for the backup-based commands, or undefined after printing its problems (exit 1). */
-export function backupContext(opts: StackOptions & { url?: string[] }, out: (s: string) => void): BackupContext | undefined {
+export function backupContext(
+  opts: StackOptions & { url?: string[]; region?: string },
+  out: (s: string) => void,
+): BackupContext | undefined {
   const { file, stack } = resolveStack(opts);
   const loaded = loadBackupContext(file, stack, parseNamedUrls("--url", opts.url ?? []));
-  if (loaded.ok) return loaded.context;
+  if (loaded.ok) return opts.region === undefined ? loaded.context : { ...loaded.context, readRegion: opts.region };
   for (const p of loaded.problems) out(`${p}\n`);
   process.exitCode = 1;
   return undefined;
@@ -73,7 +76,7 @@ export const guardedBy =
 export function backupCommands(program: Command, { out, err }: Output): Command {
   const group = program.command("backup").description("logical per-service backups to S3: run, list, restore, drill (docs/backups.md)");
 
-  const context = (opts: StackOptions & { url?: string[] }) => backupContext(opts, out);
+  const context = (opts: StackOptions & { url?: string[]; region?: string }) => backupContext(opts, out);
   const guarded = guardedBy(err, "db-platform backup");
 
   stackOptions(
@@ -105,9 +108,10 @@ export function backupCommands(program: Command, { out, err }: Output): Command 
 
   stackOptions(group.command("list").description("committed backups (those with a manifest), oldest first"))
     .option("--service <name>", "only this service")
+    .option("--region <region>", "read the backups from the bucket's replica in this region alone (backups.replicaRegion; docs/backups.md)")
     .option("--json", "print the manifests")
     .action(
-      guarded(async (opts: StackOptions & { service?: string; json?: boolean }) => {
+      guarded(async (opts: StackOptions & { service?: string; region?: string; json?: boolean }) => {
         const ctx = context(opts);
         if (!ctx) return;
         const manifests = await backupList(ctx, opts.service);
@@ -146,11 +150,20 @@ export function backupCommands(program: Command, { out, err }: Output): Command 
     .option("--latest", "the latest backup (the default)")
     .requiredOption("--target <url>", "postgresql://user:password@host:port/database to restore into (created when missing)")
     .option("--overwrite", "drop the service's schemas in the target first when it is not empty")
+    .option("--region <region>", "read the backups from the bucket's replica in this region alone (backups.replicaRegion; docs/backups.md)")
     .option("--json", "print a JSON summary")
     .action(
       guarded(
         async (
-          opts: StackOptions & { service: string; backup?: string; latest?: boolean; target: string; overwrite?: boolean; json?: boolean },
+          opts: StackOptions & {
+            service: string;
+            backup?: string;
+            latest?: boolean;
+            target: string;
+            overwrite?: boolean;
+            region?: string;
+            json?: boolean;
+          },
         ) => {
           if (opts.backup && opts.latest) throw new BackupCommandError("give --backup <id> or --latest, not both");
           const ctx = context(opts);
@@ -183,12 +196,15 @@ export function backupCommands(program: Command, { out, err }: Output): Command 
       [],
     )
     .option("--to-time <time>", "drill a point-in-time restore to this moment instead (local servers' archives; docs/point-in-time.md)")
+    .option("--region <region>", "read the backups from the bucket's replica in this region alone (backups.replicaRegion; docs/backups.md)")
     .option("--json", "print a JSON summary")
     .action(
-      guarded(async (opts: StackOptions & { service?: string; scratchUrl: string[]; toTime?: string; json?: boolean }) => {
+      guarded(async (opts: StackOptions & { service?: string; scratchUrl: string[]; toTime?: string; region?: string; json?: boolean }) => {
         const ctx = context(opts);
         if (!ctx) return;
         if (opts.toTime) {
+          if (opts.region)
+            throw new BackupCommandError("--to-time recovers a local server's archive, which has no replica region: drop --region");
           const drilled = await drillToTime(ctx, opts.service, opts.toTime);
           out(opts.json ? `${JSON.stringify(drilled, null, 2)}\n` : pointInTimeDrillTable(drilled));
           for (const r of drilled.filter((x) => !x.ok)) err(`db-platform backup drill: ${r.service}: ${r.error}\n`);

@@ -9,7 +9,7 @@
  * that login's privileges.
  */
 import * as path from "node:path";
-import { loginEnvName, type ServerSpec, type ServiceSpec, servingPlace, type Spec } from "../../components/spec";
+import { loginEnvName, replicaBucketName, type ServerSpec, type ServiceSpec, servingPlace, type Spec } from "../../components/spec";
 import { serviceRoleNames } from "../../components/service/plan";
 import { LOCAL_BOOTSTRAP_SUPERUSER } from "../../components/spec/defaults";
 import { localRoot, stackS3 } from "../local/local";
@@ -28,6 +28,8 @@ export interface BackupContext {
   readonly awsRegion?: string;
   /** `--url service=URL` values. */
   readonly urls?: Readonly<Record<string, string>>;
+  /** `--region <dr>`: read the backups from the bucket's replica in that region alone (docs/backups.md). */
+  readonly readRegion?: string;
   readonly env?: NodeJS.ProcessEnv;
 }
 
@@ -65,6 +67,11 @@ export async function openStorage(ctx: BackupContext): Promise<BackupStorage> {
   if (!backups) throw new BackupCommandError(`stack ${ctx.stack} declares no backups (set db-platform:backups, see docs/backups.md)`);
   const env = ctx.env ?? process.env;
   if (backups.storage === "local") {
+    if (ctx.readRegion !== undefined) {
+      throw new BackupCommandError(
+        `--region ${ctx.readRegion}: stack ${ctx.stack} keeps its backups in its local S3 server, which has no replica`,
+      );
+    }
     const s3 = stackS3(ctx.spec, ctx.stack, ctx.projectDir);
     if (!(await s3.isRunning())) {
       throw new BackupCommandError(
@@ -78,6 +85,19 @@ export async function openStorage(ctx: BackupContext): Promise<BackupStorage> {
     throw new BackupCommandError(
       "the backup bucket's name is the stack output backups.bucket: set DB_PLATFORM_BACKUP_BUCKET (the ECS task has it) or backups.bucket",
     );
+  }
+  if (ctx.readRegion !== undefined) {
+    // The replica alone: its own name and its region's endpoint; the source region is never asked.
+    if (ctx.readRegion !== backups.replicaRegion) {
+      throw new BackupCommandError(
+        `--region ${ctx.readRegion}: stack ${ctx.stack} replicates its backups ${backups.replicaRegion ? `to ${backups.replicaRegion} only` : "nowhere (no backups.replicaRegion)"}`,
+      );
+    }
+    return new BackupStorage({
+      bucket: replicaBucketName(bucket, ctx.readRegion),
+      environment: ctx.spec.environment,
+      client: { region: ctx.readRegion },
+    });
   }
   return new BackupStorage({ bucket, environment: ctx.spec.environment, client: { region: env.AWS_REGION ?? ctx.awsRegion } });
 }
