@@ -172,10 +172,15 @@ function recoveryReason(scratch: LocalPostgres): string {
   const settings = text
     .split("\n")
     .filter((l) => /(invalid value for parameter|syntax error in file|unrecognized configuration parameter)/.test(l));
-  return [...settings.slice(-2), ...fatal]
+  const reasons = [...settings.slice(-2), ...fatal].slice(-3).map((l) => l.replace(/^.*?(FATAL|PANIC):\s*/, ""));
+  if (reasons.length > 0) return reasons.join("; ");
+  // Before its logging starts (no data folder it can use) the server writes plain lines: the last ones say why.
+  return text
+    .split("\n")
+    .map((l) => l.trim())
+    .filter(Boolean)
     .slice(-3)
-    .map((l) => l.replace(/^.*?(FATAL|PANIC):\s*/, ""))
-    .join("; ");
+    .join(" ");
 }
 
 /** "last completed transaction was at log time …", which PostgreSQL logs when recovery stops. */
