@@ -105,10 +105,26 @@ export class LocalArchive {
     return listBaseBackups(this.opts.projectDir, await this.location());
   }
 
-  /** A base backup is due: none yet, or the newest ended more than baseBackupHours ago. */
+  /** Where the newest base backup's end is noted for this cluster, so a start need not list the archive. */
+  private async notedFile(): Promise<string> {
+    return path.join(this.credentialsDir, `newest-base-backup-${await this.systemId()}`);
+  }
+
+  /**
+   * A base backup is due: none yet, or the newest ended more than baseBackupHours ago. The note
+   * of the last one taken here answers without asking S3 while it is fresh (every `up` starts the
+   * servers); otherwise the archive's own list decides.
+   */
   async due(now = Date.now()): Promise<boolean> {
+    const window = this.opts.spec.baseBackupHours * 3_600_000;
+    try {
+      const noted = Date.parse(fs.readFileSync(await this.notedFile(), "utf8").trim());
+      if (now - noted <= window) return false;
+    } catch {
+      // no note: ask the archive
+    }
     const newest = (await this.baseBackups()).at(-1);
-    return !newest || now - Date.parse(newest.endTime) > this.opts.spec.baseBackupHours * 3_600_000;
+    return !newest || now - Date.parse(newest.endTime) > window;
   }
 
   /**
@@ -147,6 +163,7 @@ export class LocalArchive {
       l.url,
       l.serverName,
     ]);
+    fs.writeFileSync(await this.notedFile(), `${backup.endTime}\n`, { mode: 0o600 });
     const kept = new Set((await this.baseBackups()).map((b) => b.id));
     return { backup, seconds, deleted: after.filter((b) => !kept.has(b.id)).length };
   }

@@ -13,7 +13,14 @@ import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import {
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+} from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { schemaHash, tableCounts } from "../../operations/backup/snapshot";
 import { type AppliedStack, startAppliedDevStack } from "../helpers/appliedDevStack";
@@ -84,10 +91,24 @@ describe.runIf(ENGINE.ready).each(VERSIONS)("point-in-time recovery of one servi
     if (measured.length) console.log(`PostgreSQL ${version}: ${measured.join("; ")}`);
   }, 300_000);
 
-  it("archives from the first start: local status names the archive, and a base backup exists", () => {
+  it("archives from the first start, compressed and encrypted at rest: local status names the archive, and a base backup exists", async () => {
     const status = cli(["local", "status"]);
     expect(status.stdout).toMatch(/local: archiving to s3:\/\/db-platform-dev-backups\/dev\/_archive every 60 s at most \(last 0000000/);
     expect(status.stdout).not.toContain("FAILING");
+    const s3 = new S3Client(stack.s3!.clientConfig());
+    try {
+      const listed = await s3.send(new ListObjectsV2Command({ Bucket: "db-platform-dev-backups", Prefix: "dev/_archive/" }));
+      const keys = (listed.Contents ?? []).map((o) => o.Key as string);
+      const wal = keys.find((k) => /\/wals\/[0-9A-F]{16}\/[0-9A-F]{24}\.gz$/.test(k));
+      const base = keys.find((k) => /\/base\/\d{8}T\d{6}\/data\.tar\.gz$/.test(k));
+      for (const key of [wal, base]) {
+        expect(key).toBeTruthy();
+        const head = await s3.send(new HeadObjectCommand({ Bucket: "db-platform-dev-backups", Key: key }));
+        expect(head.ServerSideEncryption).toBe("AES256");
+      }
+    } finally {
+      s3.destroy();
+    }
   });
 
   it("restores orders into a new database as it was just before the bad DELETE: every row up to then, none after", async () => {
