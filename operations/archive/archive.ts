@@ -11,9 +11,18 @@ import * as path from "node:path";
 import type { ArchiveSpec } from "../../components/spec";
 import { asServerUser, type LocalPostgres } from "../local/postgres";
 import type { LocalS3 } from "../local/s3";
-import { type ArchiveLocation, type BaseBackup, barman, listBaseBackups, walCommands, writeCredentials } from "./barman";
+import {
+  ArchiveError,
+  type ArchiveLocation,
+  type BaseBackup,
+  barman,
+  confString,
+  listBaseBackups,
+  walCommands,
+  writeCredentials,
+} from "./barman";
 
-export { ArchiveError } from "./barman";
+export { ArchiveError };
 
 export const ARCHIVE_CONF = "db-platform-archive.conf";
 
@@ -43,6 +52,19 @@ export interface ArchiveHealth {
   readonly timeoutSeconds: number;
   /** Archiving fails now: the last failure is newer than the last success. */
   readonly failing: boolean;
+}
+
+/**
+ * `backups.archive.enabled: false` on a server that archived: its settings file says off, so the
+ * next restart stops archiving (true when it changed; the status line says a restart is pending).
+ */
+export function disableArchiving(server: LocalPostgres): boolean {
+  const file = path.join(server.dataDir, ARCHIVE_CONF);
+  const text = "# written by db-platform: archiving turned off (backups.archive.enabled: false)\narchive_mode = off\n";
+  if (!fs.existsSync(file) || fs.readFileSync(file, "utf8") === text) return false;
+  fs.writeFileSync(file, text, { mode: 0o600 });
+  if (asServerUser().length > 0) execFileSync("chown", ["postgres:postgres", file]);
+  return true;
 }
 
 export class LocalArchive {
@@ -81,11 +103,10 @@ export class LocalArchive {
   async configure(): Promise<boolean> {
     writeCredentials(this.credentialsDir, this.opts.s3.credentials());
     const commands = walCommands(await this.location(), this.opts.projectDir);
-    const setting = (s: string) => `'${s.replace(/'/g, "''")}'`;
     const text = [
       "# written by db-platform: continuous archiving with barman-cloud (docs/point-in-time.md)",
       "archive_mode = on",
-      `archive_command = ${setting(commands.archive)}`,
+      `archive_command = ${confString(commands.archive)}`,
       `archive_timeout = ${this.opts.spec.timeoutSeconds}`,
       "",
     ].join("\n");
@@ -133,6 +154,14 @@ export class LocalArchive {
    * longer needs (older base backups and their WAL). Returns the new backup and the seconds taken.
    */
   async baseBackup(): Promise<{ backup: BaseBackup; seconds: number; deleted: number }> {
+    // A base backup is of use only with its WAL archived: refused while archiving is off, waits
+    // for a restart, or fails (barman would report it DONE all the same).
+    const h = await this.health();
+    if (h.archiveMode !== "on" || h.failing) {
+      throw new ArchiveError(
+        `no base backup of server ${this.opts.server.opts.name}: ${h.archiveMode !== "on" ? (h.pendingRestart ? "archiving waits for a restart of the server (db-platform local stop, then start)" : `archiving is off (archive_mode ${h.archiveMode})`) : `archiving fails since ${h.lastFailedAt} (${h.lastFailedWal}); see ${this.opts.server.logFile}`}`,
+      );
+    }
     const started = performance.now();
     const l = await this.location();
     const before = new Set((await this.baseBackups()).map((b) => b.id));
@@ -153,6 +182,8 @@ export class LocalArchive {
       l.url,
       l.serverName,
     ]);
+    // Its last segment archived before it counts.
+    await this.flush();
     const seconds = (performance.now() - started) / 1000;
     const after = await this.baseBackups();
     const backup = after.find((b) => !before.has(b.id));
@@ -194,6 +225,16 @@ export class LocalArchive {
         timeoutSeconds: this.opts.spec.timeoutSeconds,
         failing: r.last_failed_time !== null && (r.last_archived_time === null || r.last_failed_time > r.last_archived_time),
       };
+    } finally {
+      await c.end();
+    }
+  }
+
+  /** The live server's current timeline: a recovery follows it, not one a promoted copy may have archived. */
+  async timeline(): Promise<number> {
+    const c = await this.opts.server.superuserClient();
+    try {
+      return Number((await c.query("SELECT timeline_id FROM pg_control_checkpoint()")).rows[0].timeline_id);
     } finally {
       await c.end();
     }

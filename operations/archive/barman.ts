@@ -65,14 +65,20 @@ const credentialEnv = (l: ArchiveLocation) => [
 ];
 const common = (l: ArchiveLocation) => ["--cloud-provider", "aws-s3", "--endpoint-url", l.endpoint];
 
-/** A shell-quoted word (archive_command and restore_command run through the shell). */
-const sh = (s: string) => `'${s.replace(/'/g, `'"'"'`)}'`;
+/**
+ * A shell-quoted word (archive_command and restore_command run through the shell), with `%`
+ * doubled: PostgreSQL expands `%p`, `%f`… in those commands and takes `%%` for a `%`.
+ */
+const sh = (s: string) => `'${s.replace(/'/g, `'"'"'`).replace(/%/g, "%%")}'`;
 
 /**
  * archive_command and restore_command: barman-cloud-wal-archive (gzip, SSE-S3 at rest) and
  * barman-cloud-wal-restore, with the credential files named in their environment. Returned as
  * shell text; the caller quotes it as a setting.
  */
+/** A value for postgresql.conf: single-quoted, quotes doubled, backslashes (escapes there) doubled. */
+export const confString = (s: string) => `'${s.replace(/\\/g, "\\\\").replace(/'/g, "''")}'`;
+
 export function walCommands(l: ArchiveLocation, projectDir: string): { archive: string; restore: string } {
   const bin = barmanBinDir(projectDir);
   const prefix = `${credentialEnv(l)

@@ -9,7 +9,6 @@
  * service on the server with itself before (row counts, schema hash).
  */
 import * as fs from "node:fs";
-import * as path from "node:path";
 import { Client, escapeIdentifier } from "pg";
 import { type LocalServerSpec, type ServiceSpec, servingPlace } from "../../components/spec";
 import { serviceRoleNames } from "../../components/service/plan";
@@ -24,16 +23,18 @@ import {
   serverAdminConnection,
   serverOf,
 } from "../backup/command";
-import { backUpBeforeReplace, FolderStore } from "../backup/exchange";
+import { FolderStore } from "../backup/exchange";
 import { type RestoreResult, restoreBackup } from "../backup/restore";
 import { type Connection, pgConfig, runBackup } from "../backup/runner";
 import { schemaHash, tableCounts } from "../backup/snapshot";
 import type { BackupManifest } from "../backup/storage";
-import { localArchive, localInstances, localRoot } from "../local/local";
+import { localArchive, localInstances } from "../local/local";
 import type { LocalPostgres } from "../local/postgres";
 import type { LocalArchive } from "./archive";
 import { ArchiveError } from "./barman";
+import { replaceInPlace, settlePrevious } from "./inPlace";
 import { checkTargetTime, type Recovered, recoverToTime } from "./recover";
+import { clearLeftovers, extractDir, lockServer, workDir } from "./workdir";
 
 export interface PointInTimeArgs {
   readonly service: string;
@@ -178,31 +179,6 @@ export function databaseAt(service: string, at: Date): string {
   return `${service.replace(/[^a-z0-9]/g, "_")}_at_${stamp}`.slice(0, 63);
 }
 
-/** Where a run's scratch clusters and extracted dumps are: private, removed afterwards. */
-function workDir(ctx: BackupContext): string {
-  const dir = path.join(localRoot(ctx.projectDir, ctx.stack), "recovery");
-  fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
-  return dir;
-}
-
-/** A killed run leaves a scratch cluster: stopped and removed before the next one. */
-async function clearLeftovers(dir: string, archived: Archived): Promise<void> {
-  const prefix = `recovery-${archived.server.name}-`;
-  for (const entry of fs.readdirSync(dir).filter((e) => e.startsWith(prefix))) {
-    const data = path.join(dir, entry, "data");
-    if (fs.existsSync(path.join(data, "postmaster.pid"))) {
-      await archived.live.tool("pg_ctl", ["stop", "-D", data, "-m", "immediate", "-w"]).catch(() => undefined);
-    }
-    fs.rmSync(path.join(dir, entry), { recursive: true, force: true });
-  }
-}
-
-interface RunState {
-  readonly toTime: string;
-  readonly inPlace: boolean;
-  readonly backupBeforeReplace?: string;
-}
-
 /**
  * Put one service back as it was at `toTime`. Refused before anything changes: a time in the
  * future, before the oldest base backup, or past a gap of the archive; a service that did not
@@ -223,18 +199,15 @@ export async function restoreToTime(ctx: BackupContext, args: PointInTimeArgs): 
     );
   }
   const archived = archivedServer(ctx, service);
-  const place = servingPlace(service);
   const dir = workDir(ctx);
-  const stateFile = path.join(dir, `${service.name}.json`);
-  const previous = fs.existsSync(stateFile) ? (JSON.parse(fs.readFileSync(stateFile, "utf8")) as RunState) : undefined;
-  const resumed = previous && previous.toTime === at.toISOString() && previous.inPlace === !!args.inPlace ? previous : undefined;
-  let state: RunState = resumed ?? { toTime: at.toISOString(), inPlace: !!args.inPlace };
-  fs.writeFileSync(stateFile, JSON.stringify(state), { mode: 0o600 });
-  await clearLeftovers(dir, archived);
-
-  const before = await neighbourState(ctx, archived.server, service.name);
-  const store = new FolderStore(fs.mkdtempSync(path.join(dir, `extract-${service.name}-`)), ctx.spec.environment);
+  const admin = serverAdminConnection(ctx, archived.server, {}, "--admin-url", `act as ${service.owner.name}`);
+  const unlock = lockServer(dir, archived.server.name);
+  let store: FolderStore | undefined;
   try {
+    const resumed = await settlePrevious(dir, service, admin, at.toISOString(), !!args.inPlace);
+    await clearLeftovers(dir, archived.server.name, archived.live, [service.name]);
+    store = new FolderStore(extractDir(dir, service.name), ctx.spec.environment);
+    const before = await neighbourState(ctx, archived.server, service.name);
     const recovered = await recoverToTime(archived.archive, at, dir);
     let manifest: BackupManifest;
     try {
@@ -242,27 +215,10 @@ export async function restoreToTime(ctx: BackupContext, args: PointInTimeArgs): 
     } finally {
       await recovered.server.destroy();
     }
-    const admin = serverAdminConnection(ctx, archived.server, {}, "--admin-url", `act as ${service.owner.name}`);
     let restore: RestoreResult;
+    let backupBeforeReplace: string | undefined;
     if (args.inPlace) {
-      if (!state.backupBeforeReplace) {
-        state = { ...state, backupBeforeReplace: await backUpBeforeReplace(ctx, service.name) };
-        fs.writeFileSync(stateFile, JSON.stringify(state), { mode: 0o600 });
-      }
-      restore = await restoreBackup(
-        store,
-        manifest,
-        {
-          connection: admin,
-          database: place.database,
-          create: false,
-          overwrite: true,
-          ownerRole: service.owner.name,
-          requireOwnerRole: true,
-          scope: place.schemas,
-        },
-        clientTools(ctx.projectDir),
-      );
+      ({ restore, backupBeforeReplace } = await replaceInPlace(ctx, dir, service, admin, { store, manifest }, at.toISOString(), resumed));
     } else {
       const target = args.target ? connectionFromUrl(args.target) : { connection: admin, database: databaseAt(service.name, at) };
       if (!target.database) throw new BackupCommandError("--target: name the database to restore into (postgresql://…/<database>)");
@@ -280,7 +236,6 @@ export async function restoreToTime(ctx: BackupContext, args: PointInTimeArgs): 
         `service ${service.name} was restored, but neighbour(s) ${changed.map((n) => n.service).join(", ")} changed meanwhile (row counts or schema): their own writes, or a fault to report`,
       );
     }
-    fs.rmSync(stateFile, { force: true });
     return {
       service: service.name,
       toTime: at.toISOString(),
@@ -290,12 +245,13 @@ export async function restoreToTime(ctx: BackupContext, args: PointInTimeArgs): 
       restore,
       into: restore.database,
       inPlace: !!args.inPlace,
-      backupBeforeReplace: state.backupBeforeReplace,
+      backupBeforeReplace,
       neighbours,
       seconds: (performance.now() - started) / 1000,
     };
   } finally {
-    fs.rmSync(store.dir, { recursive: true, force: true });
+    if (store) fs.rmSync(store.dir, { recursive: true, force: true });
+    unlock();
   }
 }
 
@@ -325,14 +281,21 @@ export async function drillToTime(ctx: BackupContext, only: string | undefined, 
   const dir = workDir(ctx);
   for (const group of byServer.values()) {
     let recovered: Recovered | undefined;
+    let unlock = () => undefined as void;
     try {
       const archived = archivedServer(ctx, group[0]);
-      await clearLeftovers(dir, archived);
+      unlock = lockServer(dir, archived.server.name);
+      await clearLeftovers(
+        dir,
+        archived.server.name,
+        archived.live,
+        group.map((g) => g.name),
+      );
       recovered = await recoverToTime(archived.archive, at, dir);
       const admin = serverAdminConnection(ctx, archived.server, {}, "--scratch-url", "create the drill's scratch database");
       for (const service of group) {
         const begun = performance.now();
-        const store = new FolderStore(fs.mkdtempSync(path.join(dir, `extract-${service.name}-`)), ctx.spec.environment);
+        const store = new FolderStore(extractDir(dir, service.name), ctx.spec.environment);
         const database = `drill_${databaseAt(service.name, at)}`.slice(0, 63);
         try {
           const manifest = await extract(ctx, recovered, service, store, at);
@@ -366,6 +329,7 @@ export async function drillToTime(ctx: BackupContext, only: string | undefined, 
       }
     } finally {
       await recovered?.server.destroy();
+      unlock();
     }
   }
   return out;

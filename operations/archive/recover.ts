@@ -1,10 +1,10 @@
 /**
  * A scratch server recovered to a moment (docs/point-in-time.md): the archive's newest base
  * backup that ended before the moment, restored by barman-cloud-restore into a temporary
- * cluster on 127.0.0.1 (a private socket, a free port, no archiving of its own), and the WAL
+ * cluster (no TCP listener, a private socket folder, no archiving of its own), and the WAL
  * replayed by barman-cloud-wal-restore up to the moment, then promoted. Only the platform can
- * reach it: its one superuser logs in over its private socket, and no login has a password
- * there that anyone was given for it. Stopped and removed afterwards.
+ * reach it: its HBA file admits the bootstrap superuser over that socket and nothing else.
+ * Stopped and removed afterwards.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -12,7 +12,7 @@ import { BackupCommandError } from "../backup/command";
 import { freePort } from "../local/ports";
 import { asServerUser, LocalPostgres } from "../local/postgres";
 import type { LocalArchive } from "./archive";
-import { ArchiveError, type BaseBackup, barman, walCommands } from "./barman";
+import { ArchiveError, type BaseBackup, barman, confString, walCommands } from "./barman";
 
 export interface Recovered {
   readonly server: LocalPostgres;
@@ -40,13 +40,22 @@ export function baseBackupFor(backups: readonly BaseBackup[], target: Date, serv
 
 /** Refuse a moment the archive cannot hold: in the future, or not a time at all (usage errors: exit 2). */
 export function checkTargetTime(value: string, now = new Date()): Date {
-  const t = new Date(value);
-  if (!/\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}/.test(value) || Number.isNaN(t.getTime())) {
-    throw new BackupCommandError(`--to-time ${value}: expected an ISO 8601 time with its zone, such as 2026-12-04T14:02:00Z`);
-  }
-  if (!/(Z|[+-]\d{2}:?\d{2})$/.test(value.trim())) {
+  const m = /^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?\s*(Z|[+-]\d{2}(?::?\d{2})?)?$/.exec(value.trim());
+  if (!m) throw new BackupCommandError(`--to-time ${value}: expected an ISO 8601 time with its zone, such as 2026-12-04T14:02:00Z`);
+  const [, y, mo, d, h, mi, sec = "00", fraction, zone] = m;
+  if (!zone)
     throw new BackupCommandError(`--to-time ${value}: give the time zone (Z for UTC, or +01:00): a moment without one is ambiguous`);
+  // Date would move 2026-02-30 to March 2: every field must be what it says.
+  const day = new Date(Date.UTC(Number(y), Number(mo) - 1, Number(d)));
+  if (day.getUTCMonth() !== Number(mo) - 1 || day.getUTCDate() !== Number(d) || Number(h) > 23 || Number(mi) > 59 || Number(sec) > 59) {
+    throw new BackupCommandError(`--to-time ${value}: not a time of the calendar`);
   }
+  if (fraction && fraction.length > 3) {
+    throw new BackupCommandError(`--to-time ${value}: give at most milliseconds (three decimals)`);
+  }
+  const offset = zone === "Z" ? "Z" : `${zone.slice(0, 3)}:${zone.slice(3).replace(":", "") || "00"}`;
+  const t = new Date(`${y}-${mo}-${d}T${h}:${mi}:${sec}${fraction ? `.${fraction}` : ""}${offset}`);
+  if (Number.isNaN(t.getTime())) throw new BackupCommandError(`--to-time ${value}: not a time of the calendar`);
   if (t.getTime() > now.getTime())
     throw new BackupCommandError(`--to-time ${value} is in the future (now ${now.toISOString()}): nothing to recover yet`);
   return t;
@@ -64,11 +73,13 @@ export async function recoverToTime(archive: LocalArchive, target: Date, root: s
   const started = performance.now();
   const live = archive.opts.server;
   const name = live.opts.name;
-  if (await live.isRunning()) await archive.flush();
+  const running = await live.isRunning();
+  if (running) await archive.flush();
+  const timeline = running ? await archive.timeline() : undefined;
   const backup = baseBackupFor(await archive.baseBackups(), target, name);
   const l = await archive.location();
   const scratch = new LocalPostgres({
-    name: `recovery-${name}-${Date.now().toString(36)}`,
+    name: `recovery.${name}.${Date.now().toString(36)}`,
     version: live.dataVersion() ?? live.opts.version,
     host: "127.0.0.1",
     port: await freePort(),
@@ -83,13 +94,14 @@ export async function recoverToTime(archive: LocalArchive, target: Date, root: s
     ownByServerUser(scratch.dir, scratch.socketDir);
     await barman(archive.opts.projectDir, l, "barman-cloud-restore", [l.url, l.serverName, backup.id, scratch.dataDir]);
     const { restore } = walCommands(l, archive.opts.projectDir);
-    const quoted = (s: string) => `'${s.replace(/'/g, "''")}'`;
+    const quoted = confString;
     // postgresql.auto.conf is read last: these win over everything the backup carried.
     fs.appendFileSync(
       path.join(scratch.dataDir, "postgresql.auto.conf"),
       [
         "# db-platform: a scratch recovery (docs/point-in-time.md)",
-        "listen_addresses = '127.0.0.1'",
+        // No TCP at all: the copy holds every login's password as of the moment; only the private socket serves.
+        "listen_addresses = ''",
         `port = ${scratch.opts.port}`,
         `unix_socket_directories = ${quoted(scratch.socketDir)}`,
         `cluster_name = ${quoted(scratch.opts.name)}`,
@@ -99,12 +111,17 @@ export async function recoverToTime(archive: LocalArchive, target: Date, root: s
         // A numeric offset: the setting takes no zone abbreviation such as Z.
         `recovery_target_time = ${quoted(target.toISOString().replace("T", " ").replace("Z", "+00"))}`,
         "recovery_target_action = 'promote'",
+        ...(timeline ? [`recovery_target_timeline = '${timeline}'`] : []),
         "",
       ].join("\n"),
     );
+    // Only the bootstrap superuser, over that socket: the backup's own HBA rules do not come along.
+    fs.writeFileSync(path.join(scratch.dataDir, "pg_hba.conf"), "# db-platform: a scratch recovery\nlocal all postgres trust\n", {
+      mode: 0o600,
+    });
     fs.writeFileSync(path.join(scratch.dataDir, "recovery.signal"), "");
     fs.rmSync(path.join(scratch.dataDir, "standby.signal"), { force: true });
-    ownByServerUser(...["postgresql.auto.conf", "recovery.signal"].map((f) => path.join(scratch.dataDir, f)));
+    ownByServerUser(...["postgresql.auto.conf", "recovery.signal", "pg_hba.conf"].map((f) => path.join(scratch.dataDir, f)));
     await scratch
       .tool("pg_ctl", ["start", "-D", scratch.dataDir, "-l", scratch.logFile, "-w", "-t", String(Math.round(timeoutMs / 1000))], {
         timeoutMs,

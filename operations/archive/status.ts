@@ -12,6 +12,12 @@ const ago = (seconds: number) =>
 export async function baseBackupWhenDue(archive: LocalArchive, out: (s: string) => void): Promise<void> {
   if (!(await archive.due())) return;
   const name = archive.opts.server.opts.name;
+  const h = await archive.health();
+  if (h.archiveMode !== "on" || h.failing) {
+    // Not an error of the start: the status line and the audit say what is wrong.
+    out(`${name}: no base backup yet: ${h.archiveMode !== "on" ? "archiving starts at the server's next restart" : "archiving fails"}\n`);
+    return;
+  }
   out(`${name}: taking a base backup into ${archive.url} (barman-cloud)\n`);
   const r = await archive.baseBackup();
   out(

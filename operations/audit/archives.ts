@@ -25,8 +25,10 @@ export function archiveProblems(a: ArchiveReading, current: string | undefined, 
     );
   }
   if (h.failing) out.push(`archiving fails: the last attempt, of ${h.lastFailedWal}, failed at ${h.lastFailedAt}`);
-  if (current && h.archiveMode === "on") {
-    const waiting = position(current) - (h.lastArchivedWal ? position(h.lastArchivedWal) : 0) - 1;
+  // Segment names only (a .history or .backup file names no position).
+  const segment = (w?: string) => (w && /^[0-9A-F]{24}/.test(w) ? w.slice(0, 24) : undefined);
+  if (segment(current) && h.archiveMode === "on" && (segment(h.lastArchivedWal) || !h.lastArchivedWal)) {
+    const waiting = position(current as string) - (h.lastArchivedWal ? position(h.lastArchivedWal) : 0) - 1;
     if (waiting > 1)
       out.push(`${waiting} completed WAL segment(s) wait unarchived (last archived ${h.lastArchivedWal ?? "none"}, current ${current})`);
   }

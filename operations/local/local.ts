@@ -10,7 +10,7 @@ import { LocalWorkspace, PulumiCommand } from "@pulumi/pulumi/automation";
 import { version as SDK_VERSION } from "@pulumi/pulumi/package.json";
 import { SemVer } from "semver";
 import type { LocalServerSpec, Spec } from "../../components/spec";
-import { LocalArchive } from "../archive/archive";
+import { disableArchiving, LocalArchive } from "../archive/archive";
 import { archiveStatusLine, baseBackupWhenDue } from "../archive/status";
 import { announceFirstRun } from "./firstRun";
 import { localPoolers } from "./pools";
@@ -172,14 +172,21 @@ export async function localCommand(
   const passwords = action === "start" ? await adminPasswords(projectDir, stack) : {};
   let allRunning = true;
   // The S3 server first: the servers archive into it from their first WAL segment on.
-  if (action === "start" && spec.backups?.storage === "local")
-    await stackS3(spec, stack, projectDir).start([spec.backups.bucket as string]);
+  if (action === "start" && spec.backups?.storage === "local") {
+    const s3 = stackS3(spec, stack, projectDir);
+    await s3.start([spec.backups.bucket as string]);
+    if (spec.backups.archive) await s3.expireOldVersions(spec.backups.bucket as string, `${spec.environment}/_archive/`, 1);
+  }
   for (const s of servers) {
     const { primary, standbys } = localInstances(s, stack, projectDir, passwords[s.name] ?? "");
     const data = (p: LocalPostgres) => path.relative(projectDir, p.dataDir);
     const poolers = localPoolers(s, localRoot(projectDir, stack), projectDir);
     const archive = localArchive(spec, primary, stack, projectDir);
     if (action === "start") {
+      if (!archive && spec.backups?.storage === "local" && disableArchiving(primary) && (await primary.isRunning())) {
+        out(`${s.name}: archiving turned off (backups.archive.enabled: false); it stops at the server's next restart\n`);
+        await primary.reload();
+      }
       if (archive) {
         primary.beforeStart = async () => void (await archive.configure());
         // Running already: archive_command and archive_timeout take a reload, archive_mode a restart (the status says).

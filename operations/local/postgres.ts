@@ -229,6 +229,9 @@ export class LocalPostgres {
       // The primary reports this standby under this name (pg_stat_replication.application_name).
       `cluster_name = '${this.opts.name}'`,
       "hot_standby = on",
+      // The primary's archive settings came with the copy: a standby promoted by hand must not
+      // write its own timeline into the primary's archive (docs/point-in-time.md).
+      "archive_mode = off",
       "",
     ].join("\n");
     fs.appendFileSync(path.join(this.dataDir, "postgresql.conf"), conf);

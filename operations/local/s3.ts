@@ -12,6 +12,7 @@ import {
   BucketAlreadyOwnedByYou,
   CreateBucketCommand,
   PutBucketEncryptionCommand,
+  PutBucketLifecycleConfigurationCommand,
   PutBucketVersioningCommand,
   S3Client,
   type S3ClientConfig,
@@ -155,6 +156,35 @@ export class LocalS3 {
           }),
         );
       }
+    } finally {
+      s3.destroy();
+    }
+  }
+
+  /**
+   * Objects under `prefix` that were deleted or overwritten (older versions, delete markers) are
+   * removed after `days`: the archive's retention deletes base backups and WAL in a versioned bucket,
+   * and its space is given back (MinIO's lifecycle scanner does it).
+   */
+  async expireOldVersions(bucket: string, prefix: string, days: number): Promise<void> {
+    const s3 = new S3Client(this.clientConfig());
+    try {
+      await s3.send(
+        new PutBucketLifecycleConfigurationCommand({
+          Bucket: bucket,
+          LifecycleConfiguration: {
+            Rules: [
+              {
+                ID: "db-platform-archive-retention",
+                Status: "Enabled",
+                Filter: { Prefix: prefix },
+                NoncurrentVersionExpiration: { NoncurrentDays: days },
+                Expiration: { ExpiredObjectDeleteMarker: true },
+              },
+            ],
+          },
+        }),
+      );
     } finally {
       s3.destroy();
     }

@@ -4,11 +4,12 @@
  * name, and the audit's reading of an archive (operations/audit/archives.ts).
  */
 import { describe, expect, it } from "vitest";
-import type { BaseBackup } from "../../operations/archive/barman";
+import { type BaseBackup, confString, walCommands } from "../../operations/archive/barman";
 import { databaseAt } from "../../operations/archive/pointInTime";
 import { baseBackupFor, checkTargetTime } from "../../operations/archive/recover";
 import type { ArchiveReading } from "../../operations/archive/status";
 import { archiveProblems } from "../../operations/audit/archives";
+import { ROOT } from "../helpers/synth";
 
 const backup = (id: string, endTime: string): BaseBackup => ({
   id,
@@ -45,12 +46,17 @@ describe("--to-time", () => {
   it("takes an ISO 8601 time with its zone", () => {
     expect(checkTargetTime("2026-12-04T14:02:00+01:00", new Date("2026-12-04T14:00:00Z")).toISOString()).toBe("2026-12-04T13:02:00.000Z");
     expect(checkTargetTime("2026-12-04 11:02:00.250Z", NOW).toISOString()).toBe("2026-12-04T11:02:00.250Z");
+    expect(checkTargetTime("2026-12-04T11:02+0100", NOW).toISOString()).toBe("2026-12-04T10:02:00.000Z");
+    expect(checkTargetTime("2024-02-29T00:00:00Z", NOW).toISOString()).toBe("2024-02-29T00:00:00.000Z");
   });
 
   it.each([
     ["2026-12-04T14:02", "give the time zone (Z for UTC, or +01:00)"],
     ["yesterday", "expected an ISO 8601 time with its zone"],
-    ["2026-13-45T99:00:00Z", "expected an ISO 8601 time with its zone"],
+    ["2026-13-45T09:00:00Z", "not a time of the calendar"],
+    ["2026-02-30T10:00:00Z", "not a time of the calendar"],
+    ["2026-12-04T24:00:00Z", "not a time of the calendar"],
+    ["2026-12-04T10:00:00.123456Z", "give at most milliseconds"],
     ["2026-12-04T12:00:01Z", "is in the future (now 2026-12-04T12:00:00.000Z): nothing to recover yet"],
   ])("refuses %s", (value, message) => {
     expect(() => checkTargetTime(value, NOW)).toThrow(message);
@@ -91,6 +97,15 @@ describe("the audit's reading of an archive", () => {
 
   it("finds nothing wrong with an archive that keeps up and a fresh base backup", () => {
     expect(archiveProblems(healthy, "00000001000000000000002B", NOW.getTime())).toEqual([]);
+    // The last file archived can be a backup label or a timeline history: no position to compare.
+    expect(archiveProblems(withHealth({ lastArchivedWal: "00000002.history" }), "00000002000000000000002B", NOW.getTime())).toEqual([]);
+    expect(
+      archiveProblems(
+        withHealth({ lastArchivedWal: "00000001000000000000002A.00000028.backup" }),
+        "00000001000000000000002B",
+        NOW.getTime(),
+      ),
+    ).toEqual([]);
   });
 
   it.each<[string, ArchiveReading, string, string]>([
@@ -133,5 +148,21 @@ describe("the audit's reading of an archive", () => {
     ],
   ])("reports an archive %s", (_what, reading, current, problem) => {
     expect(archiveProblems(reading, current, NOW.getTime())).toEqual([problem]);
+  });
+});
+
+describe("archive_command and restore_command", () => {
+  it("quote every word for the shell and double a % that is not PostgreSQL's placeholder", () => {
+    const l = {
+      url: "s3://b/dev/_archive",
+      serverName: "local-1",
+      endpoint: "http://127.0.0.1:9400",
+      credentialsDir: "/data/50%'s/archive",
+    };
+    const { archive, restore } = walCommands(l, ROOT);
+    expect(archive).toContain(`AWS_SHARED_CREDENTIALS_FILE='/data/50%%'"'"'s/archive/aws-credentials'`);
+    expect(archive.endsWith(" 's3://b/dev/_archive' 'local-1' %p")).toBe(true);
+    expect(restore.endsWith(" 's3://b/dev/_archive' 'local-1' %f %p")).toBe(true);
+    expect(confString(String.raw`a'b\c`)).toBe(String.raw`'a''b\\c'`);
   });
 });

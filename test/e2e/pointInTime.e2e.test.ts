@@ -15,6 +15,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import {
   DeleteObjectCommand,
+  GetBucketLifecycleConfigurationCommand,
   GetObjectCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
@@ -101,6 +102,11 @@ describe.runIf(ENGINE.ready).each(VERSIONS)("point-in-time recovery of one servi
       const keys = (listed.Contents ?? []).map((o) => o.Key as string);
       const wal = keys.find((k) => /\/wals\/[0-9A-F]{16}\/[0-9A-F]{24}\.gz$/.test(k));
       const base = keys.find((k) => /\/base\/\d{8}T\d{6}\/data\.tar\.gz$/.test(k));
+      // The retention's deletions give their space back: older versions under the archive expire.
+      const lifecycle = await s3.send(new GetBucketLifecycleConfigurationCommand({ Bucket: "db-platform-dev-backups" }));
+      expect(lifecycle.Rules?.map((r) => [r.Filter?.Prefix, r.NoncurrentVersionExpiration?.NoncurrentDays])).toEqual([
+        ["dev/_archive/", 1],
+      ]);
       for (const key of [wal, base]) {
         expect(key).toBeTruthy();
         const head = await s3.send(new HeadObjectCommand({ Bucket: "db-platform-dev-backups", Key: key }));
@@ -251,7 +257,9 @@ describe.runIf(ENGINE.ready).each(VERSIONS)("point-in-time recovery of one servi
         }
         const broken = cli(["restore", "--service", "orders", "--to-time", new Date().toISOString()]);
         expect([broken.code, broken.stderr]).toEqual([1, expect.stringMatching(/the scratch server for .* did not start: .*pg_control/)]);
-        const left = fs.readdirSync(path.join(localRoot(ROOT, stack.stack), "recovery")).filter((e) => e.startsWith("recovery-"));
+        const left = fs
+          .readdirSync(path.join(localRoot(ROOT, stack.stack), "recovery"))
+          .filter((e) => /^(recovery\.local\.|extract\.)/.test(e));
         expect(left).toEqual([]);
       } finally {
         s3.destroy();
