@@ -195,7 +195,6 @@ export async function localCommand(
       await primary.start();
       for (const standby of standbys) await standby.start();
       for (const pooler of poolers.values()) await pooler.start();
-      if (archive) await baseBackupWhenDue(archive, out);
     }
     if (action === "stop") {
       for (const pooler of poolers.values()) await pooler.stop();
@@ -227,6 +226,8 @@ export async function localCommand(
       allRunning &&= up;
       out(`${instance}: pooler (PgBouncer) ${up ? "running" : "stopped"} on 127.0.0.1:${pooler.opts.port}\n`);
     }
+    // After the status lines (the server's comes first): a first start's base backup.
+    if (action === "start" && archive) await baseBackupWhenDue(archive, out);
   }
   if (spec.backups?.storage === "local") {
     const s3 = stackS3(spec, stack, projectDir);

@@ -44,7 +44,7 @@ afterAll(() => {
 }, 60_000);
 
 describe("db-platform local", () => {
-  it("starts the stack's local server, its standby and a pooler beside each, and reports them", () => {
+  it("starts the stack's local server (archiving), its standby and a pooler beside each, and reports them", () => {
     const r = cli("local", "start", "--stack", STACK);
     expect(r.stderr).toBe("");
     expect(r.code).toBe(0);
@@ -56,8 +56,12 @@ describe("db-platform local", () => {
       ),
     );
     expect(rest).toEqual([
+      // The primary archives its WAL from its first start (docs/point-in-time.md), and takes its first base backup.
+      expect.stringMatching(/^local: archiving to s3:\/\/db-platform-dev-backups\/dev\/_archive every 60 s at most \(.*, 0 failed\)$/),
       `local: pooler (PgBouncer) running on 127.0.0.1:${poolerPort}`,
       `local-ro: pooler (PgBouncer) running on 127.0.0.1:${poolerPort + 1}`,
+      "local: taking a base backup into s3://db-platform-dev-backups/dev/_archive (barman-cloud)",
+      expect.stringMatching(/^local: base backup \d{8}T\d{6} in [\d.]+ s \(WAL [0-9A-F]{24}–[0-9A-F]{24}\)$/),
       `backups: S3 (MinIO) running on http://127.0.0.1:${s3Port}, bucket db-platform-dev-backups (data .db-platform/local/${STACK}/s3/data)`,
       "",
     ]);
