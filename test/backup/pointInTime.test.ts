@@ -9,6 +9,7 @@ import { databaseAt } from "../../operations/archive/pointInTime";
 import { baseBackupFor, checkTargetTime } from "../../operations/archive/recover";
 import type { ArchiveReading } from "../../operations/archive/status";
 import { archiveProblems } from "../../operations/audit/archives";
+import { runCli } from "../helpers/cli";
 import { ROOT } from "../helpers/synth";
 
 const backup = (id: string, endTime: string): BaseBackup => ({
@@ -164,5 +165,23 @@ describe("archive_command and restore_command", () => {
     expect(archive.endsWith(" 's3://b/dev/_archive' 'local-1' %p")).toBe(true);
     expect(restore.endsWith(" 's3://b/dev/_archive' 'local-1' %f %p")).toBe(true);
     expect(confString(String.raw`a'b\c`)).toBe(String.raw`'a''b\\c'`);
+  });
+});
+
+describe("db-platform restore --to-time, refused before anything runs", () => {
+  it.each([
+    [
+      ["--stack", "prod", "--service", "orders", "--to-time", "2026-01-01T00:00:00Z"],
+      "service orders is on server main (hosting rds): --to-time recovers local servers' archives",
+    ],
+    [["--stack", "dev", "--service", "nope", "--to-time", "2026-01-01T00:00:00Z"], "nope"],
+    [
+      ["--stack", "dev", "--service", "orders", "--to-time", "2026-01-01T00:00:00Z", "--in-place", "--target", "postgresql://a@b/c"],
+      "give --in-place or --target <url>, not both",
+    ],
+  ])("%j", (args, message) => {
+    const r = runCli(["restore", ...args]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(message);
   });
 });
