@@ -200,9 +200,8 @@ describe.runIf(ENGINE.ready).each(VERSIONS)("point-in-time recovery of one servi
     measured.push(`drill of 5 services: ${drilled.map((d) => `${d.service} ${d.rtoSeconds.toFixed(1)} s`).join(", ")}`);
   });
 
-  it.runIf(version === "16")(
-    "refuses, changing nothing: a time in the future or without its zone, before the first base backup, before the service existed, past a gap of the archive, a scratch server that cannot start, another restore while an in-place one is unfinished",
-    async () => {
+  if (version === "16")
+    it("refuses, changing nothing: a time in the future or without its zone, before the first base backup, before the service existed, past a gap of the archive, a scratch server that cannot start, another restore while an in-place one is unfinished", async () => {
       const live = await stateOf("orders_db", ["orders"]);
       const future = cli(["restore", "--service", "orders", "--to-time", new Date(Date.now() + 3_600_000).toISOString()]);
       expect([future.code, future.stderr]).toEqual([2, expect.stringContaining("is in the future")]);
@@ -317,6 +316,5 @@ describe.runIf(ENGINE.ready).each(VERSIONS)("point-in-time recovery of one servi
         await stack.s3!.start(["db-platform-dev-backups"]);
       }
       expect((await one<{ n: string }>(stack.directUrl("orders", "app"), "SELECT count(*)::text AS n FROM orders.orders"))[0].n).toBe("1");
-    },
-  );
+    });
 });
