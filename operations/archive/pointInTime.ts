@@ -9,7 +9,7 @@
  * service on the server with itself before (row counts, schema hash).
  */
 import * as fs from "node:fs";
-import { Client, escapeIdentifier } from "pg";
+import { Client } from "pg";
 import { type LocalServerSpec, type ServiceSpec, servingPlace } from "../../components/spec";
 import { serviceRoleNames } from "../../components/service/plan";
 import { LOCAL_BOOTSTRAP_SUPERUSER } from "../../components/spec/defaults";
@@ -18,6 +18,7 @@ import {
   BackupCommandError,
   clientTools,
   connectionFromUrl,
+  dropScratch,
   readonlyLogin,
   selectServices,
   serverAdminConnection,
@@ -319,7 +320,7 @@ export async function drillToTime(ctx: BackupContext, only: string | undefined, 
           out.push({ service: service.name, ok: false, toTime: at.toISOString(), error: (e as Error).message });
         } finally {
           fs.rmSync(store.dir, { recursive: true, force: true });
-          await dropDatabase(admin, database);
+          await dropScratch(admin, database);
         }
       }
     } catch (e) {
@@ -333,16 +334,4 @@ export async function drillToTime(ctx: BackupContext, only: string | undefined, 
     }
   }
   return out;
-}
-
-async function dropDatabase(connection: Connection, database: string): Promise<void> {
-  const c = new Client(pgConfig(connection, "postgres"));
-  try {
-    await c.connect();
-    await c.query(`DROP DATABASE IF EXISTS ${escapeIdentifier(database)} WITH (FORCE)`);
-  } catch {
-    // Best effort: the name says what it is.
-  } finally {
-    await c.end().catch(() => undefined);
-  }
 }

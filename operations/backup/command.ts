@@ -362,7 +362,8 @@ export function serverAdminConnection(
   );
 }
 
-async function dropScratch(connection: Connection, database: string): Promise<void> {
+/** Drop a scratch database, best effort (drills, point-in-time drills). */
+export async function dropScratch(connection: Connection, database: string): Promise<void> {
   const c = new Client(pgConfig(connection, "postgres"));
   try {
     await c.connect();
