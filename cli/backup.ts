@@ -195,7 +195,10 @@ export function backupCommands(program: Command, { out, err }: Output): Command 
       collect,
       [],
     )
-    .option("--to-time <time>", "drill a point-in-time restore to this moment instead (local servers' archives; docs/point-in-time.md)")
+    .option(
+      "--to-time <time>",
+      "drill a point-in-time restore to this moment instead (local servers' archives, RDS instances; docs/point-in-time.md)",
+    )
     .option("--region <region>", "read the backups from the bucket's replica in this region alone (backups.replicaRegion; docs/backups.md)")
     .option("--json", "print a JSON summary")
     .action(
@@ -204,8 +207,8 @@ export function backupCommands(program: Command, { out, err }: Output): Command 
         if (!ctx) return;
         if (opts.toTime) {
           if (opts.region)
-            throw new BackupCommandError("--to-time recovers a local server's archive, which has no replica region: drop --region");
-          const drilled = await drillToTime(ctx, opts.service, opts.toTime);
+            throw new BackupCommandError("--to-time recovers a server's own archive, not the bucket's replica: drop --region");
+          const drilled = await drillToTime(ctx, opts.service, opts.toTime, parseNamedUrls("--scratch-url", opts.scratchUrl));
           out(opts.json ? `${JSON.stringify(drilled, null, 2)}\n` : pointInTimeDrillTable(drilled));
           for (const r of drilled.filter((x) => !x.ok)) err(`db-platform backup drill: ${r.service}: ${r.error}\n`);
           if (drilled.some((r) => !r.ok)) process.exitCode = 1;

@@ -7,7 +7,8 @@ import { archivedServers } from "../operations/archive/servers";
 import { baseBackupWhenDue } from "../operations/archive/status";
 import { BackupCommandError } from "../operations/backup/command";
 import { type PointInTimeResult, restoreToTime } from "../operations/archive/pointInTime";
-import { backupContext, guardedBy } from "./backup";
+import { parseServerUrls } from "../operations/connect";
+import { backupContext, collect, guardedBy } from "./backup";
 import { type Output, type StackOptions, stackOptions } from "./common";
 
 export function restoreCommand(program: Command, { out, err }: Output): void {
@@ -27,15 +28,36 @@ export function restoreCommand(program: Command, { out, err }: Output): void {
     )
     .option("--in-place", "replace the service's data in its own database (backed up first); needs --confirm")
     .option("--confirm <stack/service>", "for --in-place: the stack and service, as <stack>/<service>")
+    .option(
+      "--server-url <server=url>",
+      "RDS: the master user's URL of the service's server, to restore as the service's owner role (local servers: their socket)",
+      collect,
+      [],
+    )
+    .option(
+      "--url <service=url>",
+      "RDS: a service's read-only login URL (repeatable; the service and its neighbours, else their DB_PLATFORM_LOGIN_* secrets)",
+      collect,
+      [],
+    )
     .option("--json", "print a JSON summary")
     .action(
       guarded(
         async (
-          opts: StackOptions & { service: string; toTime: string; target?: string; inPlace?: boolean; confirm?: string; json?: boolean },
+          opts: StackOptions & {
+            service: string;
+            toTime: string;
+            target?: string;
+            inPlace?: boolean;
+            confirm?: string;
+            serverUrl: string[];
+            url: string[];
+            json?: boolean;
+          },
         ) => {
           const ctx = backupContext(opts, out);
           if (!ctx) return;
-          const r = await restoreToTime(ctx, opts);
+          const r = await restoreToTime(ctx, { ...opts, serverUrls: parseServerUrls(opts.serverUrl) });
           out(opts.json ? `${JSON.stringify(r, null, 2)}\n` : restoreSummary(r));
         },
       ),
@@ -45,7 +67,9 @@ export function restoreCommand(program: Command, { out, err }: Output): void {
 function restoreSummary(r: PointInTimeResult): string {
   const rows = r.neighbours.reduce((n, x) => n + x.rows, 0);
   return [
-    `${r.service}: recovered to ${r.toTime} from base backup ${r.baseBackup} in ${r.recoverySeconds.toFixed(1)} s (last transaction replayed: ${r.lastTransactionAt ?? "none after the base backup"})`,
+    r.recoveredBy === "rds"
+      ? `${r.service}: recovered to ${r.toTime} by RDS into ${r.baseBackup} in ${r.recoverySeconds.toFixed(1)} s (deleted since)`
+      : `${r.service}: recovered to ${r.toTime} from base backup ${r.baseBackup} in ${r.recoverySeconds.toFixed(1)} s (last transaction replayed: ${r.lastTransactionAt ?? "none after the base backup"})`,
     `${r.service}: restored into ${r.into}${r.inPlace ? " (in place)" : ""} as ${r.restore.restoredAs}: ${r.restore.tables} table(s), ${r.restore.rows} row(s), row counts and schema hash match what was extracted`,
     ...(r.backupBeforeReplace ? [`${r.service}: its data before the restore is backup ${r.backupBeforeReplace}`] : []),
     `neighbours on the server: ${r.neighbours.length === 0 ? "none" : `${r.neighbours.map((n) => n.service).join(", ")} unchanged (${rows} row(s), row counts and schema hash as before)`}`,

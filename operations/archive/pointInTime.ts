@@ -9,8 +9,8 @@
  * service on the server with itself before (row counts, schema hash).
  */
 import * as fs from "node:fs";
-import { Client } from "pg";
-import { type LocalServerSpec, type ServiceSpec, servingPlace } from "../../components/spec";
+import { Client, escapeIdentifier } from "pg";
+import { type LocalServerSpec, type RdsServerSpec, type ServerSpec, type ServiceSpec, servingPlace } from "../../components/spec";
 import { serviceRoleNames } from "../../components/service/plan";
 import { LOCAL_BOOTSTRAP_SUPERUSER } from "../../components/spec/defaults";
 import {
@@ -23,6 +23,7 @@ import {
   selectServices,
   serverAdminConnection,
   serverOf,
+  serviceTarget,
 } from "../backup/command";
 import { FolderStore } from "../backup/exchange";
 import { type RestoreResult, restoreBackup } from "../backup/restore";
@@ -34,7 +35,8 @@ import type { LocalPostgres } from "../local/postgres";
 import type { LocalArchive } from "./archive";
 import { ArchiveError } from "./barman";
 import { replaceInPlace, settlePrevious } from "./inPlace";
-import { checkTargetTime, type Recovered, recoverToTime } from "./recover";
+import { type RdsScratchOptions, rdsScratchAt } from "./rdsScratch";
+import { checkTargetTime, recoverToTime } from "./recover";
 import { clearLeftovers, extractDir, lockServer, workDir } from "./workdir";
 
 export interface PointInTimeArgs {
@@ -46,6 +48,10 @@ export interface PointInTimeArgs {
   readonly inPlace?: boolean;
   /** `<stack>/<service>`, as typed. */
   readonly confirm?: string;
+  /** `--server-url server=URL`: the admin of a server that is not local (RDS: its master user). */
+  readonly serverUrls?: Readonly<Record<string, string>>;
+  /** Tests: the AWS clients and the endpoint of an RDS scratch instance. */
+  readonly rds?: RdsScratchOptions;
 }
 
 export interface NeighbourCheck {
@@ -57,6 +63,9 @@ export interface NeighbourCheck {
 export interface PointInTimeResult {
   readonly service: string;
   readonly toTime: string;
+  /** Who recovered the moment: barman-cloud from the local archive, or RDS's point-in-time restore. */
+  readonly recoveredBy: "barman-cloud" | "rds";
+  /** What was recovered: the local archive's base backup, or the RDS scratch instance. */
   readonly baseBackup: string;
   /** The last transaction the recovery replayed: nothing after it, and nothing after toTime. */
   readonly lastTransactionAt?: string;
@@ -70,18 +79,31 @@ export interface PointInTimeResult {
   readonly seconds: number;
 }
 
-interface Archived {
-  readonly server: LocalServerSpec;
-  readonly live: LocalPostgres;
-  readonly archive: LocalArchive;
+/** Where a moment is recovered from: a local server's archive, or RDS's own point-in-time recovery. */
+type Source =
+  | { readonly server: LocalServerSpec; readonly live: LocalPostgres; readonly archive: LocalArchive }
+  | { readonly server: RdsServerSpec; readonly live?: undefined };
+
+/** A server recovered to the moment, reached by an admin that reads what each service's read-only role reads. */
+interface Scratch {
+  readonly recoveredBy: "barman-cloud" | "rds";
+  readonly connection: Connection;
+  readonly major: string;
+  readonly recoveredFrom: string;
+  readonly lastTransactionAt?: string;
+  readonly seconds: number;
+  /** Before a service is dumped as its read-only role. */
+  prepare(readonlyRole: string, database: string): Promise<void>;
+  destroy(): Promise<void>;
 }
 
-/** The service's local server and its archive, or why a point-in-time recovery cannot reach it. */
-function archivedServer(ctx: BackupContext, service: ServiceSpec): Archived {
+/** The service's server and what recovers it, or why a point-in-time recovery cannot reach it. */
+function sourceOf(ctx: BackupContext, service: ServiceSpec): Source {
   const server = serverOf(ctx.spec, servingPlace(service));
+  if (server.hosting === "rds") return { server };
   if (server.hosting !== "local") {
     throw new BackupCommandError(
-      `service ${service.name} is on server ${server.name} (hosting ${server.hosting}): --to-time recovers local servers' archives; RDS keeps its own point-in-time recovery, which db-platform does not drive yet (docs/point-in-time.md)`,
+      `service ${service.name} is on server ${server.name} (hosting ${server.hosting}): --to-time recovers local servers' archives and RDS instances; an external server's recovery is its operator's (docs/point-in-time.md)`,
     );
   }
   const { primary } = localInstances(server, ctx.stack, ctx.projectDir, "");
@@ -94,14 +116,64 @@ function archivedServer(ctx: BackupContext, service: ServiceSpec): Archived {
   return { server, live: primary, archive };
 }
 
-/** Row counts and schema hash of each other service on the server, as the bootstrap superuser sees them. */
-async function neighbourState(ctx: BackupContext, server: LocalServerSpec, except: string): Promise<Map<string, string>> {
+/** Recover the source to `at`: a scratch cluster from the local archive, or an RDS point-in-time restore. */
+async function scratchAt(
+  ctx: BackupContext,
+  source: Source,
+  at: Date,
+  dir: string,
+  service: string,
+  rds?: RdsScratchOptions,
+): Promise<Scratch> {
+  if (!source.live) {
+    const r = await rdsScratchAt(
+      ctx.spec.environment,
+      source.server,
+      at,
+      dir,
+      { "db-platform:stack": ctx.stack, "db-platform:service": service },
+      rds,
+    );
+    return {
+      recoveredBy: "rds",
+      connection: r.connection,
+      major: source.server.version,
+      recoveredFrom: `RDS instance ${r.identifier} (restore window ${r.window.earliest} to ${r.window.latest})`,
+      seconds: r.seconds,
+      prepare: r.prepare,
+      destroy: r.destroy,
+    };
+  }
+  const recovered = await recoverToTime(source.archive, at, dir);
+  const server = recovered.server;
+  return {
+    recoveredBy: "barman-cloud",
+    connection: { host: server.socketDir, port: server.opts.port, user: LOCAL_BOOTSTRAP_SUPERUSER },
+    major: server.opts.version,
+    recoveredFrom: recovered.backup.id,
+    lastTransactionAt: recovered.lastTransactionAt,
+    seconds: recovered.seconds,
+    prepare: async () => undefined,
+    destroy: () => server.destroy(),
+  };
+}
+
+/**
+ * Row counts and schema hash of each other service on the server: locally as the bootstrap
+ * superuser sees them, elsewhere as each neighbour's read-only login does (`--url`, or its secret).
+ */
+async function neighbourState(ctx: BackupContext, server: ServerSpec, except: string): Promise<Map<string, string>> {
   const out = new Map<string, string>();
-  const connection = serverAdminConnection(ctx, server, {}, "--admin-url", "read the neighbours");
-  for (const s of ctx.spec.services.map(servingPlace).filter((x) => x.server === server.name && x.name !== except)) {
-    const c = new Client(pgConfig(connection, s.database));
+  for (const service of ctx.spec.services.filter((x) => servingPlace(x).server === server.name && x.name !== except)) {
+    const s = servingPlace(service);
+    const target =
+      server.hosting === "local"
+        ? { connection: serverAdminConnection(ctx, server, {}, "--server-url", "read the neighbours"), role: undefined }
+        : serviceTarget(ctx, service);
+    const c = new Client(pgConfig(target.connection, s.database));
     await c.connect();
     try {
+      if (target.role) await c.query(`SET ROLE ${escapeIdentifier(target.role)}`);
       const counts = await tableCounts(c, s.schemas);
       out.set(s.name, JSON.stringify({ counts, hash: await schemaHash(c, s.schemas) }));
     } finally {
@@ -120,16 +192,10 @@ function compareNeighbours(before: Map<string, string>, after: Map<string, strin
 }
 
 /** Take the service out of the recovered scratch server, as a normal backup would (its read-only login). */
-async function extract(
-  ctx: BackupContext,
-  recovered: Recovered,
-  service: ServiceSpec,
-  store: FolderStore,
-  at: Date,
-): Promise<BackupManifest> {
+async function extract(ctx: BackupContext, scratch: Scratch, service: ServiceSpec, store: FolderStore, at: Date): Promise<BackupManifest> {
   const place = servingPlace(service);
-  const scratch = recovered.server;
-  const c = await scratch.superuserClient();
+  const c = new Client(pgConfig(scratch.connection, "postgres"));
+  await c.connect();
   try {
     const db = await c.query("SELECT 1 FROM pg_database WHERE datname = $1", [place.database]);
     if (db.rowCount === 0) {
@@ -140,7 +206,8 @@ async function extract(
   } finally {
     await c.end();
   }
-  const inDb = await scratch.superuserClient(place.database);
+  const inDb = new Client(pgConfig(scratch.connection, place.database));
+  await inDb.connect();
   try {
     const { rows } = await inDb.query<{ n: string }>("SELECT nspname AS n FROM pg_namespace WHERE nspname = ANY($1)", [place.schemas]);
     const missing = place.schemas.filter((s) => !rows.some((r) => r.n === s));
@@ -152,7 +219,7 @@ async function extract(
   } finally {
     await inDb.end();
   }
-  const connection: Connection = { host: scratch.socketDir, port: scratch.opts.port, user: LOCAL_BOOTSTRAP_SUPERUSER };
+  await scratch.prepare(readonlyLogin(service), place.database);
   return runBackup(
     store,
     {
@@ -160,8 +227,8 @@ async function extract(
       server: place.server,
       database: place.database,
       schemas: place.schemas,
-      serverMajor: scratch.opts.version,
-      connection,
+      serverMajor: scratch.major,
+      connection: scratch.connection,
       role: readonlyLogin(service),
       dumpedAs: readonlyLogin(service),
       roles: serviceRoleNames(place),
@@ -199,22 +266,22 @@ export async function restoreToTime(ctx: BackupContext, args: PointInTimeArgs): 
         : `--confirm ${args.confirm} does not name the target: the restore writes into ${confirmation}`,
     );
   }
-  const archived = archivedServer(ctx, service);
+  const source = sourceOf(ctx, service);
   const dir = workDir(ctx);
-  const admin = serverAdminConnection(ctx, archived.server, {}, "--admin-url", `act as ${service.owner.name}`);
-  const unlock = lockServer(dir, archived.server.name);
+  const admin = serverAdminConnection(ctx, source.server, args.serverUrls ?? {}, "--server-url", `act as ${service.owner.name}`);
+  const unlock = lockServer(dir, source.server.name);
   let store: FolderStore | undefined;
   try {
     const resumed = await settlePrevious(dir, service, admin, at.toISOString(), !!args.inPlace);
-    await clearLeftovers(dir, archived.server.name, archived.live, [service.name]);
+    await clearLeftovers(dir, source.server.name, source.live, [service.name]);
     store = new FolderStore(extractDir(dir, service.name), ctx.spec.environment);
-    const before = await neighbourState(ctx, archived.server, service.name);
-    const recovered = await recoverToTime(archived.archive, at, dir);
+    const before = await neighbourState(ctx, source.server, service.name);
+    const recovered = await scratchAt(ctx, source, at, dir, service.name, args.rds);
     let manifest: BackupManifest;
     try {
       manifest = await extract(ctx, recovered, service, store, at);
     } finally {
-      await recovered.server.destroy();
+      await recovered.destroy();
     }
     let restore: RestoreResult;
     let backupBeforeReplace: string | undefined;
@@ -230,7 +297,7 @@ export async function restoreToTime(ctx: BackupContext, args: PointInTimeArgs): 
         clientTools(ctx.projectDir),
       );
     }
-    const neighbours = compareNeighbours(before, await neighbourState(ctx, archived.server, service.name));
+    const neighbours = compareNeighbours(before, await neighbourState(ctx, source.server, service.name));
     const changed = neighbours.filter((n) => !n.unchanged);
     if (changed.length > 0) {
       throw new ArchiveError(
@@ -240,7 +307,8 @@ export async function restoreToTime(ctx: BackupContext, args: PointInTimeArgs): 
     return {
       service: service.name,
       toTime: at.toISOString(),
-      baseBackup: recovered.backup.id,
+      recoveredBy: recovered.recoveredBy,
+      baseBackup: recovered.recoveredFrom,
       lastTransactionAt: recovered.lastTransactionAt,
       recoverySeconds: recovered.seconds,
       restore,
@@ -273,7 +341,13 @@ export interface PointInTimeDrill {
  * Recover each selected service's server to `toTime` (one scratch cluster per server), take each
  * service out of it, restore it into a scratch database on its own server, compare, drop it.
  */
-export async function drillToTime(ctx: BackupContext, only: string | undefined, toTime: string): Promise<PointInTimeDrill[]> {
+export async function drillToTime(
+  ctx: BackupContext,
+  only: string | undefined,
+  toTime: string,
+  scratchUrls: Readonly<Record<string, string>> = {},
+  rds?: RdsScratchOptions,
+): Promise<PointInTimeDrill[]> {
   const at = checkTargetTime(toTime);
   const services = selectServices(ctx.spec, { service: only });
   const byServer = new Map<string, ServiceSpec[]>();
@@ -281,19 +355,15 @@ export async function drillToTime(ctx: BackupContext, only: string | undefined, 
   const out: PointInTimeDrill[] = [];
   const dir = workDir(ctx);
   for (const group of byServer.values()) {
-    let recovered: Recovered | undefined;
+    let recovered: Scratch | undefined;
     let unlock = () => undefined as void;
     try {
-      const archived = archivedServer(ctx, group[0]);
-      unlock = lockServer(dir, archived.server.name);
-      await clearLeftovers(
-        dir,
-        archived.server.name,
-        archived.live,
-        group.map((g) => g.name),
-      );
-      recovered = await recoverToTime(archived.archive, at, dir);
-      const admin = serverAdminConnection(ctx, archived.server, {}, "--scratch-url", "create the drill's scratch database");
+      const source = sourceOf(ctx, group[0]);
+      const admin = serverAdminConnection(ctx, source.server, scratchUrls, "--scratch-url", "create the drill's scratch database");
+      unlock = lockServer(dir, source.server.name);
+      const names = group.map((g) => g.name);
+      await clearLeftovers(dir, source.server.name, source.live, names);
+      recovered = await scratchAt(ctx, source, at, dir, names.join(" "), rds);
       for (const service of group) {
         const begun = performance.now();
         const store = new FolderStore(extractDir(dir, service.name), ctx.spec.environment);
@@ -310,7 +380,7 @@ export async function drillToTime(ctx: BackupContext, only: string | undefined, 
             service: service.name,
             ok: true,
             toTime: at.toISOString(),
-            baseBackup: recovered.backup.id,
+            baseBackup: recovered.recoveredFrom,
             lastTransactionAt: recovered.lastTransactionAt,
             rtoSeconds: recovered.seconds + (performance.now() - begun) / 1000,
             tables: r.tables,
@@ -329,7 +399,7 @@ export async function drillToTime(ctx: BackupContext, only: string | undefined, 
         out.push({ service: s.name, ok: false, toTime: at.toISOString(), error: (e as Error).message });
       }
     } finally {
-      await recovered?.server.destroy();
+      await recovered?.destroy();
       unlock();
     }
   }

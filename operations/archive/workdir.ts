@@ -43,14 +43,19 @@ export function lockServer(dir: string, server: string): () => void {
   return () => fs.rmSync(file, { force: true });
 }
 
-/** What a killed run of this server left: its scratch clusters (stopped) and extracted dumps. */
-export async function clearLeftovers(dir: string, server: string, live: LocalPostgres, services: readonly string[]): Promise<void> {
+/** What a killed run of this server left: its scratch clusters (stopped) and extracted dumps (an RDS server: its dumps only). */
+export async function clearLeftovers(
+  dir: string,
+  server: string,
+  live: LocalPostgres | undefined,
+  services: readonly string[],
+): Promise<void> {
   for (const entry of fs.readdirSync(dir)) {
     const scratch = entry.startsWith(`recovery.${server}.`) && !entry.endsWith(".lock");
     const dump = services.some((s) => entry.startsWith(`extract.${s}.`));
     if (!scratch && !dump) continue;
     const data = path.join(dir, entry, "data");
-    if (scratch && fs.existsSync(path.join(data, "postmaster.pid"))) {
+    if (scratch && live && fs.existsSync(path.join(data, "postmaster.pid"))) {
       await live.tool("pg_ctl", ["stop", "-D", data, "-m", "immediate", "-w"]).catch(() => undefined);
     }
     fs.rmSync(path.join(dir, entry), { recursive: true, force: true });

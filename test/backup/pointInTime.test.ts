@@ -172,7 +172,7 @@ describe("db-platform restore --to-time, refused before anything runs", () => {
   it.each([
     [
       ["--stack", "prod", "--service", "orders", "--to-time", "2026-01-01T00:00:00Z"],
-      "service orders is on server main (hosting rds): --to-time recovers local servers' archives",
+      "server main (hosting rds): give --server-url main=postgresql://<admin>@<host>:<port>/postgres for a login that may act as orders_owner",
     ],
     [["--stack", "dev", "--service", "nope", "--to-time", "2026-01-01T00:00:00Z"], "nope"],
     [
