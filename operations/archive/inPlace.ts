@@ -1,8 +1,9 @@
 /**
- * An in-place point-in-time restore (docs/point-in-time.md): the service's logins are refused
- * and their sessions ended (so nothing it writes after the backup is lost), its current data is
- * backed up, its schemas' objects are replaced by the extracted state, and its logins are given
- * back. A journal (`<service>.json` in the work folder) records each phase: a run killed while
+ * An in-place point-in-time restore (docs/point-in-time.md): the service's logins that write are
+ * refused and their sessions ended (so nothing it writes after the backup is lost), its current
+ * data is backed up (by its read-only login, as every backup: on RDS there is no other way in),
+ * then its read-only logins are refused too, its schemas' objects are replaced by the extracted
+ * state, and its logins are given back. A journal (`<service>.json` in the work folder) records each phase: a run killed while
  * replacing is finished by the same command with the same moment and reuses the backup taken
  * before (the data is half replaced by then, so a new backup would not be of it); a run killed
  * earlier starts again; logins it refused are always given back.
@@ -72,16 +73,17 @@ async function setLogin(admin: Connection, database: string, roles: readonly str
   }
 }
 
-/** The service's login roles that can log in now (both credential slots of each login). */
+/** The service's login roles that can log in now (both credential slots of each login), its read-only ones last. */
 async function loginsNow(admin: Connection, database: string, service: ServiceSpec): Promise<string[]> {
-  const names = servingPlace(service).logins.flatMap(loginRoleNames);
+  const logins = servingPlace(service).logins;
+  const names = [...logins.filter((l) => l.kind !== "readonly"), ...logins.filter((l) => l.kind === "readonly")].flatMap(loginRoleNames);
   const c = new Client(pgConfig(admin, database));
   await c.connect();
   try {
     const { rows } = await c.query<{ r: string }>("SELECT rolname AS r FROM pg_roles WHERE rolname = ANY($1) AND rolcanlogin ORDER BY 1", [
       names,
     ]);
-    return rows.map((x) => x.r);
+    return names.filter((n) => rows.some((x) => x.r === n));
   } finally {
     await c.end();
   }
@@ -100,12 +102,24 @@ export async function replaceInPlace(
   const file = journalFile(dir, service.name);
   let journal: InPlaceJournal = resumed ?? { toTime, phase: "started", blocked: await loginsNow(admin, place.database, service) };
   write(file, journal);
+  const readers = new Set(place.logins.filter((l) => l.kind === "readonly").flatMap(loginRoleNames));
   try {
-    await setLogin(admin, place.database, journal.blocked, false);
+    await setLogin(
+      admin,
+      place.database,
+      journal.blocked.filter((r) => !readers.has(r)),
+      false,
+    );
     if (!journal.backupBeforeReplace) {
       journal = { ...journal, phase: "backed-up", backupBeforeReplace: await backUpBeforeReplace(ctx, service.name) };
       write(file, journal);
     }
+    await setLogin(
+      admin,
+      place.database,
+      journal.blocked.filter((r) => readers.has(r)),
+      false,
+    );
     journal = { ...journal, phase: "replacing" };
     write(file, journal);
     const restore = await restoreBackup(

@@ -8,7 +8,10 @@
  * by a local AWS API emulator (moto, from PyPI: test/helpers/awsEmulator.ts) — an emulator,
  * labelled as such, not AWS: its instances run no PostgreSQL, so the scratch instance's endpoint
  * is pointed at a real local PostgreSQL 16 whose admin is not a superuser, given the master login
- * the emulator's secret names.
+ * the emulator's secret names. Then `restore --to-time` of one service on an RDS-hosted server as
+ * a whole: the dev stack applied by the real engine stands as the RDS instance (reached with its
+ * non-superuser admin as the master, and the services' read-only logins), and a physical copy of
+ * it promoted at the moment stands as what RDS restores.
  */
 import * as fs from "node:fs";
 import * as os from "node:os";
@@ -24,7 +27,12 @@ import {
 import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { Client } from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { RdsServerSpec } from "../../components/spec";
+import type { RdsServerSpec, Spec } from "../../components/spec";
+import type { BackupContext } from "../../operations/backup/command";
+import { restoreToTime } from "../../operations/archive/pointInTime";
+import { loadBackupContext } from "../../operations/backup/task";
+import { type AppliedStack, FIXTURE_ADMIN_PASSWORD, startAppliedDevStack } from "../helpers/appliedDevStack";
+import { ENGINE, SKIPPED_BECAUSE } from "../helpers/engine";
 import { LocalPostgres } from "../../operations/local/postgres";
 import { loadSpec } from "../../operations/move/plan";
 import { type RdsScratchOptions, rdsScratchAt, scratchIdentifier } from "../../operations/archive/rdsScratch";
@@ -274,3 +282,108 @@ describe("an RDS point-in-time restore's scratch instance (AWS API: local emulat
     expect(await instances()).toEqual(["prod-main", "prod-nobackup"]);
   });
 });
+
+/** The dev stack's server declared as an RDS instance (`dev-local`): the same services, reached by URLs. */
+function asRds(ctx: BackupContext, dev: AppliedStack): BackupContext {
+  const spec: Spec = {
+    ...ctx.spec,
+    servers: ctx.spec.servers.map((x) => ({ ...server, name: x.name, version: x.version }) as RdsServerSpec),
+  };
+  const urls = Object.fromEntries(spec.services.map((x) => [x.name, dev.directUrl(x.name, "readonly")]));
+  return { ...ctx, spec, urls };
+}
+
+describe.runIf(ENGINE.ready)(
+  "restore --to-time of one service on RDS (AWS API: local emulator; the instance: the dev stack, applied)",
+  () => {
+    let dev: AppliedStack;
+    let copy: LocalPostgres;
+    let ctx: BackupContext;
+    let at: Date;
+    const serverUrls: Record<string, string> = {};
+    const rows = async (database: string, sql: string) => {
+      const c = await dev.server.superuserClient(database);
+      try {
+        return (await c.query(sql)).rows as Array<Record<string, unknown>>;
+      } finally {
+        await c.end();
+      }
+    };
+
+    beforeAll(async () => {
+      dev = await startAppliedDevStack("rdspitr", { s3: true });
+      await createSource("dev-local", 7);
+      await dev.sql("orders_db", "INSERT INTO orders.orders (item) SELECT g FROM generate_series(1, 100) g");
+      await dev.sql("inventory_db", "INSERT INTO inventory.items (name) SELECT 'item ' || g FROM generate_series(1, 30) g");
+      // What RDS restores to the moment: a physical copy streamed from the instance, promoted then.
+      copy = new LocalPostgres({ ...dev.server.opts, name: "copy", port: await freePort(), standbyOf: dev.server });
+      await copy.start();
+      for (let i = 0; (await copy.replicationStatus())?.lagBytes !== 0 && i < 100; i++) await new Promise((r) => setTimeout(r, 100));
+      at = new Date(Math.floor(Date.now() / 1000) * 1000);
+      await copy.tool("pg_ctl", ["promote", "-D", path.join(copy.opts.root, "copy", "data"), "-w"]);
+      // After the moment: the bad DELETE and a write that must not come back.
+      await dev.sql("orders_db", "DELETE FROM orders.orders WHERE id > 40; INSERT INTO orders.orders (item) VALUES (999)");
+      const loaded = loadBackupContext(dev.file, dev.stack);
+      if (!loaded.ok) throw new Error(loaded.problems.join("\n"));
+      ctx = asRds(loaded.context, dev);
+      serverUrls.local = `postgresql://platform_admin:${FIXTURE_ADMIN_PASSWORD}@127.0.0.1:${dev.server.opts.port}/postgres`;
+    }, 420_000);
+
+    afterAll(async () => {
+      await copy?.destroy();
+      await dev?.cleanup();
+    }, 120_000);
+
+    /** The copy is the scratch instance: its master (the stack's admin) is renamed and given the password of the emulator's secret. */
+    const toCopy: RdsScratchOptions["reach"] = async (_endpoint, master) => {
+      const c = await copy.superuserClient();
+      try {
+        const { rows: named } = await c.query("SELECT 1 FROM pg_roles WHERE rolname = $1", [master.username]);
+        if (named.length === 0) await c.query(`ALTER ROLE platform_admin RENAME TO "${master.username}"`);
+        await c.query(`ALTER ROLE "${master.username}" PASSWORD '${master.password.replace(/'/g, "''")}'`);
+      } finally {
+        await c.end();
+      }
+      return { host: "127.0.0.1", port: copy.opts.port };
+    };
+
+    it("into a new database: every row up to the moment and none after, as the owner role; the neighbours unchanged; the scratch instance deleted", async () => {
+      const r = await restoreToTime(ctx, { service: "orders", toTime: at.toISOString(), serverUrls, rds: options({ reach: toCopy }) });
+      expect(r).toMatchObject({ service: "orders", recoveredBy: "rds", inPlace: false, into: r.restore.database });
+      expect(r.baseBackup).toMatch(/^RDS instance dev-local-pitr-\d{14} \(restore window /);
+      expect(r.neighbours.map((n) => [n.service, n.unchanged])).toEqual([
+        ["inventory", true],
+        ["payments", true],
+        ["profile", true],
+        ["sv-sdk", true],
+      ]);
+      const restored = await rows(r.restore.database, "SELECT count(*)::int AS n, max(item) AS top FROM orders.orders");
+      expect(restored).toEqual([{ n: 100, top: 100 }]);
+      const owner = await rows(r.restore.database, "SELECT tableowner FROM pg_tables WHERE schemaname = 'orders'");
+      expect(owner).toEqual([{ tableowner: "orders_owner" }]);
+      expect(await instances()).not.toContain(scratchIdentifier("dev-local", at));
+    });
+
+    it("in place after the confirmation: the current state backed up first, the logins given back, the neighbours unchanged", async () => {
+      const r = await restoreToTime(ctx, {
+        service: "orders",
+        toTime: at.toISOString(),
+        inPlace: true,
+        confirm: "rdspitr/orders",
+        serverUrls,
+        rds: options({ reach: toCopy }),
+      });
+      expect(r).toMatchObject({ recoveredBy: "rds", inPlace: true, into: "orders_db" });
+      expect(r.backupBeforeReplace).toBeTruthy();
+      expect(r.neighbours.every((n) => n.unchanged)).toBe(true);
+      expect(await rows("orders_db", "SELECT count(*)::int AS n, max(item) AS top FROM orders.orders")).toEqual([{ n: 100, top: 100 }]);
+      const app = new Client({ connectionString: dev.directUrl("orders", "app") });
+      await app.connect();
+      expect((await app.query("SELECT count(*)::int AS n FROM orders.orders")).rows).toEqual([{ n: 100 }]);
+      await app.end();
+      expect(await instances()).not.toContain(scratchIdentifier("dev-local", at));
+    });
+  },
+);
+
+if (!ENGINE.ready) describe.skip("restore --to-time of one service on RDS", () => it(SKIPPED_BECAUSE, () => undefined));
