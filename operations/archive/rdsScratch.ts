@@ -73,6 +73,13 @@ class ScratchFailed extends ArchiveError {}
 const journalFile = (dir: string, server: string) => path.join(dir, `rds.${server}.json`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** An AWS API's refusal (access denied, throttling, no network) as the command's failure, saying what it was doing. */
+function awsFailure(e: unknown, doing: string): Error {
+  if (e instanceof ArchiveError) return e;
+  const name = (e as { name?: string }).name;
+  return new ArchiveError(`${doing}: ${name && name !== "Error" ? `${name}: ` : ""}${(e as Error).message}`);
+}
+
 /** `<source>-pitr-<yyyymmddhhmmss>`: an RDS identifier (63 characters at most, no trailing or double hyphen). */
 export function scratchIdentifier(source: string, at: Date): string {
   const suffix = `-pitr-${at.toISOString().replace(/[-:T]/g, "").slice(0, 14)}`;
@@ -278,6 +285,8 @@ export async function rdsScratchAt(
       try {
         await deleteInstance(rds, identifier);
         fs.rmSync(journalFile(dir, server.name), { force: true });
+      } catch (e) {
+        throw awsFailure(e, `deleting scratch RDS instance ${identifier} (delete it by hand: it is tagged db-platform:scratch)`);
       } finally {
         close();
       }
@@ -304,6 +313,6 @@ export async function rdsScratchAt(
       fs.rmSync(journalFile(dir, server.name), { force: true });
     }
     close();
-    throw e;
+    throw awsFailure(e, `the point-in-time restore of RDS instance ${source}`);
   }
 }

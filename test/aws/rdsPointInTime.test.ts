@@ -36,6 +36,7 @@ import { ENGINE, SKIPPED_BECAUSE } from "../helpers/engine";
 import { LocalPostgres } from "../../operations/local/postgres";
 import { loadSpec } from "../../operations/move/plan";
 import { type RdsScratchOptions, rdsScratchAt, scratchIdentifier } from "../../operations/archive/rdsScratch";
+import { ArchiveError } from "../../operations/archive/barman";
 import { type AwsEmulator, startAwsEmulator } from "../helpers/awsEmulator";
 import { freePort } from "../helpers/ports";
 import { ROOT } from "../helpers/synth";
@@ -192,6 +193,14 @@ describe("an RDS point-in-time restore's scratch instance (AWS API: local emulat
     expect(await instances()).toEqual([...before, "prod-nobackup"].sort());
     expect(restores).toEqual([]);
     expect(fs.readdirSync(dir).filter((f) => f.startsWith("rds."))).toEqual([]);
+  });
+
+  it("reports an AWS API that cannot be reached as the restore's failure, saying what it was doing", async () => {
+    const unreachable = new RDSClient({ ...emulator.clientConfig, endpoint: "http://127.0.0.1:9", maxAttempts: 1 });
+    const failure = rdsScratchAt("prod", server, new Date(), dir, {}, options({ rds: () => unreachable }));
+    await expect(failure).rejects.toBeInstanceOf(ArchiveError);
+    await expect(failure).rejects.toThrow(/^the point-in-time restore of RDS instance prod-main: .*ECONNREFUSED/);
+    unreachable.destroy();
   });
 
   it("restores into the source's private network, unprotected and tagged, logs in with its managed secret, grants the read-only role there only, and deletes it", async () => {
