@@ -5,6 +5,7 @@
 import { LOCAL_MAX_CONNECTIONS, POOLER_DEFAULTS } from "./defaults";
 import type { PoolerSpec, ServerSpec, ServiceSpec } from "./model";
 import { awsServerName, proxyEndpointName } from "./naming";
+import { slotsOf } from "./rotation";
 import type { PathSegment, Problem } from "./problems";
 import type { RawServer, RawService } from "./schema";
 
@@ -111,7 +112,9 @@ export function checkPoolTotals(servers: readonly ServerSpec[], services: readon
   for (const server of servers) {
     if (!poolerOf(server)) continue;
     const pooled = services.filter((s) => s.server === server.name && s.pool);
-    const total = pooled.reduce((n, s) => n + (s.pool?.size ?? 0) * s.logins.filter((l) => POOLED_KINDS.has(l.kind)).length, 0);
+    // A rotated login's two credential slots have a pool each (docs/rotation.md).
+    const pools = (s: ServiceSpec) => s.logins.filter((l) => POOLED_KINDS.has(l.kind)).reduce((n, l) => n + slotsOf(l).length, 0);
+    const total = pooled.reduce((n, s) => n + (s.pool?.size ?? 0) * pools(s), 0);
     if (total > LOCAL_MAX_CONNECTIONS - DIRECT_RESERVE)
       out.push({
         path: ["servers", server.name, "pooler"],

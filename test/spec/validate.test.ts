@@ -152,6 +152,16 @@ const badInput: Array<[string, () => Values, string]> = [
     "servers.local.pooler: the pools of inventory, payments, profile, sv-sdk, orders, ledger may open 240 server connections; the server has max_connections 200, 40 of them kept for direct logins: lower services.<name>.pool.size",
   ],
   [
+    "pools that exceed it once a login is rotated (each credential slot has a pool of its own)",
+    () =>
+      changed(devValues(), (v) => {
+        servers(v).local.pooler = { defaultPoolSize: 20 };
+        for (const s of Object.values(services(v))) s.pool = {};
+        services(v).inventory.credentials = { app: { generation: 1, rotatedAt: "2026-12-01T00:00:00.000Z" } };
+      }),
+    "servers.local.pooler: the pools of inventory, payments, profile, sv-sdk may open 180 server connections; the server has max_connections 200, 40 of them kept for direct logins: lower services.<name>.pool.size",
+  ],
+  [
     "a pooler on its server's port",
     () => changed(devValues(), (v) => (servers(v).local.pooler = { port: servers(v).local.port })),
     "servers.local.pooler.port: port 54329 is already used by servers.local",
