@@ -6,6 +6,7 @@ import { protectedDataHint } from "../operations/stack/dataProtection";
 import { localCommand } from "../operations/local/local";
 import { findProjectDir } from "../operations/stack/stackConfig";
 import { baselineBackups, describeChanges, destroyStack, formatServiceUrls, previewStack, upStack } from "../operations/stack/stackApply";
+import { AwsRotateError, repointChangedEndpoints } from "../operations/rotate/onAws";
 import { EXIT_PROBLEMS, type Output, resolveStack, type StackOptions, stackOptions, UsageError, validSpec } from "./common";
 
 export function engineCommands(program: Command, { out, err }: Output): void {
@@ -71,6 +72,20 @@ export function engineCommands(program: Command, { out, err }: Output): void {
       const result = await explained(ctx.stack, () => upStack(ctx));
       out(`stack ${ctx.stack}: ${describeChanges(result.changes)} in ${result.seconds.toFixed(1)} s\n`);
       out(formatServiceUrls(result.outputs, opts.showSecrets === true));
+      // A pool turned on or off on an RDS server: the secrets Secrets Manager rotates follow now (docs/rotation.md).
+      try {
+        for (const line of await repointChangedEndpoints(
+          ctx.spec,
+          (result.outputs.services?.value ?? {}) as Record<string, { urls?: Record<string, string> }>,
+        ))
+          out(`${line}\n`);
+      } catch (e) {
+        if (!(e instanceof AwsRotateError)) throw e;
+        err(
+          `db-platform up: applied, but a login's secret could not follow its new endpoint: ${e.message}; run db-platform rotate --stack ${ctx.stack} for it\n`,
+        );
+        process.exitCode = EXIT_PROBLEMS;
+      }
       const first = await baselineBackups(ctx);
       for (const b of first) {
         out(

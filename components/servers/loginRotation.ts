@@ -31,6 +31,8 @@ export interface LoginRotationArgs {
   readonly key: aws.kms.Key;
   readonly accountId: pulumi.Output<string>;
   readonly tags: Record<string, string>;
+  /** Behind RDS Proxy: each pooled service's proxy endpoint, which its logins' secrets name as their host. */
+  readonly proxyEndpoints?: Readonly<Record<string, pulumi.Input<string>>>;
 }
 
 export interface LoginRotation {
@@ -163,6 +165,10 @@ export function loginRotation(name: string, a: LoginRotationArgs, opts: pulumi.C
           [ROTATION_ENV.sslMode]: "verify-full",
           [ROTATION_ENV.masterSecretArn]: a.masterSecretArn,
           [ROTATION_ENV.environment]: a.environment,
+          // The secrets of pooled logins cannot name the proxy in a tag (the proxy reads them): the function knows it.
+          ...(a.proxyEndpoints && Object.keys(a.proxyEndpoints).length > 0
+            ? { [ROTATION_ENV.proxyEndpoints]: pulumi.output(a.proxyEndpoints).apply((e) => JSON.stringify(e)) }
+            : {}),
           // Lambda's Node.js runtimes trust the RDS certificate authorities only when asked to.
           NODE_EXTRA_CA_CERTS: "/var/runtime/ca-cert.pem",
         },

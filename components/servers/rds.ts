@@ -195,11 +195,6 @@ export class RdsServer extends ServerComponent {
     this.createAlarms(name, id, tags);
     const { instance, masterSecretArn, accountId } = this;
     const instanceSecurityGroupId = securityGroup.id;
-    this.loginRotation = loginRotation(
-      name,
-      { id, environment, spec, instance, masterSecretArn, accountId, key, tags, instanceSecurityGroupId },
-      parent,
-    );
     const pooledServices = args.pooledServices ?? [];
     if (spec.pooler && pooledServices.length > 0) {
       const proxy = new RdsProxy(
@@ -220,6 +215,10 @@ export class RdsServer extends ServerComponent {
       this.proxy = proxy;
       this.pooler = (service) => ({ host: proxy.serviceEndpoints[service] ?? proxy.endpoint, port: pulumi.output(5432) });
     }
+    // After the proxy: the function names each pooled service's endpoint (its secrets cannot).
+    const proxyEndpoints = this.proxy?.serviceEndpoints;
+    const rotation = { id, environment, spec, instance, masterSecretArn, accountId, key, tags, instanceSecurityGroupId, proxyEndpoints };
+    this.loginRotation = loginRotation(name, rotation, parent);
     const sameRegion: ReplicaPlacement = { key, securityGroup, alarmTopic: this.alarmTopic, opts: parent };
     for (const replica of spec.replicas) {
       const placement = replica.crossRegion ? this.crossRegionPlacement(name, replica, tags, args.alarmEmail) : sameRegion;

@@ -21,6 +21,7 @@ export const ROTATION_ENV = {
   sslMode: "DB_PLATFORM_SSLMODE",
   masterSecretArn: "DB_PLATFORM_MASTER_SECRET_ARN",
   environment: "DB_PLATFORM_ENVIRONMENT",
+  proxyEndpoints: "DB_PLATFORM_PROXY_ENDPOINTS",
 } as const;
 
 /**

@@ -8,7 +8,7 @@
  * not finish is reported with how to have Secrets Manager attempt it again.
  */
 import { DescribeSecretCommand, GetSecretValueCommand, RotateSecretCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
-import type { ServiceSpec, Spec } from "../../components/spec";
+import { type ServiceSpec, type Spec, servingPlace } from "../../components/spec";
 import { loginSecretName } from "../../components/spec/naming";
 import { BackupError } from "../backup/runner";
 
@@ -93,5 +93,65 @@ export async function repointRotatedLogins(
     out.push(
       `re-pointed: ${await rotateWithSecretsManager({ service: place.name, login: login.key, region: server.region }, { ...opts, environment: spec.environment })}`,
     );
+  return out;
+}
+
+/** A login's endpoint as a URL names it. */
+function endpointOfUrl(url: string): { host: string; port: number; dbname: string } | undefined {
+  try {
+    const u = new URL(url);
+    return { host: u.hostname, port: Number(u.port || 5432), dbname: decodeURIComponent(u.pathname.slice(1)) };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * After an `up`: each login Secrets Manager rotates whose secret's current value names another
+ * endpoint than the stack's URL of it now — a pool turned on or off on its server, an endpoint
+ * replaced — is rotated now, so its secret follows at once instead of at its next scheduled
+ * rotation (the function's new version takes the endpoint the stack declares). The comparison
+ * reads each secret, so an `up` run again after a kill finds the same difference and does it then.
+ */
+export async function repointChangedEndpoints(
+  spec: Pick<Spec, "environment" | "servers" | "services">,
+  urls: Readonly<Record<string, { readonly urls?: Readonly<Record<string, string>> }>>,
+  opts: Omit<AwsRotateOptions, "environment"> = {},
+): Promise<string[]> {
+  const out: string[] = [];
+  const clients = new Map<string, SecretsManagerClient>();
+  try {
+    for (const service of spec.services) {
+      const place = servingPlace(service);
+      const server = spec.servers.find((s) => s.name === place.server);
+      if (server?.hosting !== "rds") continue;
+      for (const login of place.logins.filter((l) => l.rotatedBy === "secrets-manager")) {
+        const declared = endpointOfUrl(urls[service.name]?.urls?.[login.key] ?? "");
+        if (!declared) continue;
+        const sm = opts.client?.(server.region) ?? clients.get(server.region) ?? new SecretsManagerClient({ region: server.region });
+        if (!opts.client) clients.set(server.region, sm);
+        const secretId = loginSecretName(spec.environment, service.name, login.key);
+        let now: { host?: string; port?: number | string; dbname?: string };
+        try {
+          const { SecretString } = await sm.send(new GetSecretValueCommand({ SecretId: secretId, VersionStage: CURRENT }));
+          now = JSON.parse(SecretString ?? "{}") as typeof now;
+        } catch (e) {
+          throw new AwsRotateError(
+            `${service.name} ${login.key} (secret ${secretId}): cannot read where it points: ${(e as Error).message}`,
+          );
+        }
+        if (now.host === declared.host && Number(now.port) === declared.port && now.dbname === declared.dbname) continue;
+        const rotated = await rotateWithSecretsManager(
+          { service: service.name, login: login.key, region: server.region },
+          { ...opts, environment: spec.environment },
+        );
+        out.push(
+          `re-pointed from ${now.host}:${now.port}/${now.dbname} to ${declared.host}:${declared.port}/${declared.dbname}: ${rotated}`,
+        );
+      }
+    }
+  } finally {
+    for (const c of clients.values()) c.destroy();
+  }
   return out;
 }

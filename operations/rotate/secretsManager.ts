@@ -56,6 +56,8 @@ export interface RotationTarget {
   readonly masterSecretArn: string;
   /** The stack's environment: only its login secrets (`db-platform/<environment>/…`) are rotated. */
   readonly environment: string;
+  /** Behind RDS Proxy: each pooled service's proxy endpoint, the host its logins' secrets name. */
+  readonly proxyEndpoints?: Readonly<Record<string, string>>;
 }
 
 export class RotationError extends Error {}
@@ -87,7 +89,24 @@ export function rotationTargetFromEnv(env: NodeJS.ProcessEnv): RotationTarget {
     sslMode: read(ROTATION_ENV.sslMode),
     masterSecretArn: read(ROTATION_ENV.masterSecretArn),
     environment: read(ROTATION_ENV.environment),
+    proxyEndpoints: proxyEndpointsOf(env[ROTATION_ENV.proxyEndpoints]),
   };
+}
+
+/** `{"<service>": "<proxy endpoint>"}`, as the stack sets it; absent on a server without a proxy. */
+function proxyEndpointsOf(value: string | undefined): Record<string, string> {
+  if (!value) return {};
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(value);
+  } catch {
+    parsed = undefined;
+  }
+  if (!parsed || typeof parsed !== "object" || Array.isArray(parsed) || Object.values(parsed).some((v) => typeof v !== "string"))
+    throw new RotationError(
+      `rotation function: environment variable ${ROTATION_ENV.proxyEndpoints} is not a JSON object of service to endpoint`,
+    );
+  return parsed as Record<string, string>;
 }
 
 /**
@@ -101,16 +120,26 @@ export function loginOfSecretName(name: string, environment: string): string | u
   return parts.length === 4 ? serviceRoleName(parts[2], parts[3]) : undefined;
 }
 
-/** Where the login connects, as the stack declares it now (tags it keeps current), else as the secret says. */
+/**
+ * Where the login connects, as the stack declares it now: the tags it keeps current, and behind
+ * RDS Proxy (no host tag: the proxy reads the secret) the service's proxy endpoint from the
+ * function's environment; else as the secret says.
+ */
 function endpointOf(
   tags: Record<string, string | undefined>,
   current: LoginSecretValue,
+  proxyEndpoint: string | undefined,
 ): Pick<LoginSecretValue, "host" | "port" | "dbname"> {
   return {
-    host: tags[ENDPOINT_TAGS.host] || current.host,
+    host: tags[ENDPOINT_TAGS.host] || (tags[PREVIOUS_SECRET_TAG] ? proxyEndpoint : undefined) || current.host,
     port: Number(tags[ENDPOINT_TAGS.port]) || current.port,
     dbname: tags[ENDPOINT_TAGS.dbname] || current.dbname,
   };
+}
+
+/** `db-platform/<env>/<service>/<key>` is service `<service>`'s login secret. */
+function serviceOfSecretName(name: string | undefined): string {
+  return name?.split("/")[2] ?? "";
 }
 
 /** The other slot of a login's slot pair: `<login>` ↔ `<login>_alt`. */
@@ -157,7 +186,10 @@ export async function rotationStep(event: RotationEvent, target: RotationTarget,
   const current = await read({ VersionStage: CURRENT });
   switch (step) {
     case "createSecret":
-      return createSecret(sm, secretId, token, { ...current, ...endpointOf(tags, current) });
+      return createSecret(sm, secretId, token, {
+        ...current,
+        ...endpointOf(tags, current, target.proxyEndpoints?.[serviceOfSecretName(described.Name)]),
+      });
     case "setSecret":
       return setSecret(sm, target, current, await read({ VersionId: token, VersionStage: PENDING }));
     case "testSecret":

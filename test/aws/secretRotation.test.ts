@@ -21,7 +21,7 @@ import { Client } from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ROTATION_STEPS, type RotationTarget, rotationStep } from "../../operations/rotate/secretsManager";
 import { LocalPostgres } from "../../operations/local/postgres";
-import { repointRotatedLogins, rotateWithSecretsManager } from "../../operations/rotate/onAws";
+import { repointChangedEndpoints, repointRotatedLogins, rotateWithSecretsManager } from "../../operations/rotate/onAws";
 import type { ServiceSpec, Spec } from "../../components/spec";
 import { type AwsEmulator, startAwsEmulator } from "../helpers/awsEmulator";
 import { freePort } from "../helpers/ports";
@@ -147,7 +147,13 @@ describe.each(["15", "16", "17", "18"])("rotation function steps on PostgreSQL %
       "CREATE ROLE moved_app_alt LOGIN IN ROLE moved_app PASSWORD 'moved-0-alt'",
       "CREATE ROLE shop_app LOGIN PASSWORD 'shop-0'",
       "CREATE ROLE shop_app_alt LOGIN IN ROLE shop_app PASSWORD 'shop-0-alt'",
-      "GRANT CONNECT ON DATABASE orders TO orders_readonly, moved_app, shop_app",
+      "CREATE ROLE pooled_app LOGIN PASSWORD 'pooled-0'",
+      "CREATE ROLE unpooled_app LOGIN PASSWORD 'unpooled-0'",
+      "CREATE ROLE unpooled_app_alt LOGIN IN ROLE unpooled_app PASSWORD 'unpooled-0-alt'",
+      "CREATE ROLE steady_app LOGIN PASSWORD 'steady-0'",
+      "CREATE ROLE steady_app_alt LOGIN IN ROLE steady_app PASSWORD 'steady-0-alt'",
+      "CREATE ROLE pooled_app_alt LOGIN IN ROLE pooled_app PASSWORD 'pooled-0-alt'",
+      "GRANT CONNECT ON DATABASE orders TO orders_readonly, moved_app, shop_app, pooled_app, unpooled_app, steady_app",
       "GRANT CONNECT ON DATABASE orders TO wide_app, stray_app, stray_app_alt",
     ])
       await admin.query(sql);
@@ -165,6 +171,26 @@ describe.each(["15", "16", "17", "18"])("rotation function steps on PostgreSQL %
   afterAll(async () => {
     await server?.destroy();
     fs.rmSync(root, { recursive: true, force: true });
+  });
+
+  it("behind RDS Proxy (no host tag), the new version names the service's proxy endpoint from the function's environment: a pool turned on", async () => {
+    const name = `db-platform/${env}/pooled/app`;
+    // The value still names the server, as before the pool; the stack's tags name no host behind the proxy.
+    await loginSecret(name, port, "pooled_app", {
+      login: "pooled_app",
+      password: "pooled-0",
+      previous: true,
+      tags: { "db-platform:dbname": "orders" },
+    });
+    const proxy = "prod-main-pooled.endpoint.proxy-abc.eu-central-1.rds.amazonaws.com";
+    await rotate(name, { ...target, proxyEndpoints: { pooled: proxy, orders: "another-service.invalid" } });
+    const now = await current(name);
+    expect([now.host, now.port, now.dbname, now.username]).toEqual([proxy, port, "orders", "pooled_app_alt"]);
+    // testSecret logged in at the server itself, never through the proxy: the new credential works there.
+    expect(await attempt(port, now, "orders")).toBe("ok pooled_app_alt");
+    // A function that knows no endpoint for the service keeps the host the secret names.
+    await rotate(name, { ...target, proxyEndpoints: {} });
+    expect((await current(name)).host).toBe(proxy);
   });
 
   it("alternates the slots: the held credential works until the next rotation, one two rotations old is refused, RDS Proxy's previous secret follows", async () => {
@@ -358,6 +384,64 @@ describe.each(["15", "16", "17", "18"])("rotation function steps on PostgreSQL %
     // A place on a server Secrets Manager does not serve: nothing to re-point.
     expect(await repointRotatedLogins({ ...spec, servers: [{ name: "main", hosting: "local" }] } as unknown as Spec, place)).toEqual([]);
   });
+  it("after an `up`: a login whose secret names another endpoint than its URL now (a pool turned off) is rotated to it; one that matches is left alone", async () => {
+    const rotated: string[] = [];
+    const invoking = {
+      send: async (command: Parameters<SecretsManagerClient["send"]>[0]) => {
+        if (!(command instanceof RotateSecretCommand)) return sm.send(command as never);
+        rotated.push(String(command.input.SecretId));
+        const token = randomUUID();
+        for (const Step of ROTATION_STEPS)
+          await rotationStep({ Step, SecretId: String(command.input.SecretId), ClientRequestToken: token }, target, sm);
+        return { VersionId: token };
+      },
+    } as unknown as SecretsManagerClient;
+    const where = { "db-platform:host": "127.0.0.1", "db-platform:port": String(port), "db-platform:dbname": "orders" };
+    // unpooled: its pool was turned off, so its value still names the proxy; steady: as declared.
+    await loginSecret(`db-platform/${env}/unpooled/app`, port, "unpooled_app", {
+      login: "unpooled_app",
+      tags: where,
+      value: { host: "prod-main-unpooled.endpoint.proxy.invalid" },
+    });
+    await loginSecret(`db-platform/${env}/steady/app`, port, "steady_app", { login: "steady_app", tags: where });
+    const service = (name: string) => ({
+      name,
+      server: "main",
+      logins: [{ key: "app", name: `${name}_app`, rotatedBy: "secrets-manager" }],
+    });
+    const spec = {
+      environment: env,
+      servers: [{ name: "main", hosting: "rds", region: "us-east-1" }],
+      services: [service("unpooled"), service("steady")],
+    } as unknown as Spec;
+    const urls = {
+      unpooled: { urls: { app: `postgresql://unpooled_app@127.0.0.1:${port}/orders?sslmode=require` } },
+      steady: { urls: { app: `postgresql://steady_app@127.0.0.1:${port}/orders?sslmode=require` } },
+    };
+    const lines = await repointChangedEndpoints(spec, urls, { client: () => invoking, pollMs: 50 });
+    expect(rotated).toEqual([`db-platform/${env}/unpooled/app`]);
+    expect(lines).toEqual([
+      expect.stringMatching(
+        new RegExp(
+          `^re-pointed from prod-main-unpooled\\.endpoint\\.proxy\\.invalid:${port}/orders to 127\\.0\\.0\\.1:${port}/orders: unpooled app .*its secret now names unpooled_app_alt`,
+        ),
+      ),
+    ]);
+    const now = await current(`db-platform/${env}/unpooled/app`);
+    expect([now.host, now.username]).toEqual(["127.0.0.1", "unpooled_app_alt"]);
+    expect(await attempt(port, now, "orders")).toBe("ok unpooled_app_alt");
+    // Run again (after a kill, or the next up): nothing differs any more.
+    expect(await repointChangedEndpoints(spec, urls, { client: () => invoking, pollMs: 50 })).toEqual([]);
+    expect(rotated).toHaveLength(1);
+    // A secret it cannot read: named, with what to do.
+    await expect(
+      repointChangedEndpoints(
+        { ...spec, services: [service("missing")] } as unknown as Spec,
+        { missing: urls.steady },
+        { client: () => invoking },
+      ),
+    ).rejects.toThrow(`missing app (secret db-platform/${env}/missing/app): cannot read where it points:`);
+  });
 });
 
 describe("rotation function environment", () => {
@@ -366,5 +450,23 @@ describe("rotation function environment", () => {
     expect(() =>
       rotationTargetFromEnv({ DB_PLATFORM_SERVER_HOST: "h", DB_PLATFORM_SERVER_PORT: "5432", DB_PLATFORM_SSLMODE: "verify-full" }),
     ).toThrow("DB_PLATFORM_MASTER_SECRET_ARN is not set");
+  });
+  it("reads the pooled services' proxy endpoints, and names the variable when it is not a JSON object of strings", async () => {
+    const { rotationTargetFromEnv } = await import("../../operations/rotate/secretsManager");
+    const env = {
+      DB_PLATFORM_SERVER_HOST: "h",
+      DB_PLATFORM_SERVER_PORT: "5432",
+      DB_PLATFORM_SSLMODE: "verify-full",
+      DB_PLATFORM_MASTER_SECRET_ARN: "arn",
+      DB_PLATFORM_ENVIRONMENT: "prod",
+    };
+    expect(rotationTargetFromEnv(env).proxyEndpoints).toEqual({});
+    expect(rotationTargetFromEnv({ ...env, DB_PLATFORM_PROXY_ENDPOINTS: '{"orders":"p.invalid"}' }).proxyEndpoints).toEqual({
+      orders: "p.invalid",
+    });
+    for (const bad of ["[]", '{"orders":1}', "not json"])
+      expect(() => rotationTargetFromEnv({ ...env, DB_PLATFORM_PROXY_ENDPOINTS: bad })).toThrow(
+        "rotation function: environment variable DB_PLATFORM_PROXY_ENDPOINTS is not a JSON object of service to endpoint",
+      );
   });
 });

@@ -229,6 +229,20 @@ describe("RDS Proxy in front of main", () => {
     expect(outputs.services.inventory.routing.app).toBe("primary");
   });
 
+  it("tells the login rotation function each pooled service's proxy endpoint, the host its pooled secrets name (they carry no host tag)", async () => {
+    const fn = rs.one("aws:lambda/function:Function", "main-rotation-function").props as {
+      environment: { variables: Record<string, unknown> };
+    };
+    expect(JSON.parse(String(fn.environment.variables.DB_PLATFORM_PROXY_ENDPOINTS))).toEqual({
+      orders: endpointOf("orders"),
+      payments: endpointOf("payments"),
+    });
+    const studio = rs.one("aws:lambda/function:Function", "studio-rotation-function").props as {
+      environment: { variables: Record<string, unknown> };
+    };
+    expect(studio.environment.variables).not.toHaveProperty("DB_PLATFORM_PROXY_ENDPOINTS");
+  });
+
   it("passes the policy pack; the pack refuses a proxy without TLS, or admitting the admin or the monitoring login", () => {
     expect(evaluate(fromSynth(rs.all), config).map((v) => v.message)).toEqual([]);
     // After apply, the instance's state names the master user's secret RDS manages.
