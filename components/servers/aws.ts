@@ -5,7 +5,7 @@
  */
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import { ENDPOINT_TAGS, LOGIN_TAG, PREVIOUS_SECRET_TAG } from "../spec/rotation";
+import { ENDPOINT_TAGS, INITIAL_VERSION_STAGE, LOGIN_TAG, PREVIOUS_SECRET_TAG } from "../spec/rotation";
 
 /** A key statement for one AWS service principal, on this key only, under its conditions. */
 export interface KeyGrant {
@@ -124,6 +124,8 @@ export function loginSecret(
             JSON.stringify({ engine: "postgres", host, port, username: a.username, password, dbname: a.dbname }),
           ),
       ),
+      // Rotated: the first version keeps a label of its own, so Secrets Manager never deletes it under the state.
+      ...(a.rotated ? { versionStages: ["AWSCURRENT", INITIAL_VERSION_STAGE] } : {}),
     },
     // After a rotation the version `up` wrote is no longer current: `up` must not put it back.
     a.rotated ? { ...opts, ignoreChanges: ["secretString", "versionStages"] } : opts,

@@ -34,6 +34,15 @@ export const PREVIOUS_SECRET_TAG = "db-platform:previous-secret";
 
 export const ENDPOINT_TAGS = { host: "db-platform:host", port: "db-platform:port", dbname: "db-platform:dbname" } as const;
 
+/**
+ * A staging label the first version of a rotated login's secret (the one `up` wrote, which the
+ * engine's state tracks) keeps for good. Secrets Manager deletes versions left without a label,
+ * and the AWS provider then drops such a version from the state at a refresh, so the next `up`
+ * would create it again, with the first password, as AWSCURRENT: an outage for every client
+ * (hashicorp/terraform-provider-aws#37302). Labelled, the version is never deprecated.
+ */
+export const INITIAL_VERSION_STAGE = "DBPLATFORM_INITIAL";
+
 export type CredentialSlot = "a" | "b";
 
 /** The alternate login role of a login. */

@@ -13,6 +13,7 @@ import * as path from "node:path";
 import {
   CreateSecretCommand,
   DescribeSecretCommand,
+  PutSecretValueCommand,
   GetSecretValueCommand,
   RotateSecretCommand,
   SecretsManagerClient,
@@ -151,9 +152,11 @@ describe.each(["15", "16", "17", "18"])("rotation function steps on PostgreSQL %
       "CREATE ROLE unpooled_app LOGIN PASSWORD 'unpooled-0'",
       "CREATE ROLE unpooled_app_alt LOGIN IN ROLE unpooled_app PASSWORD 'unpooled-0-alt'",
       "CREATE ROLE steady_app LOGIN PASSWORD 'steady-0'",
+      "CREATE ROLE labelled_app LOGIN PASSWORD 'labelled-0'",
+      "CREATE ROLE labelled_app_alt LOGIN IN ROLE labelled_app PASSWORD 'labelled-0-alt'",
       "CREATE ROLE steady_app_alt LOGIN IN ROLE steady_app PASSWORD 'steady-0-alt'",
       "CREATE ROLE pooled_app_alt LOGIN IN ROLE pooled_app PASSWORD 'pooled-0-alt'",
-      "GRANT CONNECT ON DATABASE orders TO orders_readonly, moved_app, shop_app, pooled_app, unpooled_app, steady_app",
+      "GRANT CONNECT ON DATABASE orders TO orders_readonly, moved_app, shop_app, pooled_app, unpooled_app, steady_app, labelled_app",
       "GRANT CONNECT ON DATABASE orders TO wide_app, stray_app, stray_app_alt",
     ])
       await admin.query(sql);
@@ -191,6 +194,32 @@ describe.each(["15", "16", "17", "18"])("rotation function steps on PostgreSQL %
     // A function that knows no endpoint for the service keeps the host the secret names.
     await rotate(name, { ...target, proxyEndpoints: {} });
     expect((await current(name)).host).toBe(proxy);
+  });
+
+  it("keeps the first version's own label through rotations, so Secrets Manager never deprecates the version the engine's state tracks", async () => {
+    const name = `db-platform/${env}/labelled/app`;
+    // Rotation on (the emulator's RotateSecret without a function shuffles the labels itself), then the version `up` writes: AWSCURRENT and the platform's label.
+    await loginSecret(name, port, "labelled_app", { login: "labelled_app", password: "labelled-0" });
+    const first = randomUUID();
+    await sm.send(
+      new PutSecretValueCommand({
+        SecretId: name,
+        ClientRequestToken: first,
+        SecretString: JSON.stringify({
+          engine: "postgres",
+          host: "127.0.0.1",
+          port,
+          username: "labelled_app",
+          password: "labelled-0",
+          dbname: "orders",
+        }),
+        VersionStages: ["AWSCURRENT", "DBPLATFORM_INITIAL"],
+      }),
+    );
+    for (let i = 0; i < 3; i++) await rotate(name, target);
+    const stages = (await sm.send(new DescribeSecretCommand({ SecretId: name }))).VersionIdsToStages ?? {};
+    expect(stages[first]).toEqual(["DBPLATFORM_INITIAL"]);
+    expect((await current(name)).username).toBe("labelled_app_alt");
   });
 
   it("alternates the slots: the held credential works until the next rotation, one two rotations old is refused, RDS Proxy's previous secret follows", async () => {

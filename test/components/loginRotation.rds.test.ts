@@ -216,6 +216,10 @@ describe("each service login's secret", () => {
     expect(prod.one(T.role, "inventory-app-alt").props).toMatchObject({ name: "inventory_app_alt", login: true, roles: ["inventory_app"] });
     for (const name of ["inventory-app", "inventory-app-alt"]) expect(prod.one(T.role, name).ignoreChanges).toEqual(["password"]);
     expect(prod.one(T.secretVersion, "inventory-app-secret-version").ignoreChanges).toEqual(["secretString", "versionStages"]);
+    // Every rotated login secret's first version keeps a label of its own: Secrets Manager never deletes it under the state.
+    const versions = prod.ofType(T.secretVersion).filter((v) => v.ignoreChanges !== undefined);
+    expect(versions.length).toBe(prod.ofType(ROTATION).length - 2);
+    for (const v of versions) expect([v.name, v.props.versionStages]).toEqual([v.name, ["AWSCURRENT", "DBPLATFORM_INITIAL"]]);
     // The URL says where to connect; the credential is the secret's.
     const program = await synthProgram(input(prodValues()), "db-platform", "prod");
     const url = new URL((await resolve(program.outputs.services.inventory.urls.app)).value);
