@@ -94,6 +94,11 @@ node -e '
   // A file that fails to load fails no single test; count it as a failure all the same.
   const brokenFiles = (r) => r.testResults.filter((f) => f.status === "failed" && !f.assertionResults.some((a) => a.status === "failed")).length;
   const failed = rs.reduce((n, r) => n + r.numFailedTests + brokenFiles(r), 0);
+  // Each failure in one line, in the order it ran, so the end of a long log says what broke first.
+  for (const r of rs)
+    for (const f of r.testResults)
+      for (const a of f.assertionResults.filter((t) => t.status === "failed"))
+        console.log(`failed: ${f.name.replace(process.cwd() + "/", "")} > ${a.fullName}: ${(a.failureMessages[0] ?? "").split("\n")[0].slice(0, 300)}`);
   console.log(`${sum("numPassedTests")} passed, ${failed} failed, ${sum("numPendingTests")} skipped`);
 ' "$reports"
 exit "$status"
