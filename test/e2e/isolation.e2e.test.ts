@@ -28,251 +28,22 @@ import { configFromPulumi } from "../../components/spec/pulumiConfig";
 import { type AppliedStack, FIXTURE_ADMIN_PASSWORD, startAppliedDevStack } from "../helpers/appliedDevStack";
 import { ENGINE, SKIPPED_BECAUSE } from "../helpers/engine";
 import { attempt } from "../helpers/sql";
+import {
+  type Check,
+  connectChecks,
+  DATABASES,
+  DENIED,
+  FUTURE_CHECKS,
+  POOLED,
+  PRIVILEGE_CHECKS,
+  REFUSED_BY_POOLER,
+  runMatrix,
+  SERVICES,
+} from "../helpers/isolationMatrix";
 import { credentialUrls, type LoginUrls, startLoad } from "../helpers/rotationLoad";
 import { rotateApply } from "../../operations/rotate/rotate";
 import { runAudit } from "../../operations/audit/run";
 import { ROOT } from "../helpers/synth";
-
-const DENIED = "42501";
-/** PgBouncer's refusal of a login it does not admit to a database (its HBA file, or a failed authentication). */
-const REFUSED_BY_POOLER = "08P01";
-/** The logins whose URLs go through the pooler when their service has a pool. */
-const POOLED = new Set(["app", "readonly"]);
-type Outcome = "ok" | string;
-
-const SERVICES: Record<string, { database: string; logins: string[] }> = {
-  inventory: { database: "inventory_db", logins: ["app", "readonly", "migrator"] },
-  orders: { database: "orders_db", logins: ["app", "readonly", "migrator"] },
-  payments: { database: "platform", logins: ["app", "readonly", "migrator"] },
-  profile: { database: "platform", logins: ["app", "readonly", "migrator"] },
-  "sv-sdk": { database: "sv_sdk_db", logins: ["app", "readonly", "migrator", "auditor"] },
-};
-const DATABASES = ["inventory_db", "orders_db", "platform", "sv_sdk_db"];
-
-/** One cell: who, where, what, and what PostgreSQL must answer. */
-interface Check {
-  readonly service: string;
-  readonly login: string;
-  readonly database: string;
-  readonly sql?: string;
-  readonly expect: Outcome;
-  readonly what: string;
-}
-
-function connectChecks(): Check[] {
-  const out: Check[] = [];
-  for (const [service, s] of Object.entries(SERVICES)) {
-    for (const login of s.logins) {
-      for (const database of DATABASES) {
-        out.push({ service, login, database, expect: database === s.database ? "ok" : DENIED, what: "connect" });
-      }
-    }
-  }
-  return out;
-}
-
-/** Within each service: read, write, create, temporary tables, sequences, functions, scoped roles. */
-const PRIVILEGE_CHECKS: Check[] = [
-  // read and write
-  {
-    service: "inventory",
-    login: "app",
-    database: "inventory_db",
-    sql: "INSERT INTO inventory.items (name) VALUES ('a')",
-    expect: "ok",
-    what: "write",
-  },
-  { service: "inventory", login: "app", database: "inventory_db", sql: "SELECT * FROM inventory.items", expect: "ok", what: "read" },
-  { service: "inventory", login: "readonly", database: "inventory_db", sql: "SELECT * FROM inventory.items", expect: "ok", what: "read" },
-  {
-    service: "inventory",
-    login: "readonly",
-    database: "inventory_db",
-    sql: "INSERT INTO inventory.items (name) VALUES ('b')",
-    expect: DENIED,
-    what: "write",
-  },
-  { service: "inventory", login: "readonly", database: "inventory_db", sql: "DELETE FROM inventory.items", expect: DENIED, what: "write" },
-  {
-    service: "payments",
-    login: "app",
-    database: "platform",
-    sql: "INSERT INTO payments.payments (amount) VALUES (1)",
-    expect: "ok",
-    what: "write",
-  },
-  { service: "payments", login: "readonly", database: "platform", sql: "SELECT * FROM payments.payments", expect: "ok", what: "read" },
-  // create: only the migrator (as the owner role)
-  {
-    service: "inventory",
-    login: "app",
-    database: "inventory_db",
-    sql: "CREATE TABLE inventory.by_app (x int)",
-    expect: DENIED,
-    what: "create",
-  },
-  {
-    service: "inventory",
-    login: "readonly",
-    database: "inventory_db",
-    sql: "CREATE TABLE inventory.by_ro (x int)",
-    expect: DENIED,
-    what: "create",
-  },
-  {
-    service: "inventory",
-    login: "app",
-    database: "inventory_db",
-    sql: "CREATE TABLE public.by_app (x int)",
-    expect: DENIED,
-    what: "create in public",
-  },
-  { service: "inventory", login: "app", database: "inventory_db", sql: "CREATE SCHEMA rogue", expect: DENIED, what: "create schema" },
-  {
-    service: "payments",
-    login: "migrator",
-    database: "platform",
-    sql: "CREATE TABLE payments.migrated (x int)",
-    expect: "ok",
-    what: "migrate",
-  },
-  {
-    service: "payments",
-    login: "migrator",
-    database: "platform",
-    sql: "CREATE TABLE public.rogue (x int)",
-    expect: DENIED,
-    what: "create in public",
-  },
-  // temporary tables
-  {
-    service: "inventory",
-    login: "app",
-    database: "inventory_db",
-    sql: "CREATE TEMP TABLE t (x int)",
-    expect: DENIED,
-    what: "temporary table",
-  },
-  {
-    service: "inventory",
-    login: "readonly",
-    database: "inventory_db",
-    sql: "CREATE TEMP TABLE t (x int)",
-    expect: DENIED,
-    what: "temporary table",
-  },
-  { service: "payments", login: "app", database: "platform", sql: "CREATE TEMP TABLE t (x int)", expect: DENIED, what: "temporary table" },
-  // sequences
-  { service: "orders", login: "app", database: "orders_db", sql: "SELECT nextval('orders.orders_id_seq')", expect: "ok", what: "sequence" },
-  {
-    service: "orders",
-    login: "readonly",
-    database: "orders_db",
-    sql: "SELECT nextval('orders.orders_id_seq')",
-    expect: DENIED,
-    what: "sequence",
-  },
-  // functions: writers only (PUBLIC's default EXECUTE is revoked)
-  { service: "inventory", login: "app", database: "inventory_db", sql: "SELECT inventory.item_count()", expect: "ok", what: "function" },
-  {
-    service: "inventory",
-    login: "readonly",
-    database: "inventory_db",
-    sql: "SELECT inventory.item_count()",
-    expect: DENIED,
-    what: "function",
-  },
-  // scoped roles: the auditor reads audit only
-  { service: "sv-sdk", login: "auditor", database: "sv_sdk_db", sql: "SELECT * FROM audit.events", expect: "ok", what: "scoped read" },
-  { service: "sv-sdk", login: "auditor", database: "sv_sdk_db", sql: "SELECT * FROM auth.users", expect: DENIED, what: "scoped read" },
-  {
-    service: "sv-sdk",
-    login: "auditor",
-    database: "sv_sdk_db",
-    sql: "INSERT INTO audit.events VALUES (now())",
-    expect: DENIED,
-    what: "scoped write",
-  },
-  { service: "sv-sdk", login: "readonly", database: "sv_sdk_db", sql: "SELECT * FROM auth.users", expect: "ok", what: "read all schemas" },
-  // neighbours' schemas in the shared database
-  {
-    service: "payments",
-    login: "app",
-    database: "platform",
-    sql: "SELECT * FROM profile.profiles",
-    expect: DENIED,
-    what: "neighbour read",
-  },
-  {
-    service: "profile",
-    login: "app",
-    database: "platform",
-    sql: "SELECT * FROM payments.payments",
-    expect: DENIED,
-    what: "neighbour read",
-  },
-  {
-    service: "profile",
-    login: "readonly",
-    database: "platform",
-    sql: "SELECT * FROM payments.payments",
-    expect: DENIED,
-    what: "neighbour read",
-  },
-  {
-    service: "profile",
-    login: "migrator",
-    database: "platform",
-    sql: "CREATE TABLE payments.intruder (x int)",
-    expect: DENIED,
-    what: "neighbour create",
-  },
-  {
-    service: "profile",
-    login: "migrator",
-    database: "platform",
-    sql: "DROP TABLE payments.payments",
-    expect: DENIED,
-    what: "neighbour drop",
-  },
-];
-
-/** Objects the migrator creates after `up`: the default privileges must cover them. */
-const FUTURE_CHECKS: Check[] = [
-  {
-    service: "orders",
-    login: "migrator",
-    database: "orders_db",
-    sql: "CREATE TABLE orders.later (id serial PRIMARY KEY, note text)",
-    expect: "ok",
-    what: "migrate",
-  },
-  {
-    service: "orders",
-    login: "app",
-    database: "orders_db",
-    sql: "INSERT INTO orders.later (note) VALUES ('x')",
-    expect: "ok",
-    what: "future write",
-  },
-  { service: "orders", login: "readonly", database: "orders_db", sql: "SELECT * FROM orders.later", expect: "ok", what: "future read" },
-  {
-    service: "orders",
-    login: "readonly",
-    database: "orders_db",
-    sql: "INSERT INTO orders.later (note) VALUES ('y')",
-    expect: DENIED,
-    what: "future write",
-  },
-  {
-    service: "inventory",
-    login: "app",
-    database: "orders_db",
-    sql: "SELECT * FROM orders.later",
-    expect: DENIED,
-    what: "future neighbour",
-  },
-];
 
 describe.each(["15", "16", "17", "18"])("PostgreSQL %s, applied by the real engine as a non-superuser admin", (version) => {
   if (!ENGINE.ready) {
@@ -289,25 +60,22 @@ describe.each(["15", "16", "17", "18"])("PostgreSQL %s, applied by the real engi
    * must not pass: 08P01); with `urls`, those of a credential after rotation.
    */
   async function verify(checks: readonly Check[], via: "direct" | "pooled" = "direct", urls?: LoginUrls, tag = ""): Promise<void> {
-    const got: string[] = [];
-    const want: string[] = [];
     const urlOf = (service: string, login: string, pooled: boolean) =>
       urls ? urls(service, login, pooled) : pooled ? stack.url(service, login) : stack.directUrl(service, login);
-    for (const check of checks) {
-      const pooled = via === "pooled" && POOLED.has(check.login);
-      const c = pooled && check.expect === DENIED && check.what === "connect" ? { ...check, expect: REFUSED_BY_POOLER } : check;
-      const outcome = await attempt(urlOf(c.service, c.login, pooled), c.database, c.sql);
-      const label = `${c.service}_${c.login}${tag} ${c.what} in ${c.database}${c.sql ? `: ${c.sql}` : ""}${pooled ? " (pooled)" : ""}`;
-      const ok = c.expect.split("|").includes(outcome);
-      got.push(`${label} -> ${ok ? c.expect : outcome}`);
-      want.push(`${label} -> ${c.expect}`);
-      if (ok) passed.push(label);
-    }
-    expect(got).toEqual(want);
+    const r = await runMatrix(
+      checks,
+      (c) => {
+        const pooled = via === "pooled" && POOLED.has(c.login);
+        return { url: urlOf(c.service, c.login, pooled), pooled };
+      },
+      tag,
+    );
+    passed.push(...r.passed);
+    expect(r.got).toEqual(r.want);
   }
 
   beforeAll(async () => {
-    stack = await startAppliedDevStack(`e2e-pg${version}`, { version, pooler: true });
+    stack = await startAppliedDevStack(`e2e-pg${version}`, { version, pooler: true, poolSize: 8 });
   }, 600_000);
 
   afterAll(async () => {
@@ -422,17 +190,22 @@ describe.each(["15", "16", "17", "18"])("PostgreSQL %s, applied by the real engi
     );
     const load = await startLoad(targets, () => published);
     const timings: string[] = [];
-    for (const generation of [1, 2]) {
+    let report: Awaited<ReturnType<typeof load.stop>>;
+    try {
+      for (const generation of [1, 2]) {
+        await new Promise((r) => setTimeout(r, 1000));
+        const started = performance.now();
+        const r = await rotateApply(ctx);
+        timings.push(`generation ${generation}: ${((performance.now() - started) / 1000).toFixed(1)} s`);
+        expect(r.plan.logins.map((l) => l.generation)).toEqual(targets.map(() => generation));
+        rotated = r.outputs;
+        published = credentialUrls(r.outputs, "current");
+      }
       await new Promise((r) => setTimeout(r, 1000));
-      const started = performance.now();
-      const r = await rotateApply(ctx);
-      timings.push(`generation ${generation}: ${((performance.now() - started) / 1000).toFixed(1)} s`);
-      expect(r.plan.logins.map((l) => l.generation)).toEqual(targets.map(() => generation));
-      rotated = r.outputs;
-      published = credentialUrls(r.outputs, "current");
+    } finally {
+      // Also when a rotation fails: the held sessions would keep every later drop of a database from succeeding.
+      report = await load.stop();
     }
-    await new Promise((r) => setTimeout(r, 1000));
-    const report = await load.stop();
     console.log(
       `PostgreSQL ${version}: rotation under load of ${targets.length} logins: ${report.connections} new connections, ${report.queries} queries on held ones, ${report.failures.length} failed; slowest connection ${report.slowestMs} ms; ${timings.join(", ")}`,
     );

@@ -73,6 +73,12 @@ export interface AppliedStackOptions {
   readonly services?: (services: Record<string, Record<string, unknown>>) => void;
   /** A pooler beside the server (on a free port), and a pool for every service (true) or for these. */
   readonly pooler?: boolean | readonly string[];
+  /**
+   * Each pool's size. A rotated login has two credential slots with a pool each, and a local
+   * server's pools may open 160 server connections together (docs/pooling.md): five pooled
+   * services that will be rotated fit at 8. @default 10
+   */
+  readonly poolSize?: number;
 }
 
 /** Create the stack (if needed) and store one secret config value, encrypted by the engine. */
@@ -105,14 +111,14 @@ export async function startAppliedDevStack(stack: string, opts: AppliedStackOpti
   else delete doc.config["db-platform:backups"];
   opts.services?.(doc.config["db-platform:services"]);
   // The dev stack's pooler and pools only when asked for: a pooler on a free port, and a pool for
-  // every service (true) or the services named. 10 server connections per login: five services at
-  // the default 20 would reach max_connections.
+  // every service (true) or the services named, of `poolSize` server connections per login: five
+  // services at the default 20 would reach max_connections.
   const services = doc.config["db-platform:services"] as Record<string, Record<string, unknown>>;
   const pooled: readonly string[] = opts.pooler === true ? Object.keys(services) : opts.pooler || [];
   if (pooled.length > 0) local.pooler = { port: await freePort() };
   else delete local.pooler;
   for (const [name, service] of Object.entries(services)) {
-    if (pooled.includes(name)) service.pool = { size: 10 };
+    if (pooled.includes(name)) service.pool = { size: opts.poolSize ?? 10 };
     else delete service.pool;
   }
   delete doc.config["db-platform:adminPasswords"];
