@@ -6,7 +6,9 @@
  * after it; `restore --to-time` just before the DELETE brings back every row written up to then
  * and none after, into a new database (orders: a database of its own) and in place (payments: a
  * schema in a database it shares with profile), its neighbours' data unchanged and the audit
- * clean; a drill to that moment passes; the refusals change nothing.
+ * clean; the isolation matrix (test/helpers/isolationMatrix.ts) holds after both restores, and no
+ * other service's login connects to the restored copy; a drill to that moment passes; the
+ * refusals change nothing.
  */
 import { Client } from "pg";
 import { execFileSync } from "node:child_process";
@@ -29,6 +31,7 @@ import { localArchive, localRoot } from "../../operations/local/local";
 import { runCli } from "../helpers/cli";
 import { ROOT } from "../helpers/synth";
 import { ENGINE, SKIPPED_BECAUSE } from "../helpers/engine";
+import { type Check, connectChecks, FUTURE_CHECKS, PRIVILEGE_CHECKS, runMatrix } from "../helpers/isolationMatrix";
 
 const VERSIONS = ["15", "16", "17", "18"];
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -57,16 +60,22 @@ describe.runIf(ENGINE.ready).each(VERSIONS)("point-in-time recovery of one servi
   }
   const ids = async (url: string, table: string) =>
     (await one<{ id: number }>(url, `SELECT id FROM ${table} ORDER BY id`)).map((r) => r.id);
-  /** Row counts and schema hash of a service's schemas, as the bootstrap superuser sees them. */
-  const stateOf = async (database: string, schemas: string[]) => {
+  async function asSuperuser<T>(database: string, f: (c: Client) => Promise<T>): Promise<T> {
     const c = await stack.server.superuserClient(database);
     try {
-      return JSON.stringify({ counts: await tableCounts(c, schemas), hash: await schemaHash(c, schemas) });
+      return await f(c);
     } finally {
       await c.end();
     }
-  };
+  }
+  const rowsOf = (database: string, schemas: string[]) =>
+    asSuperuser(database, async (c) => (await tableCounts(c, schemas)).reduce((n, t) => n + t.rows, 0));
+  /** Row counts and schema hash of a service's schemas, as the bootstrap superuser sees them. */
+  const stateOf = (database: string, schemas: string[]) =>
+    asSuperuser(database, async (c) => JSON.stringify({ counts: await tableCounts(c, schemas), hash: await schemaHash(c, schemas) }));
   const cli = (args: string[]) => runCli([...args, "--stack", stack.stack]);
+  /** The matrix's cells through each login's direct URL (this stack has no pooler). */
+  const direct = (k: Check) => ({ url: stack.directUrl(k.service, k.login), pooled: false });
 
   beforeAll(async () => {
     stack = await startAppliedDevStack(`pitr-${version}`, { s3: true, version });
@@ -156,6 +165,14 @@ describe.runIf(ENGINE.ready).each(VERSIONS)("point-in-time recovery of one servi
     measured.push(
       `new database: recovery ${out.recoverySeconds.toFixed(1)} s, total ${out.seconds.toFixed(1)} s, last transaction ${rpo.toFixed(2)} s before the moment`,
     );
+    // The copy is as closed as the service's own database: no login of another service connects to it.
+    const closed = await runMatrix(
+      connectChecks()
+        .filter((k) => k.service !== "orders" && k.database === "orders_db")
+        .map((k) => ({ ...k, database: out.into })),
+      direct,
+    );
+    expect(closed.got).toEqual(closed.want);
     await stack.sql("postgres", `DROP DATABASE ${out.into} WITH (FORCE)`);
   });
 
@@ -189,6 +206,12 @@ describe.runIf(ENGINE.ready).each(VERSIONS)("point-in-time recovery of one servi
       findings: Array<{ rule: string; object: string }>;
     };
     expect(audit.findings.map((f) => `${f.rule} ${f.object}`)).toEqual([]);
+  });
+
+  it("after both restores: the isolation matrix holds, every login of every service reaching exactly what it reached before", async () => {
+    const r = await runMatrix([...connectChecks(), ...PRIVILEGE_CHECKS, ...FUTURE_CHECKS], direct);
+    expect(r.got).toEqual(r.want);
+    measured.push(`isolation matrix after the restores: ${r.passed.length} cells`);
   });
 
   it("drills a point-in-time restore of every service to the moment", () => {
@@ -238,7 +261,10 @@ describe.runIf(ENGINE.ready).each(VERSIONS)("point-in-time recovery of one servi
       const latest = cli(["restore", "--service", "orders", "--to-time", new Date().toISOString(), "--json"]);
       expect(latest.code).toBe(0);
       const latestInto = (JSON.parse(latest.stdout) as { into: string; restore: { rows: number } }).into;
-      expect((JSON.parse(latest.stdout) as { restore: { rows: number } }).restore.rows).toBe(1);
+      // Every row orders has now: the one after the DELETE, and the matrix's row in orders.later.
+      const rowsNow = await rowsOf("orders_db", ["orders"]);
+      expect(rowsNow).toBe(2);
+      expect((JSON.parse(latest.stdout) as { restore: { rows: number } }).restore.rows).toBe(rowsNow);
       await stack.sql("postgres", `DROP DATABASE ${latestInto} WITH (FORCE)`);
       const [first] = await localArchive(stack.ctx.spec, stack.server, stack.stack, ROOT)!.baseBackups();
       // The base backup was taken at the first start, before `up` created the services' databases.
